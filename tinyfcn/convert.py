@@ -78,8 +78,9 @@ def convolutionalize(model: nn.Module, input_size: tuple[int, int]) -> nn.Sequen
     VGG16): it fixes the feature-map size the first dense layer reads, hence the kernel of
     its conv (5x5 and 7x7). The returned ``Sequential`` has children ``features`` and
     ``classifier`` (convs holding the dense weights, ReLU/Dropout kept), all copies: the
-    original classifier stays usable and untouched when the FCN is later modified or trained. On ``input_size`` it reproduces the logits as an
-    ``N x classes x 1 x 1`` map; on larger inputs it yields a map of logits.
+    original classifier stays usable and untouched when the FCN is later modified or
+    trained. On ``input_size`` it reproduces the logits as an ``N x classes x 1 x 1`` map;
+    on larger inputs it yields a map of logits.
     """
     if not isinstance(getattr(model, "features", None), nn.Module) or not isinstance(
         getattr(model, "classifier", None), nn.Module

@@ -134,9 +134,11 @@ def _leaves(modules: Iterable[nn.Module], prefix: str = "") -> Iterator[tuple[st
     for i, module in enumerate(modules):
         if isinstance(module, nn.Sequential):
             for name, child in module.named_children():
-                yield from _leaves([child], f"{prefix}{name}.") if isinstance(
-                    child, nn.Sequential
-                ) else [(f"{prefix}{name}", child)]
+                yield from (
+                    _leaves([child], f"{prefix}{name}.")
+                    if isinstance(child, nn.Sequential)
+                    else [(f"{prefix}{name}", child)]
+                )
         else:
             yield f"{prefix}{i}", module
 
@@ -217,9 +219,7 @@ def _out_len(op: _Op, n: int) -> int:
     return span // op.stride + 1
 
 
-def output_size(
-    modules: nn.Module | Iterable[nn.Module], size: tuple[int, int]
-) -> tuple[int, int]:
+def output_size(modules: nn.Module | Iterable[nn.Module], size: tuple[int, int]) -> tuple[int, int]:
     """Spatial size after the stack, computed from layer arithmetic alone (no forward pass).
 
     A size of 0 means the input was too small for some layer: a classifier's valid

@@ -45,7 +45,9 @@ class ConfusionMatrix:
     def update(self, pred: Tensor, target: Tensor) -> None:
         """Add a batch. ``pred`` holds class indices (take ``argmax(1)`` of logits first)."""
         if pred.shape != target.shape:
-            raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+            raise ValueError(
+                f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ"
+            )
         k = self.num_classes
         target = target.reshape(-1).to(self.matrix.device, torch.int64)
         pred = pred.reshape(-1).to(self.matrix.device, torch.int64)
@@ -88,15 +90,18 @@ class ConfusionMatrix:
         }
 
 
-def format_metrics(metrics: dict[str, float | list[float]], class_names: list[str] | None = None) -> str:
+def format_metrics(
+    metrics: dict[str, float | list[float]], class_names: list[str] | None = None
+) -> str:
     """A small plain-text report: the four headline numbers, then IoU per class."""
+    m = metrics
     lines = [
-        f"pixel accuracy {metrics['pixel_accuracy']:.4f}   mean accuracy {metrics['mean_accuracy']:.4f}",
-        f"mean IoU       {metrics['mean_iou']:.4f}   freq.-weighted IoU {metrics['fw_iou']:.4f}",
+        f"pixel accuracy {m['pixel_accuracy']:.4f}   mean accuracy      {m['mean_accuracy']:.4f}",
+        f"mean IoU       {m['mean_iou']:.4f}   freq.-weighted IoU {m['fw_iou']:.4f}",
     ]
     ious = metrics["iou"]
     assert isinstance(ious, list)
     names = class_names or [str(i) for i in range(len(ious))]
     width = max(len(n) for n in names)
-    lines += [f"  {name:<{width}}  IoU {value:.4f}" for name, value in zip(names, ious, strict=True)]
+    lines += [f"  {name:<{width}}  IoU {iou:.4f}" for name, iou in zip(names, ious, strict=True)]
     return "\n".join(lines)
