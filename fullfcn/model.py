@@ -1,0 +1,322 @@
+"""FCN-32s, FCN-16s and FCN-8s built from torchvision's VGG16 with tinyfcn's machinery.
+
+The recipe is the paper's (Long, Shelhamer & Darrell, "Fully Convolutional Networks for
+Semantic Segmentation", CVPR 2015 / PAMI 2016), step by step:
+
+1. *Convolutionalize* the ImageNet classifier: fc6 reads a 7x7x512 map at 224x224, so it
+   becomes a 7x7 convolution; fc7 becomes 1x1 (``tinyfcn.convert.convolutionalize``). The
+   1000-way fc8 is dropped and a 1x1 ``score_fr`` predicts the 21 VOC classes instead.
+2. *Pad conv1_1 by 100* so that fc6's 7x7 valid convolution still fires on small images
+   (any input from 1 pixel up yields at least one score), and let pooling round *up*
+   (Caffe's rule), so no border column is lost.
+3. *Upsample in-network* with transposed convolutions initialised to bilinear
+   interpolation (``tinyfcn.upsample``), then *crop* to the input. The padding shifted
+   every map; the crops that undo it are computed from the layer arithmetic
+   (``tinyfcn.geometry``): 19 for FCN-32s, 5 and 27 for FCN-16s, 5, 9 and 31 for FCN-8s.
+4. *Skip layers* (sec. 4.2): predictions from pool4 (stride 16) and pool3 (stride 8),
+   zero-initialised so the net starts out as its coarser parent, are added to the 2x
+   upsampled coarse scores: "combining what and where".
+
+Modules carry the reference implementation's names (``conv1_1`` ... ``fc7``, ``score_fr``,
+``upscore2`` ...), derived by walking the VGG layers, so the state dict uses the same
+keys as the Caffe-converted checkpoints that wkentaro/pytorch-fcn publishes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+import torchvision
+from torch import Tensor, nn
+from torchvision.models.vgg import VGG, make_layers
+
+from fullfcn.transforms import CAFFE, PREPROCESS, TORCHVISION, Preprocess
+from fullfcn.voc import NUM_CLASSES
+from tinyfcn.convert import convolutionalize
+from tinyfcn.geometry import CoordMap, coord_map, crop, crop_offset
+from tinyfcn.upsample import upsample_layer
+
+__all__ = [
+    "FCN",
+    "SKIPS",
+    "VARIANTS",
+    "build",
+    "fcn8s",
+    "fcn8s_atonce",
+    "fcn16s",
+    "fcn32s",
+    "paper_named_layers",
+    "staged_init",
+]
+
+#: Which pooling layers feed a skip, coarsest first (the order they are fused in).
+SKIPS: dict[str, tuple[str, ...]] = {
+    "fcn32s": (),
+    "fcn16s": ("pool4",),
+    "fcn8s": ("pool4", "pool3"),
+    "fcn8s_atonce": ("pool4", "pool3"),
+}
+VARIANTS = tuple(SKIPS)
+# FCN-8s "at-once" trains all streams together from VGG16; the reference net scales the
+# pool features so their scores start on the scale of the deep stream's (sec. 4.2 / PAMI).
+_ATONCE_SCALES = {"pool4": 0.01, "pool3": 0.0001}
+# The size the VGG16 classifier was trained on: it fixes fc6's kernel (7x7).
+_IMAGENET_SIZE = (224, 224)
+# Caffe VGG's conv1_1 padding in the FCN nets.
+_CONV1_PAD = 100
+
+
+def paper_named_layers(backbone: nn.Sequential) -> Iterator[tuple[str, nn.Module]]:
+    """Name the layers of a convolutionalised VGG as the paper's nets do.
+
+    Walking ``features``, the block number goes up after each max-pool: ``conv3_2`` is the
+    second conv of block 3, ``relu3_2`` its ReLU, ``pool3`` the pool closing the block.
+    In ``classifier`` the convs continue the layer count as ``fc6``, ``fc7``, ``fc8`` (with
+    ``relu6``, ``drop6`` ...) because that is what they were.
+    """
+    block, index = 1, 0
+    for module in backbone.features:
+        if isinstance(module, nn.Conv2d):
+            index += 1
+            yield f"conv{block}_{index}", module
+        elif isinstance(module, nn.ReLU):
+            yield f"relu{block}_{index}", module
+        elif isinstance(module, nn.MaxPool2d):
+            yield f"pool{block}", module
+            block, index = block + 1, 0
+        else:
+            raise TypeError(f"unexpected VGG feature layer {module}")
+    fc = block - 1  # after pool5 comes fc6
+    for module in backbone.classifier:
+        if isinstance(module, nn.Conv2d):
+            fc += 1
+            yield f"fc{fc}", module
+        elif isinstance(module, nn.ReLU):
+            yield f"relu{fc}", module
+        elif isinstance(module, nn.Dropout):
+            yield f"drop{fc}", module
+        else:
+            raise TypeError(f"unexpected VGG classifier layer {module}")
+
+
+def _vgg16(imagenet: bool, width_divisor: int) -> VGG:
+    """torchvision's VGG16, or the same geometry with every width divided (for tests).
+
+    The reduced net keeps all kernels, strides and pools -- hence every crop offset and
+    output size -- and only has fewer channels, so it runs fast on a CPU.
+    """
+    if width_divisor == 1:
+        weights = torchvision.models.VGG16_Weights.IMAGENET1K_V1 if imagenet else None
+        return torchvision.models.vgg16(weights=weights)
+    if imagenet:
+        raise ValueError("ImageNet weights exist only for the full-width VGG16 (width_divisor=1)")
+    cfg = [v if v == "M" else v // width_divisor for v in torchvision.models.vgg.cfgs["D"]]
+    with torch.device("meta"):  # layout only: no memory, no time spent initialising
+        vgg = VGG(make_layers(cfg))
+        # VGG's classifier hard-codes 512*7*7 -> 4096 -> 4096 -> 1000: scale every width
+        # but the class count, keeping the layer sequence.
+        layers = list(vgg.classifier)
+        linears = [i for i, m in enumerate(layers) if isinstance(m, nn.Linear)]
+        for i in linears:
+            out = layers[i].out_features
+            layers[i] = nn.Linear(layers[i].in_features // width_divisor,
+                                  out if i == linears[-1] else out // width_divisor)
+        vgg.classifier = nn.Sequential(*layers)
+    vgg.to_empty(device="cpu")
+    for module in vgg.modules():
+        if isinstance(module, nn.Conv2d | nn.Linear):
+            module.reset_parameters()  # PyTorch's default init
+    return vgg
+
+
+
+class FCN(nn.Module):
+    """A VGG16 FCN: the paper's layer names, ``crop_offsets`` from geometry, skip fusion.
+
+    Attributes: ``variant`` (``fcn32s`` ...), ``num_classes``, ``crop_offsets`` (crop of
+    each score map, by the layer whose output is cropped), ``preprocess`` (the input
+    normalisation the loaded weights expect), ``width_divisor``.
+    """
+
+    def __init__(
+        self,
+        variant: str = "fcn8s",
+        num_classes: int = NUM_CLASSES,
+        *,
+        imagenet: bool = False,
+        width_divisor: int = 1,
+    ) -> None:
+        super().__init__()
+        if variant not in SKIPS:
+            raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+        self.variant, self.num_classes, self.width_divisor = variant, num_classes, width_divisor
+        self.preprocess: Preprocess = TORCHVISION
+        backbone = convolutionalize(_vgg16(imagenet, width_divisor), _IMAGENET_SIZE)
+        named = list(paper_named_layers(backbone))[:-1]  # drop fc8, the ImageNet classifier
+        for name, module in named:
+            if isinstance(module, nn.MaxPool2d):
+                module.ceil_mode = True  # Caffe rounds up: border pixels keep a score
+            self.add_module(name, module)
+        self.conv1_1.padding = (_CONV1_PAD, _CONV1_PAD)
+        self._trunk = tuple(name for name, _ in named)
+        self._skips = SKIPS[variant]
+        self._skip_scales = {s: _ATONCE_SCALES[s] if variant == "fcn8s_atonce" else 1.0
+                             for s in self._skips}
+
+        self.score_fr = nn.Conv2d(self.fc7.out_channels, num_classes, 1)
+        for skip in self._skips:
+            channels = self._trunk_maps(skip)[1].out_channels
+            self.add_module(f"score_{skip}", nn.Conv2d(channels, num_classes, 1))
+        for m in (self.score_fr, *(getattr(self, f"score_{s}") for s in self._skips)):
+            # Zero scores: a new skip starts out adding nothing, so FCN-16s begins as
+            # exactly its FCN-32s parent (the paper's staged training).
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+        self._ups, self._final = self._make_upsampling()
+        self.crop_offsets = self._compute_crop_offsets()
+
+    # -- construction helpers -------------------------------------------------------------
+
+    def _trunk_maps(self, until: str) -> tuple[CoordMap, nn.Conv2d]:
+        """Coordinate map of the trunk up to ``until`` and the last conv before it."""
+        modules = [getattr(self, n) for n in self._trunk[: self._trunk.index(until) + 1]]
+        last_conv = [m for m in modules if isinstance(m, nn.Conv2d)][-1]
+        return coord_map(modules), last_conv
+
+    def _make_upsampling(self) -> tuple[tuple[str, ...], str]:
+        """Register the 2x upsamplers that precede each fusion and the final upsampler.
+
+        Each skip halves the stride of the fused map, so one 2x layer per skip; the final
+        layer upsamples by the stride that is left (32, 16 or 8), from the geometry.
+        """
+        ups = tuple(["upscore2"] + [f"upscore_{s}" for s in self._skips[:-1]])[: len(self._skips)]
+        for name in ups:
+            self.add_module(name, upsample_layer(self.num_classes, 2))  # frozen bilinear
+        stride = self._trunk_maps(self._skips[-1] if self._skips else self._trunk[-1])[0].stride
+        final = f"upscore{int(stride)}" if self._skips else "upscore"
+        self.add_module(final, upsample_layer(self.num_classes, int(stride)))
+        return ups, final
+
+    def _compute_crop_offsets(self) -> dict[str, int]:
+        """Follow each path's coordinate map and align it with the map it is added to."""
+        cmap = coord_map([getattr(self, n) for n in self._trunk] + [self.score_fr])
+        offsets = {}
+        for skip, up in zip(self._skips, self._ups, strict=True):
+            cmap = coord_map(getattr(self, up), start=cmap)
+            name = f"score_{skip}"
+            skip_map = coord_map(getattr(self, name), start=self._trunk_maps(skip)[0])
+            offsets[name] = crop_offset(skip_map, cmap)
+        cmap = coord_map(getattr(self, self._final), start=cmap)
+        offsets[self._final] = crop_offset(cmap, CoordMap())  # align with the input
+        return offsets
+
+    # -- forward --------------------------------------------------------------------------
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, taps = x, {}
+        for name in self._trunk:
+            h = getattr(self, name)(h)
+            if name in self._skips:
+                taps[name] = h  # pool4: 1/16, pool3: 1/8 (before padding effects)
+        h = self.score_fr(h)  # 1/32: coarse class scores
+        for skip, up in zip(self._skips, self._ups, strict=True):
+            h = getattr(self, up)(h)  # 2x: 1/16, then 1/8
+            score = getattr(self, f"score_{skip}")(taps[skip] * self._skip_scales[skip])
+            name = f"score_{skip}"
+            h = h + crop(score, self.crop_offsets[name], h.shape[-2:])
+        h = getattr(self, self._final)(h)  # 1/1
+        return crop(h, self.crop_offsets[self._final], x.shape[-2:])
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant}, crop_offsets={self.crop_offsets}"
+
+
+def staged_init(target: FCN, source: FCN) -> FCN:
+    """Initialise ``target`` from a coarser trained net (FCN-16s from FCN-32s, ...).
+
+    Every parameter the two share (the whole VGG trunk, ``score_fr``) is copied; the new
+    skip scores stay zero, so the finer net starts out computing exactly the coarser
+    net's output and training only has to learn the refinement (paper sec. 4.2).
+    """
+    source_state = source.state_dict()
+    with torch.no_grad():
+        for key, value in target.state_dict().items():
+            if key in source_state and source_state[key].shape == value.shape:
+                value.copy_(source_state[key])
+    target.preprocess = source.preprocess
+    return target
+
+
+def build(
+    variant: str,
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    num_classes: int = NUM_CLASSES,
+    init_from: FCN | None = None,
+    width_divisor: int = 1,
+) -> FCN:
+    """Build ``variant`` with ``weights``:
+
+    - ``None``: VGG16 randomly initialised (torchvision's init), zero score layers;
+    - ``"imagenet"``: VGG16 ImageNet weights through torchvision's weights API
+      (``VGG16_Weights.IMAGENET1K_V1``; downloaded once when online) -- the paper's start;
+    - a path to a pytorch-fcn ``fcnXs_from_caffe.pth`` (the Caffe models converted) or to a
+      checkpoint written by ``fullfcn-train``.
+
+    ``init_from`` copies a coarser FCN's weights in (staged training). The model's
+    ``preprocess`` follows the weights' origin: Caffe (BGR, mean only) for pytorch-fcn
+    checkpoints, torchvision (RGB, mean/std) otherwise.
+    """
+    imagenet = weights == "imagenet"
+    model = FCN(variant, num_classes, imagenet=imagenet, width_divisor=width_divisor)
+    if init_from is not None:
+        staged_init(model, init_from)
+    if weights is not None and not imagenet:
+        load_checkpoint_weights(model, weights)
+    return model
+
+
+def load_checkpoint_weights(model: FCN, path: str | os.PathLike[str]) -> FCN:
+    """Load a pytorch-fcn checkpoint or one of ours into ``model``, checking it fits."""
+    from fullfcn.pytorch_fcn import check_state_dict, load_pytorch_fcn
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"weights file {path} not found")
+    raw: Any = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(raw, dict) and "variant" in raw and "model" in raw:  # fullfcn-train's
+        if raw["variant"] != model.variant:
+            raise ValueError(f"{path} holds a {raw['variant']} checkpoint, not {model.variant}")
+        check_state_dict(model, raw["model"], str(path))
+        model.load_state_dict(raw["model"])
+        model.preprocess = PREPROCESS[raw["preprocess"]]
+        return model
+    state = load_pytorch_fcn(raw, str(path))
+    check_state_dict(model, state, str(path))
+    model.load_state_dict(state)
+    model.preprocess = CAFFE
+    return model
+
+
+def _builder(variant: str) -> Callable[..., FCN]:
+    def builder(
+        *,
+        weights: str | os.PathLike[str] | None = None,
+        num_classes: int = NUM_CLASSES,
+        init_from: FCN | None = None,
+        width_divisor: int = 1,
+    ) -> FCN:
+        return build(variant, weights=weights, num_classes=num_classes, init_from=init_from,
+                     width_divisor=width_divisor)
+
+    builder.__name__ = builder.__qualname__ = variant
+    builder.__doc__ = f"{variant.upper()} on VGG16; see :func:`build` for the arguments."
+    return builder
+
+
+fcn32s = _builder("fcn32s")
+fcn16s = _builder("fcn16s")
+fcn8s = _builder("fcn8s")
+fcn8s_atonce = _builder("fcn8s_atonce")

@@ -1,0 +1,157 @@
+"""Input normalisation by weights origin, and joint image/label transforms.
+
+A network only works on inputs prepared the way its weights were trained. The FCN models
+were trained in Caffe from the Caffe VGG16: BGR channel order, 0..255 values, the
+per-channel ImageNet mean subtracted and no scaling. torchvision's VGG16 expects RGB in
+0..1 standardised by the ImageNet mean and std. Both are ``(pixel - mean) / std`` on
+0..255 pixels with a channel order, so one small class describes them.
+
+Geometric augmentation must move the label exactly as the image: the image is resized
+bilinearly, the label with nearest neighbour (a blend of class 3 and class 5 is not class
+4), and padding added by a crop is void (255) in the label, so the loss ignores it.
+torchvision's ``transforms.v2`` does this when the label is wrapped as a ``Mask``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from fullfcn.voc import IGNORE_INDEX
+
+__all__ = ["CAFFE", "PREPROCESS", "TORCHVISION", "Preprocess", "eval_transforms",
+           "train_transforms"]
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """``(pixel - mean) / std`` on 0..255 pixels, in ``channel_order``; and its inverse."""
+
+    name: str
+    channel_order: str  # "RGB" or "BGR"
+    mean: tuple[float, float, float]  # in the channel order, on 0..255
+    std: tuple[float, float, float]
+
+    def _stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        shape = (3, 1, 1)
+        return (torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape),
+                torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape))
+
+    def __call__(self, image: Image.Image | Tensor) -> Tensor:
+        """An RGB PIL image (or uint8 ``3xHxW`` tensor) as the network's float input."""
+        x = F.pil_to_tensor(image.convert("RGB")) if isinstance(image, Image.Image) else image
+        x = x.float()
+        if self.channel_order == "BGR":
+            x = x.flip(-3)
+        mean, std = self._stats(x)
+        return (x - mean) / std
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        """Back to a uint8 RGB ``3xHxW`` tensor, e.g. to draw an overlay."""
+        mean, std = self._stats(x)
+        x = x * std + mean
+        if self.channel_order == "BGR":
+            x = x.flip(-3)
+        return x.round().clamp(0, 255).to(torch.uint8)
+
+
+# The mean the Caffe VGG16 (and so the FCN reference models) subtracts, in BGR order.
+CAFFE = Preprocess("caffe", "BGR", (104.00698793, 116.66876762, 122.67891434), (1.0, 1.0, 1.0))
+TORCHVISION = Preprocess(
+    "torchvision",
+    "RGB",
+    (0.485 * 255, 0.456 * 255, 0.406 * 255),
+    (0.229 * 255, 0.224 * 255, 0.225 * 255),
+)
+PREPROCESS = {p.name: p for p in (CAFFE, TORCHVISION)}
+
+
+class _LabelToTensor:
+    """PIL label -> ``LongTensor`` of class indices (palette indices, never colours)."""
+
+    def __call__(self, image: Tensor, label: Image.Image) -> tuple[Tensor, Tensor]:
+        return image, torch.from_numpy(np.array(label, dtype=np.int64))
+
+
+class _Normalize:
+    def __init__(self, preprocess: Preprocess) -> None:
+        self.preprocess = preprocess
+
+    def __call__(self, image: Image.Image, label: Image.Image) -> tuple[Tensor, Image.Image]:
+        return self.preprocess(image), label
+
+
+class RandomScale:
+    """Resize image and label by one factor drawn uniformly from ``scale``.
+
+    Python's ``random`` draws the factor, like ``v2``'s own random transforms draw from
+    torch's generator; the training loop seeds both per sample.
+    """
+
+    def __init__(self, scale: tuple[float, float]) -> None:
+        self.scale = scale
+
+    def __call__(self, image: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
+        factor = random.uniform(*self.scale)
+        h, w = image.shape[-2:]
+        size = [max(1, round(h * factor)), max(1, round(w * factor))]
+        return (F.resize_image(image, size, antialias=True),  # bilinear
+                F.resize_mask(label, size))  # nearest: labels are never blended
+
+
+class _Joint:
+    """Apply a ``v2`` transform to image and label together (the label as a ``Mask``)."""
+
+    def __init__(self, transform: v2.Transform) -> None:
+        self.transform = transform
+
+    def __call__(self, image: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
+        image, label = self.transform(tv_tensors.Image(image), tv_tensors.Mask(label))
+        return image.as_subclass(Tensor), label.as_subclass(Tensor)
+
+
+class Compose:
+    """Chain joint ``(image, label) -> (image, label)`` transforms."""
+
+    def __init__(self, *transforms: object) -> None:
+        self.transforms = transforms
+
+    def __call__(self, image: object, label: object) -> tuple[Tensor, Tensor]:
+        for t in self.transforms:
+            image, label = t(image, label)  # type: ignore[operator]
+        return image, label  # type: ignore[return-value]
+
+
+def eval_transforms(preprocess: Preprocess) -> Compose:
+    """Full image, normalised; label as class indices. The paper's input, train and test."""
+    return Compose(_Normalize(preprocess), _LabelToTensor())
+
+
+def train_transforms(
+    preprocess: Preprocess,
+    crop_size: int | None = None,
+    scale: tuple[float, float] = (0.5, 2.0),
+    flip: bool = True,
+) -> Compose:
+    """Augmentation for batched training: flip, random scale, ``crop_size`` crop.
+
+    The crop pads small images with 0 in the image (the mean, after normalisation) and
+    255 in the label. ``crop_size=None`` keeps full images (the paper, at batch 1), with
+    flipping only.
+    """
+    steps: list[object] = [_Normalize(preprocess), _LabelToTensor()]
+    if flip:
+        steps.append(_Joint(v2.RandomHorizontalFlip()))
+    if crop_size is not None:
+        steps.append(RandomScale(scale))
+        fill = {tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE_INDEX}
+        steps.append(_Joint(v2.RandomCrop(crop_size, pad_if_needed=True, fill=fill)))
+    return Compose(*steps)
