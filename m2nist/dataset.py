@@ -1,0 +1,170 @@
+"""PyTorch datasets: a generated directory (:class:`M2NIST`) or an endless stream.
+
+Both yield ``(image, label_map)``: by default ``image`` is a float tensor (1,H,W)
+in [0, 1] and ``label_map`` a LongTensor (H,W) with classes 0-9 and 10 =
+background, which is what ``nn.CrossEntropyLoss`` expects. A ``transform``
+receives that image tensor and a ``target_transform`` that label map.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from m2nist.compose import (
+    BLOCK,
+    Params,
+    check_fits,
+    compose_range,
+    default_workers,
+    digit_pool,
+)
+from m2nist.io import load_arrays, write_dataset
+
+Transform = Callable[[torch.Tensor], object] | None
+
+
+def _to_tensors(
+    image: np.ndarray, labels: np.ndarray, transform: Transform, target_transform: Transform
+) -> tuple[object, object]:
+    x = torch.from_numpy(np.asarray(image, np.float32) / 255.0).unsqueeze(0)
+    y = torch.from_numpy(np.asarray(labels, np.int64))
+    return (transform(x) if transform else x), (target_transform(y) if target_transform else y)
+
+
+class M2NIST(Dataset):
+    """A generated M2NIST directory as a map-style dataset (torchvision style).
+
+    ``root`` is a directory written by ``m2nist-gen`` (or :func:`m2nist.io.write_dataset`);
+    ``split`` is "train" or "test". The ``.npz`` arrays are memory-mapped, so opening a
+    million-image split costs nothing. With ``generate=True`` a missing split is
+    generated first; ``generate_kwargs`` are ``train``/``test`` (image counts, default
+    5000/1000), ``seed``, ``digits``, ``size``, ``margin``, ``threshold``, ``source``
+    and ``workers``. The full arrays are available as ``images``, ``labels``,
+    ``instances`` and ``boxes``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        transform: Transform = None,
+        target_transform: Transform = None,
+        generate: bool = False,
+        **generate_kwargs,
+    ) -> None:
+        self.root, self.split = Path(root), split
+        self.transform, self.target_transform = transform, target_transform
+        if split not in ("train", "test"):
+            raise ValueError(f"split {split!r}: must be 'train' or 'test'")
+        if generate and not (self.root / f"{split}.npz").is_file():
+            _generate_dir(self.root, **generate_kwargs)
+        elif generate_kwargs:
+            raise TypeError("generate_kwargs are only used with generate=True")
+        if not (self.root / f"{split}.npz").is_file():
+            raise FileNotFoundError(
+                f"{self.root / f'{split}.npz'} not found: run m2nist-gen {self.root} "
+                "or pass generate=True"
+            )
+        arrays = load_arrays(self.root, split)
+        self.images, self.labels = arrays.images, arrays.labels
+        self.instances, self.boxes = arrays.instances, arrays.boxes
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[object, object]:
+        return _to_tensors(
+            self.images[index], self.labels[index], self.transform, self.target_transform
+        )
+
+    def __repr__(self) -> str:
+        return f"M2NIST(root={str(self.root)!r}, split={self.split!r}, n={len(self)})"
+
+
+def _generate_dir(
+    root: Path,
+    *,
+    train: int = 5000,
+    test: int = 1000,
+    seed: int = 0,
+    digits: tuple[int, int] = (1, 3),
+    size: tuple[int, int] = (64, 84),
+    margin: int = Params.margin,
+    threshold: int = 0,
+    source: str | os.PathLike | None = None,
+    workers: int | None = None,
+) -> None:
+    params = Params(tuple(digits), tuple(size), margin, threshold)
+    for split in ("train", "test"):
+        check_fits(params, digit_pool(split, params, source))
+    write_dataset(
+        root,
+        counts={"train": train, "test": test},
+        seed=seed,
+        params=params,
+        source=source,
+        formats=["npz"],
+        workers=workers or default_workers(),
+        force=False,
+    )
+
+
+class M2NISTStream(IterableDataset):
+    """Fresh M2NIST images composed on the fly: an endless (or ``length``-long) stream.
+
+    Block ``b`` of the stream is the same block that :func:`m2nist.generate` would
+    produce with this seed (shifted by ``epoch`` via :meth:`set_epoch`), and DataLoader
+    worker ``w`` of ``K`` takes blocks ``w, w+K, ...``: workers never repeat each other's
+    images and the stream is reproducible for a fixed number of workers.
+    """
+
+    def __init__(
+        self,
+        split: str = "train",
+        *,
+        seed: int = 0,
+        length: int | None = None,
+        digits: tuple[int, int] = (1, 3),
+        size: tuple[int, int] = (64, 84),
+        margin: int = Params.margin,
+        threshold: int = 0,
+        source: str | os.PathLike | None = None,
+        transform: Transform = None,
+        target_transform: Transform = None,
+    ) -> None:
+        self.params = Params(tuple(digits), tuple(size), margin, threshold)
+        self.pool = digit_pool(split, self.params, source)
+        check_fits(self.params, self.pool)
+        self.split, self.seed, self.length, self.epoch = split, seed, length, 0
+        self.transform, self.target_transform = transform, target_transform
+
+    def set_epoch(self, epoch: int) -> None:
+        """Move to a disjoint part of the stream (new images each epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        if self.length is None:
+            raise TypeError("an endless M2NISTStream has no length")
+        return self.length
+
+    def __iter__(self) -> Iterator[tuple[object, object]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        offset = self.epoch << 40
+        for block in itertools.count(worker, workers):
+            start = block * BLOCK
+            stop = start + BLOCK if self.length is None else min(start + BLOCK, self.length)
+            if stop <= start:
+                return
+            arrays = compose_range(
+                self.pool, self.params, self.seed, self.split, offset + start, offset + stop
+            )
+            for image, labels in zip(arrays.images, arrays.labels, strict=True):
+                yield _to_tensors(image, labels, self.transform, self.target_transform)

@@ -1,0 +1,609 @@
+"""Streaming, byte-reproducible, crash-safe output files and their verification.
+
+* ``.npz`` files are zip archives of ``.npy`` members. We write them ourselves,
+  member by member, streaming raw chunks after an ``np.lib.format`` header, with
+  ZIP_STORED, zip64 and a fixed timestamp: ``np.load`` reads them as usual, memory
+  stays flat in N, and equal arrays give equal bytes (``np.savez`` stamps the time).
+* The Kaggle layout is two plain ``.npy`` files per split (header + raw bytes).
+* Every file is first written under a temporary name (``.NAME.partial``) and renamed
+  only when complete; ``metadata.json`` (with each file's sha256) comes last, so an
+  interrupted run never leaves a directory that passes :func:`verify`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import io
+import json
+import shutil
+import zipfile
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from m2nist.compose import (
+    BACKGROUND,
+    BLOCK,
+    NUM_CLASSES,
+    PLACEMENT_ROUNDS,
+    DigitPool,
+    M2nistArrays,
+    Params,
+    block_spans,
+    compose_range,
+    digit_pool,
+)
+from m2nist.mnist import load_split, resolve_source
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+PARTIAL = ".partial"
+METADATA = "metadata.json"
+ARRAY_NAMES = ("images", "labels", "instances", "boxes")
+COPY_CHUNK = 1 << 24
+ONE_HOT_ROWS = 512
+
+
+def npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """The ``.npy`` header for a C-ordered array, so its data can follow in chunks."""
+    buf = io.BytesIO()
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+        "fortran_order": False,
+        "shape": tuple(shape),
+    }
+    np.lib.format.write_array_header_2_0(buf, header) if _needs_v2(
+        header
+    ) else np.lib.format.write_array_header_1_0(buf, header)
+    return buf.getvalue()
+
+
+def _needs_v2(header: dict) -> bool:
+    return len(repr(header)) > 65000
+
+
+def partial_name(path: Path) -> Path:
+    """Temporary sibling of ``path``; :func:`verify` reports any such leftover."""
+    return path.with_name(f".{path.name}{PARTIAL}")
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path; rename it to ``path`` on success, delete it on failure."""
+    tmp = partial_name(path)
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def zip_info(name: str, compress: bool) -> zipfile.ZipInfo:
+    """A member header with fixed time and permissions, for reproducible archives."""
+    info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray], compress: bool = False) -> None:
+    """Write small in-memory arrays as a reproducible ``.npz`` (used for the sample)."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, array in arrays.items():
+            array = np.ascontiguousarray(array)
+            with zf.open(zip_info(f"{name}.npy", compress), "w", force_zip64=True) as f:
+                f.write(npy_header(array.dtype, array.shape))
+                f.write(array.tobytes())
+
+
+def add_npy_member(
+    zf: zipfile.ZipFile, name: str, dtype: np.dtype, shape: tuple[int, ...], raw: BinaryIO
+) -> None:
+    """Append ``name.npy`` to ``zf``: a header, then the raw C-order bytes from ``raw``."""
+    with zf.open(zip_info(f"{name}.npy", False), "w", force_zip64=True) as f:
+        f.write(npy_header(dtype, shape))
+        shutil.copyfileobj(raw, f, COPY_CHUNK)
+
+
+def open_npy(f: BinaryIO) -> tuple[np.dtype, tuple[int, ...]]:
+    """Read an ``.npy`` header from a stream, leaving it positioned at the data."""
+    version = np.lib.format.read_magic(f)
+    read = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+    )
+    shape, fortran, dtype = read(f)
+    if fortran:
+        raise ValueError("Fortran-ordered array")
+    return dtype, shape
+
+
+def read_rows(f: BinaryIO, dtype: np.dtype, shape: tuple[int, ...], rows: int) -> np.ndarray:
+    """The next ``rows`` rows of an ``.npy`` stream opened by :func:`open_npy`."""
+    count = rows * int(np.prod(shape[1:], dtype=np.int64))
+    data = f.read(count * dtype.itemsize)
+    if len(data) != count * dtype.itemsize:
+        raise ValueError("data ends early")
+    return np.frombuffer(data, dtype).reshape(rows, *shape[1:])
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in chunks (memory stays flat)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(COPY_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    """(N,H,W) labels -> (N,H,W,11) uint8 one-hot, channel 10 = background."""
+    return (labels[..., None] == np.arange(NUM_CLASSES, dtype=np.uint8)).view(np.uint8)
+
+
+def digit_counts(boxes: np.ndarray) -> np.ndarray:
+    """Digits per image, read off the padded box table."""
+    return (boxes[:, :, 0] >= 0).sum(axis=1)
+
+
+def invariant_errors(a: M2nistArrays, params: Params, first_row: int = 0) -> list[str]:
+    """Every way ``a`` breaks the M2NIST contract (empty list: all good).
+
+    Checked per image: digit count in range; ink (> threshold) exactly where labels
+    are not background; instances present exactly where labels are; each instance's
+    pixels carry its box's class and have exactly that box as bounding box; box rows
+    past the count are -1; boxes lie on the canvas and are ``margin`` apart.
+    """
+    errors: list[str] = []
+
+    def bad(what: str, mask: np.ndarray) -> None:
+        rows = np.flatnonzero(mask)
+        if rows.size:
+            errors.append(f"{what} (image {first_row + int(rows[0])}, {rows.size} images)")
+
+    n, (height, width), hi = len(a), params.size, params.max_digits
+    for name, dtype, shape in (
+        ("images", np.uint8, (n, height, width)),
+        ("labels", np.uint8, (n, height, width)),
+        ("instances", np.uint8, (n, height, width)),
+        ("boxes", np.int16, (n, hi, 5)),
+    ):
+        array = getattr(a, name)
+        if array.dtype != dtype or array.shape != shape:
+            return [f"{name}: {array.dtype}{array.shape}, expected {np.dtype(dtype)}{shape}"]
+    counts = digit_counts(a.boxes)
+    bad("digit count out of range", (counts < params.digits[0]) | (counts > hi))
+    slots = np.arange(hi)
+    used = slots < counts[:, None]
+    bad("box rows not a prefix", (a.boxes[:, :, 0] >= 0) != used)
+    bad("padding rows not -1", ((a.boxes != -1).any(axis=2) & ~used))
+    cls, y0, x0, y1, x1 = (a.boxes[:, :, i].astype(np.int64) for i in range(5))
+    bad("box class not 0-9", (used & ((cls < 0) | (cls > 9))).any(axis=1))
+    bad(
+        "box off canvas",
+        (used & ((y0 < 0) | (x0 < 0) | (y1 > height) | (x1 > width) | (y1 <= y0) | (x1 <= x0))).any(
+            axis=1
+        ),
+    )
+    labelled = a.labels != BACKGROUND
+    bad("label value > 10", (a.labels > BACKGROUND).any(axis=(1, 2)))
+    bad("ink and labels disagree", ((a.images > params.threshold) != labelled).any(axis=(1, 2)))
+    bad("instances and labels disagree", ((a.instances > 0) != labelled).any(axis=(1, 2)))
+    bad("instance id above digit count", a.instances.max(axis=(1, 2)) > counts)
+    m = params.margin
+    for k in range(hi):
+        mask = a.instances == k + 1
+        bad(
+            f"digit {k + 1}: pixels of another class",
+            (mask & (a.labels != cls[:, k, None, None].clip(0, 255))).any(axis=(1, 2)),
+        )
+        rows, cols = mask.any(axis=2), mask.any(axis=1)
+        present = rows.any(axis=1)
+        bad(f"digit {k + 1}: listed in boxes but has no pixels", used[:, k] & ~present)
+        box = np.stack(
+            [
+                rows.argmax(1),
+                cols.argmax(1),
+                height - rows[:, ::-1].argmax(1),
+                width - cols[:, ::-1].argmax(1),
+            ],
+            axis=1,
+        )
+        bad(
+            f"digit {k + 1}: box is not its ink bounding box",
+            present & (box != a.boxes[:, k, 1:]).any(axis=1),
+        )
+        for j in range(k):
+            clear = (
+                (y0[:, k] >= y1[:, j] + m)
+                | (y1[:, k] + m <= y0[:, j])
+                | (x0[:, k] >= x1[:, j] + m)
+                | (x1[:, k] + m <= x0[:, j])
+            )
+            bad(
+                f"digits {j + 1} and {k + 1}: boxes closer than margin {m}",
+                used[:, k] & used[:, j] & ~clear,
+            )
+    return errors
+
+
+def save_metadata(path: Path, metadata: dict) -> None:
+    """Write ``metadata.json`` atomically (it is the last file of a run)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+
+
+class OutputExistsError(RuntimeError):
+    """An output file is already there and ``force`` was not given."""
+
+
+def output_names(splits: list[str], formats: list[str]) -> list[str]:
+    """Relative paths of the data files a run writes, in writing order."""
+    names = []
+    for split in splits:
+        if "npz" in formats:
+            names.append(f"{split}.npz")
+        if "kaggle" in formats:
+            names += [f"{split}/combined.npy", f"{split}/segmented.npy"]
+    return names
+
+
+class Staging:
+    """Temporary files of a run: renamed into place together at the end, else deleted."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Path, Path]] = []
+        self.scratch: list[Path] = []
+
+    def stage(self, final: Path) -> Path:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = partial_name(final)
+        self.pending.append((tmp, final))
+        return tmp
+
+    def scratch_file(self, path: Path) -> BinaryIO:
+        tmp = partial_name(path)
+        self.scratch.append(tmp)
+        return tmp.open("w+b")
+
+    def commit(self) -> None:
+        for tmp, final in self.pending:
+            tmp.replace(final)
+        self.pending.clear()
+
+    def cleanup(self) -> None:
+        for tmp in [*self.scratch, *(tmp for tmp, _ in self.pending)]:
+            tmp.unlink(missing_ok=True)
+
+
+def member_memmap(path: Path, name: str) -> np.ndarray:
+    """Memory-map array ``name`` of an uncompressed ``.npz`` without reading it.
+
+    A ZIP_STORED member is a contiguous byte range: skip the member's local header
+    (30 bytes + file name + extra field) and the ``.npy`` header, then map the data.
+    """
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(f"{name}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ValueError(f"{path}: {name} is compressed, cannot memory-map")
+    with path.open("rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)
+        start = (
+            info.header_offset
+            + 30
+            + int.from_bytes(local[26:28], "little")
+            + int.from_bytes(local[28:30], "little")
+        )
+        f.seek(start)
+        dtype, shape = open_npy(f)
+        offset = f.tell()
+    if 0 in shape:
+        return np.empty(shape, dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
+def load_arrays(out: str | Path, split: str, mmap: bool = True) -> M2nistArrays:
+    """A generated split (``OUT/SPLIT.npz``), memory-mapped by default."""
+    path = Path(out) / f"{split}.npz"
+    if mmap:
+        return M2nistArrays(*(member_memmap(path, name) for name in ARRAY_NAMES))
+    with np.load(path) as npz:
+        return M2nistArrays(*(npz[name] for name in ARRAY_NAMES))
+
+
+def shard_rows(total: int, shard: tuple[int, int] | None) -> tuple[int, int]:
+    """Rows ``[start, stop)`` of shard ``I/N`` (0-based I): contiguous, in order."""
+    index, count = shard or (0, 1)
+    return index * total // count, (index + 1) * total // count
+
+
+def _ordered_chunks(jobs: list, run, workers: int) -> Iterator:
+    """``map(run, jobs)`` on ``workers`` threads, in order, with few results in flight."""
+    if workers <= 1:
+        yield from map(run, jobs)
+        return
+    with ThreadPoolExecutor(workers) as ex:
+        window: deque = deque()
+        for job in jobs:
+            window.append(ex.submit(run, job))
+            if len(window) > workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+
+
+def write_split(
+    out: Path,
+    staging: Staging,
+    split: str,
+    rows: tuple[int, int],
+    *,
+    pool: DigitPool,
+    params: Params,
+    seed: int,
+    formats: list[str],
+    workers: int,
+    progress,
+) -> dict:
+    """Generate rows ``rows`` of one split straight into its files; return its counts.
+
+    Arrays are spooled to scratch files while blocks stream in (a zip member must be
+    written in one go, and there are four), then copied into the ``.npz``. The Kaggle
+    ``.npy`` files are written directly.
+    """
+    start, stop = rows
+    n, (height, width) = stop - start, params.size
+    shapes = {
+        "images": (n, height, width),
+        "labels": (n, height, width),
+        "instances": (n, height, width),
+        "boxes": (n, params.max_digits, 5),
+    }
+    sinks: dict[str, BinaryIO] = {}
+    try:
+        if "npz" in formats:
+            for name in ARRAY_NAMES:
+                sinks[name] = staging.scratch_file(out / f"{split}.{name}")
+        if "kaggle" in formats:
+            for name, shape in (
+                ("combined", shapes["images"]),
+                ("segmented", (*shapes["labels"], NUM_CLASSES)),
+            ):
+                sinks[name] = staging.stage(out / split / f"{name}.npy").open("wb")
+                sinks[name].write(npy_header(np.uint8, shape))
+        per_count = np.zeros(params.max_digits + 1, np.int64)
+
+        def run(span: tuple[int, int]) -> M2nistArrays:
+            return compose_range(pool, params, seed, split, *span)
+
+        for chunk in _ordered_chunks(block_spans(start, stop), run, workers):
+            per_count += np.bincount(digit_counts(chunk.boxes), minlength=len(per_count))
+            if "npz" in formats:
+                for name, array in zip(ARRAY_NAMES, chunk.arrays(), strict=True):
+                    sinks[name].write(array.data)
+            if "kaggle" in formats:
+                sinks["combined"].write(chunk.images.data)
+                for lo in range(0, len(chunk), ONE_HOT_ROWS):
+                    sinks["segmented"].write(one_hot(chunk.labels[lo : lo + ONE_HOT_ROWS]).data)
+            progress.update(len(chunk))
+        if "npz" in formats:
+            with zipfile.ZipFile(staging.stage(out / f"{split}.npz"), "w") as zf:
+                for name in ARRAY_NAMES:
+                    sinks[name].seek(0)
+                    dtype = np.int16 if name == "boxes" else np.uint8
+                    add_npy_member(zf, name, dtype, shapes[name], sinks[name])
+    finally:
+        for sink in sinks.values():
+            sink.close()
+        for tmp in staging.scratch:
+            tmp.unlink(missing_ok=True)
+    return {
+        "start": start,
+        "stop": stop,
+        "images": n,
+        "per_digit_count": {
+            str(k): int(v) for k, v in enumerate(per_count) if k >= params.digits[0]
+        },
+    }
+
+
+def write_dataset(
+    out: str | Path,
+    *,
+    counts: dict[str, int],
+    seed: int,
+    params: Params,
+    source,
+    formats: list[str],
+    workers: int = 1,
+    shard: tuple[int, int] | None = None,
+    force: bool = False,
+    progress=None,
+    extra: dict | None = None,
+) -> dict:
+    """Generate every split into ``out`` and write ``metadata.json``; return it.
+
+    Sources and parameters must already be validated (see ``m2nist.cli``); this
+    refuses to overwrite existing outputs unless ``force``, and leaves only
+    ``.partial`` files behind if it is killed.
+    """
+    out = Path(out)
+    splits = [s for s in ("train", "test") if s in counts]
+    finals = [out / name for name in [*output_names(splits, formats), METADATA]]
+    existing = [p for p in finals if p.exists()]
+    if existing and not force:
+        raise OutputExistsError(f"{existing[0]} exists (use --force to overwrite)")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / METADATA).unlink(missing_ok=True)  # an interrupted --force run must not verify
+    progress = progress or _NoProgress()
+    staging = Staging()
+    metadata: dict = {
+        "generator": "m2nist",
+        "version": package_version(),
+        "seed": seed,
+        "params": {
+            "digits": list(params.digits),
+            "size": list(params.size),
+            "margin": params.margin,
+            "threshold": params.threshold,
+            "block": BLOCK,
+            "placement_rounds": PLACEMENT_ROUNDS,
+        },
+        "formats": formats,
+        "shard": list(shard) if shard else None,
+        "splits": {},
+        "source": {},
+        "files": {},
+        **(extra or {}),
+    }
+    try:
+        for split in splits:
+            pool = digit_pool(split, params, source)
+            metadata["source"][split] = load_split(split == "train", resolve_source(source)).source
+            metadata["splits"][split] = {
+                "total": counts[split],
+                **write_split(
+                    out,
+                    staging,
+                    split,
+                    shard_rows(counts[split], shard),
+                    pool=pool,
+                    params=params,
+                    seed=seed,
+                    formats=formats,
+                    workers=workers,
+                    progress=progress,
+                ),
+            }
+        for tmp, final in staging.pending:
+            metadata["files"][final.relative_to(out).as_posix()] = {
+                "sha256": file_sha256(tmp),
+                "bytes": tmp.stat().st_size,
+            }
+        staging.commit()
+        save_metadata(out / METADATA, metadata)
+    finally:
+        staging.cleanup()
+    return metadata
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+
+def package_version() -> str:
+    """Version of the installed distribution this package ships in."""
+    try:
+        return importlib.metadata.version("tinyfcn")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def verify(out: str | Path, max_errors: int = 20) -> list[str]:
+    """Check a generated directory against its metadata; return the problems found.
+
+    Recomputes every file's sha256, then re-reads the arrays block by block (memory
+    stays flat) and re-checks the invariants of :func:`invariant_errors`, the Kaggle
+    one-hot encoding, agreement between formats and the per-count tallies.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        return [f"{out}: not a directory"]
+    problems = [
+        f"{p}: leftover temporary file of an interrupted run"
+        for p in sorted(out.rglob(f".*{PARTIAL}"))
+    ]
+    try:
+        metadata = json.loads((out / METADATA).read_text())
+        params = Params(
+            tuple(metadata["params"]["digits"]),
+            tuple(metadata["params"]["size"]),
+            metadata["params"]["margin"],
+            metadata["params"]["threshold"],
+        )
+        files, splits = metadata["files"], metadata["splits"]
+    except FileNotFoundError:
+        return [*problems, f"{out / METADATA}: missing (incomplete or not an m2nist output)"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return [*problems, f"{out / METADATA}: unreadable ({exc})"]
+    for name, info in files.items():
+        path = out / name
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif file_sha256(path) != info["sha256"]:
+            problems.append(f"{path}: sha256 differs from metadata")
+    if problems:
+        return problems
+    for split, info in splits.items():
+        try:
+            problems += _verify_split(out, split, info, params, metadata["formats"])
+        except (ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
+            problems.append(f"{out}: {split}: cannot read ({exc})")
+        if len(problems) >= max_errors:
+            break
+    return problems[:max_errors]
+
+
+def _verify_split(
+    out: Path, split: str, info: dict, params: Params, formats: list[str]
+) -> list[str]:
+    n = info["images"]
+    problems: list[str] = []
+    with ExitStack() as stack:
+        streams: dict[str, tuple[BinaryIO, np.dtype]] = {}
+        if "npz" in formats:
+            zf = stack.enter_context(zipfile.ZipFile(out / f"{split}.npz"))
+            for name in ARRAY_NAMES:
+                streams[name] = stack.enter_context(zf.open(f"{name}.npy")), None
+        if "kaggle" in formats:
+            for name in ("combined", "segmented"):
+                streams[name] = stack.enter_context((out / split / f"{name}.npy").open("rb")), None
+        headers = {}
+        for name, (f, _) in streams.items():
+            dtype, shape = open_npy(f)
+            if shape[0] != n:
+                return [f"{out}: {split} {name}: {shape[0]} rows, metadata says {n}"]
+            headers[name] = dtype, shape
+        per_count = np.zeros(params.max_digits + 1, np.int64)
+        for row, stop in block_spans(0, n):
+            chunk = {
+                name: read_rows(f, *headers[name], stop - row) for name, (f, _) in streams.items()
+            }
+            where = f"{out}: {split} rows {row}-{stop}"
+            if "npz" in formats:
+                arrays = M2nistArrays(*(chunk[name] for name in ARRAY_NAMES))
+                problems += [f"{where}: {e}" for e in invariant_errors(arrays, params, row)]
+                per_count += np.bincount(digit_counts(arrays.boxes), minlength=len(per_count))
+            if "kaggle" in formats:
+                problems += _kaggle_errors(chunk, params, where)
+            if problems:
+                return problems
+    if "npz" in formats:
+        expected = {str(k): int(v) for k, v in enumerate(per_count) if k >= params.digits[0]}
+        if expected != info["per_digit_count"]:
+            problems.append(f"{out}: {split}: per-digit-count tally differs from metadata")
+    return problems
+
+
+def _kaggle_errors(chunk: dict[str, np.ndarray], params: Params, where: str) -> list[str]:
+    """One-hot validity of ``segmented`` and its agreement with ``combined`` (and npz)."""
+    errors = []
+    seg, combined = chunk["segmented"], chunk["combined"]
+    if seg.shape[-1] != NUM_CLASSES or seg.max(initial=0) > 1 or (seg.sum(-1) != 1).any():
+        return [f"{where}: segmented.npy is not one-hot over {NUM_CLASSES} channels"]
+    labels = seg.argmax(-1)
+    if ((combined > params.threshold) != (labels != BACKGROUND)).any():
+        errors.append(f"{where}: segmented.npy disagrees with the ink in combined.npy")
+    if "images" in chunk and not (
+        np.array_equal(combined, chunk["images"]) and np.array_equal(labels, chunk["labels"])
+    ):
+        errors.append(f"{where}: Kaggle files disagree with the .npz")
+    return errors

@@ -1,0 +1,72 @@
+"""Pictures of M2NIST: images with coloured label overlays and a legend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from m2nist.compose import BACKGROUND
+
+
+def overlay_rgba(labels: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """RGBA image colouring each digit class with tab10; background is transparent."""
+    from matplotlib import colormaps
+
+    colours = np.zeros((BACKGROUND + 1, 4))
+    colours[:BACKGROUND] = colormaps["tab10"](np.arange(BACKGROUND))
+    colours[:BACKGROUND, 3] = alpha
+    return colours[labels]
+
+
+def plot_grid(images: np.ndarray, labels: np.ndarray, ncols: int = 4, title: str | None = None):
+    """A matplotlib Figure: each image in grey with its label map on top, plus a legend."""
+    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+    from matplotlib.patches import Patch
+
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    height, width = images.shape[1:]
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(ncols * width / 30, nrows * height / 30 + 0.8), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, label in zip(axes.flat, images, labels, strict=False):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+        ax.imshow(overlay_rgba(label))
+    handles = [Patch(color=colormaps["tab10"](c), label=str(c)) for c in range(BACKGROUND)]
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=BACKGROUND,
+        frameon=False,
+        title="digit class (background transparent)",
+    )
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.12, 1, 0.95 if title else 1))
+    return fig
+
+
+def save_preview(out: str | Path, png: str | Path, split: str = "train", n: int = 16) -> Path:
+    """Save a grid of the first ``n`` images of a generated split (as the CLI's --preview)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from m2nist.io import load_arrays
+
+    arrays = load_arrays(out, split)
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig = plot_grid(
+        np.asarray(arrays.images[:n]),
+        np.asarray(arrays.labels[:n]),
+        title=f"M2NIST {split}: first {min(n, len(arrays))} images",
+    )
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return png
