@@ -203,20 +203,20 @@ def crop(x: Tensor, offset: int, size: tuple[int, int]) -> Tensor:
 
 
 def _out_len(op: _Op, n: int) -> int:
-    """Length of one axis after a layer, with PyTorch's floor/ceil rules."""
+    """Length of one axis after a layer, with PyTorch's floor/ceil rules (0 = empty)."""
+    if n <= 0:
+        return 0
     if op.kind == "deconv":
         return (n - 1) * op.stride - 2 * op.padding + op.kernel
     k_eff = op.dilation * (op.kernel - 1) + 1
-    span = n + 2 * op.padding - k_eff
-    if span < 0:
-        return 0
-    if op.ceil_mode:
-        out = math.ceil(span / op.stride) + 1
-        # PyTorch drops a last window that would start entirely inside the right padding.
-        if (out - 1) * op.stride >= n + op.padding:
-            out -= 1
-        return out
-    return span // op.stride + 1
+    # PyTorch's rule: ceil mode rounds the window count up, so a last window may overhang
+    # the input (even a 1-pixel input gets one 2x2 pooling window) ...
+    rounding = op.stride - 1 if op.ceil_mode else 0
+    out = (n + 2 * op.padding - k_eff + rounding) // op.stride + 1
+    # ... but never a window that would start inside the right padding.
+    if op.ceil_mode and (out - 1) * op.stride >= n + op.padding:
+        out -= 1
+    return max(out, 0)
 
 
 def output_size(modules: nn.Module | Iterable[nn.Module], size: tuple[int, int]) -> tuple[int, int]:
