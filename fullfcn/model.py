@@ -48,6 +48,7 @@ __all__ = [
     "fcn8s_atonce",
     "fcn16s",
     "fcn32s",
+    "load_model",
     "paper_named_layers",
     "staged_init",
 ]
@@ -275,29 +276,60 @@ def build(
     if init_from is not None:
         staged_init(model, init_from)
     if weights is not None and not imagenet:
-        load_checkpoint_weights(model, weights)
+        _load_into(model, _read_weights(weights), str(weights))
     return model
 
 
-def load_checkpoint_weights(model: FCN, path: str | os.PathLike[str]) -> FCN:
-    """Load a pytorch-fcn checkpoint or one of ours into ``model``, checking it fits."""
-    from fullfcn.pytorch_fcn import check_state_dict, load_pytorch_fcn
-
+def _read_weights(path: str | os.PathLike[str]) -> Any:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weights file {path} not found")
-    raw: Any = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(raw, dict) and "variant" in raw and "model" in raw:  # fullfcn-train's
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and unpickler errors all mean "not weights"
+        raise ValueError(f"{path} is not a PyTorch weights file ({err})") from err
+
+
+def _is_ours(raw: Any) -> bool:
+    return isinstance(raw, dict) and "variant" in raw and "model" in raw
+
+
+def _load_into(model: FCN, raw: Any, source: str) -> FCN:
+    """Load what ``torch.load`` read -- our checkpoint or pytorch-fcn's -- into ``model``."""
+    from fullfcn.pytorch_fcn import check_state_dict, load_pytorch_fcn
+
+    if _is_ours(raw):  # written by fullfcn-train
         if raw["variant"] != model.variant:
-            raise ValueError(f"{path} holds a {raw['variant']} checkpoint, not {model.variant}")
-        check_state_dict(model, raw["model"], str(path))
-        model.load_state_dict(raw["model"])
-        model.preprocess = PREPROCESS[raw["preprocess"]]
-        return model
-    state = load_pytorch_fcn(raw, str(path))
-    check_state_dict(model, state, str(path))
+            raise ValueError(f"{source} holds a {raw['variant']} checkpoint, not {model.variant}")
+        state, preprocess = raw["model"], PREPROCESS[raw["preprocess"]]
+    else:
+        state, preprocess = load_pytorch_fcn(raw, source), CAFFE
+    check_state_dict(model, state, source)
     model.load_state_dict(state)
-    model.preprocess = CAFFE
+    model.preprocess = preprocess
     return model
+
+
+def load_model(path: str | os.PathLike[str], variant: str | None = None) -> FCN:
+    """The FCN stored in ``path``, its variant (and width, class count) read from the file.
+
+    ``variant`` states what the caller expects; a file holding another variant is an
+    error naming both.
+    """
+    from fullfcn.pytorch_fcn import guess_variant, load_pytorch_fcn
+
+    raw = _read_weights(path)
+    if _is_ours(raw):
+        found, width = raw["variant"], raw["width_divisor"]
+        num_classes = raw["model"]["score_fr.bias"].shape[0]
+    else:
+        state = load_pytorch_fcn(raw, str(path))
+        found, width = guess_variant(state), 1
+        num_classes = state["score_fr.bias"].shape[0] if "score_fr.bias" in state else NUM_CLASSES
+    if variant is not None and not (variant == found or {variant, found} <= {"fcn8s",
+                                                                              "fcn8s_atonce"}):
+        raise ValueError(f"{path} holds a {found} model, not {variant}")
+    model = FCN(variant or found, num_classes, width_divisor=width)
+    return _load_into(model, raw, str(path))
 
 
 def _builder(variant: str) -> Callable[..., FCN]:

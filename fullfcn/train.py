@@ -1,0 +1,479 @@
+"""``fullfcn-train``: the paper's recipe, a modern one, one GPU or many.
+
+**Paper recipe** (sec. 4.3 and the reference solvers): SGD with momentum 0.99 on single
+full images (batch 1), the loss *summed* over pixels, so the tiny fixed learning rates
+1e-10 (FCN-32s), 1e-12 (FCN-16s) and 1e-14 (FCN-8s) are per-pixel rates of a huge
+gradient. High momentum with batch 1 is the paper's "heavy learning": it averages
+gradients over ~100 images, like a large batch. Weight decay 5e-4; biases learn at twice
+the rate without decay (the Caffe convention); the bilinear upsampling stays frozen.
+The staged nets start from their parent (``--init-from``), FCN-32s from ImageNet VGG16.
+
+**Modern recipe**: the *mean* loss, learning rate 0.01 with momentum 0.9 and polynomial
+("poly") decay, batches of random crops with flip and scale augmentation.
+
+Both run mixed precision on CUDA (``--amp``), channels-last memory (``--channels-last``)
+and data parallel on several GPUs through ``torchrun --nproc_per_node=N`` (rank and world
+size come from the environment torchrun sets).
+
+Exact resume: a checkpoint holds the model, optimizer (momentum buffers), scheduler,
+gradient scaler, iteration and every rank's random generators, and the data order and
+augmentation are pure functions of (seed, epoch, index) -- so a resumed run continues
+bit for bit like one that was never stopped. An interrupt (Ctrl-C, SIGTERM) saves first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import math
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+from fullfcn.evaluate import autocast, eval_loader, evaluate
+from fullfcn.model import FCN, VARIANTS, build, load_model
+from fullfcn.transforms import eval_transforms, train_transforms
+from fullfcn.util import atomic_path, pick_device, run_cli, voc_root_arg
+from fullfcn.voc import IGNORE_INDEX, SBDSegmentation, VOCSegmentation
+
+__all__ = ["PAPER_LR", "TrainConfig", "TrainResult", "main", "train"]
+
+#: The reference solvers' fixed learning rates for the summed loss.
+PAPER_LR = {"fcn32s": 1e-10, "fcn16s": 1e-12, "fcn8s": 1e-14, "fcn8s_atonce": 1e-10}
+_RECIPES = {
+    # recipe: (momentum, loss reduction, poly power, batch size, crop size, default lr)
+    "paper": (0.99, "sum", 0.0, 1, None, None),
+    "modern": (0.9, "mean", 0.9, 8, 320, 0.01),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; stored in every checkpoint. ``None`` = recipe default."""
+
+    variant: str = "fcn32s"
+    voc_root: str = ""
+    sbd_root: str | None = None  # train on SBD (the paper's 8,498 images) instead of VOC
+    train_split: str = "train"
+    val_split: str | None = None  # e.g. "seg11valid"
+    recipe: str = "paper"
+    weights: str | None = "imagenet"  # VGG16 init: "imagenet", None (random) or a file
+    init_from: str | None = None  # checkpoint of the coarser net (staged training)
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float = 5e-4
+    batch_size: int | None = None  # per process
+    crop_size: int | None = None
+    iterations: int = 100_000
+    stop_at: int | None = None  # end this call there (e.g. a job's time slot); resume later
+    checkpoint_every: int = 4000
+    val_every: int = 4000
+    out_dir: str = "runs/fullfcn"
+    resume: bool = False  # continue from out_dir/checkpoint.pt
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    channels_last: bool = False
+    workers: int = 2
+    width_divisor: int = 1  # >1: thinner VGG with the same geometry (tests, CPU demos)
+    download: bool = False
+    progress: bool = True
+    tensorboard: bool = True
+
+    def resolved(self) -> TrainConfig:
+        """A copy with the recipe defaults filled in and the combination checked."""
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose from {VARIANTS}")
+        if self.recipe not in _RECIPES:
+            raise ValueError(f"unknown recipe {self.recipe!r}; choose from {tuple(_RECIPES)}")
+        momentum, _, _, batch, crop, lr = _RECIPES[self.recipe]
+        c = dataclasses.replace(
+            self,
+            lr=self.lr if self.lr is not None else (lr or PAPER_LR[self.variant]),
+            momentum=self.momentum if self.momentum is not None else momentum,
+            batch_size=self.batch_size or batch,
+            crop_size=self.crop_size if self.crop_size is not None else crop,
+        )
+        if c.batch_size > 1 and c.crop_size is None:
+            raise ValueError("batches of full images differ in size: give --crop-size "
+                             "or use batch size 1")
+        return c
+
+
+@dataclass
+class TrainResult:
+    model: FCN
+    iteration: int
+    losses: list[float]  # per iteration run in this call (this rank's)
+    metrics: dict[str, Any] | None  # last validation, reduced over ranks
+    confusion: Tensor | None
+    checkpoint: Path
+
+
+# -- distributed ---------------------------------------------------------------------------
+
+
+def _init_distributed(device_name: str) -> tuple[int, int, torch.device]:
+    """Rank, world size and device; joins the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, pick_device(device_name)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+# -- random state --------------------------------------------------------------------------
+
+
+def _rng_state() -> dict[str, Any]:
+    """All generators as tensors and ints, so ``torch.load(weights_only=True)`` reads them."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, py_state, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": torch.from_numpy(keys.astype(np.int64)),
+        "numpy_extra": [int(pos), int(has_gauss), float(gauss)],
+        "python": torch.tensor(py_state, dtype=torch.int64),
+        "python_extra": [int(version), py_gauss],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    pos, has_gauss, gauss = state["numpy_extra"]
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), pos, has_gauss,
+                         gauss))
+    version, py_gauss = state["python_extra"]
+    random.setstate((version, tuple(state["python"].tolist()), py_gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def _gather(obj: Any, world: int) -> list[Any]:
+    if world == 1:
+        return [obj]
+    out: list[Any] = [None] * world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+class _SeededSamples(Dataset):
+    """Sample ``i`` of epoch ``e`` is augmented under its own seed.
+
+    Random flips, scales and crops then depend only on (seed, epoch, index): not on the
+    worker that loads the sample, nor on whether the run was resumed in between.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int, epoch: int) -> None:
+        self.dataset, self.seed, self.epoch = dataset, seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
+            return self.dataset[index]
+
+
+def _batches(dataset: Dataset, c: TrainConfig, rank: int, world: int, start: int,
+             pin: bool) -> Iterator[tuple[Tensor, Tensor]]:
+    """Endless batches from iteration ``start`` on, each rank its own shard of each epoch."""
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
+                                 seed=c.seed, drop_last=True)
+    per_epoch = len(sampler) // c.batch_size
+    if per_epoch == 0:
+        raise ValueError(f"{len(dataset)} training images cannot fill one batch of "  # type: ignore[arg-type]
+                         f"{c.batch_size} on each of {world} processes")
+    epoch, skip = divmod(start, per_epoch)
+    while True:
+        sampler.set_epoch(epoch)
+        indices = list(sampler)[skip * c.batch_size : per_epoch * c.batch_size]
+        loader = DataLoader(_SeededSamples(dataset, c.seed, epoch), batch_size=c.batch_size,
+                            sampler=indices, num_workers=c.workers, pin_memory=pin,
+                            # its own generator: workers' seeds must not draw from (and
+                            # so shift) the global one that drives dropout
+                            generator=torch.Generator().manual_seed(c.seed + epoch))
+        yield from loader
+        epoch, skip = epoch + 1, 0
+
+
+def _datasets(c: TrainConfig, model: FCN) -> tuple[Dataset, Dataset | None]:
+    train_tf = train_transforms(model.preprocess, c.crop_size, flip=c.recipe == "modern")
+    if c.sbd_root:
+        train_set: Dataset = SBDSegmentation(c.sbd_root, "train", download=c.download,
+                                             transforms=train_tf)
+    else:
+        train_set = VOCSegmentation(c.voc_root, c.train_split, download=c.download,
+                                    transforms=train_tf)
+    val_set = None
+    if c.val_split:
+        val_set = VOCSegmentation(c.voc_root, c.val_split, download=c.download,
+                                  transforms=eval_transforms(model.preprocess))
+    return train_set, val_set
+
+
+# -- model and optimisation ------------------------------------------------------------------
+
+
+def _model(c: TrainConfig) -> FCN:
+    parent = load_model(c.init_from) if c.init_from else None
+    return build(c.variant, weights=c.weights, init_from=parent, width_divisor=c.width_divisor)
+
+
+def _optimizer(model: nn.Module, c: TrainConfig) -> torch.optim.SGD:
+    """Weights decay at ``lr``; biases learn at ``2 lr`` without decay; frozen layers skip."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    weights = [p for n, p in trainable if not n.endswith("bias")]
+    biases = [p for n, p in trainable if n.endswith("bias")]
+    return torch.optim.SGD(
+        [{"params": weights, "lr": c.lr, "weight_decay": c.weight_decay},
+         {"params": biases, "lr": 2 * c.lr, "weight_decay": 0.0}],
+        lr=c.lr, momentum=c.momentum,
+    )
+
+
+def _checkpoint(path: Path, model: FCN, optimizer: torch.optim.Optimizer,
+                scheduler: Any, scaler: torch.amp.GradScaler, iteration: int,
+                c: TrainConfig, rng: list[dict[str, Any]]) -> None:
+    state = {
+        "variant": model.variant,
+        "width_divisor": model.width_divisor,
+        "preprocess": model.preprocess.name,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "iteration": iteration,
+        "config": dataclasses.asdict(c),
+        "rng": rng,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+class _Log:
+    """CSV log (always) and TensorBoard (when installed), written by rank 0 only."""
+
+    FIELDS = ("iteration", "loss", "lr", "seconds", "pixel_accuracy", "mean_accuracy",
+              "mean_iou", "fw_iou")
+
+    def __init__(self, out_dir: Path, enabled: bool, tensorboard: bool) -> None:
+        self.enabled, self.writer = enabled, None
+        if not enabled:
+            return
+        self.path = out_dir / "log.csv"
+        if not self.path.exists():
+            with self.path.open("w", newline="") as f:
+                csv.writer(f).writerow(self.FIELDS)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # TensorBoard is optional
+                return
+            self.writer = SummaryWriter(str(out_dir / "tensorboard"))
+
+    def write(self, iteration: int, **values: float) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow([iteration] + [values.get(k, "") for k in self.FIELDS[1:]])
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(key, value, iteration)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train (or resume) as ``config`` says; returns the model and what happened."""
+    c = config.resolved()
+    _, reduction, power, *_ = _RECIPES[c.recipe]
+    rank, world, device = _init_distributed(c.device)
+    out_dir = Path(c.out_dir)
+    ckpt_path = out_dir / "checkpoint.pt"
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(c.seed + rank)
+    np.random.seed(c.seed + rank)
+    random.seed(c.seed + rank)
+
+    model = _model(c)
+    memory_format = torch.channels_last if c.channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format)
+    optimizer = _optimizer(model, c)
+    scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=c.iterations,
+                                                      power=power)
+    scaler = torch.amp.GradScaler(device.type, enabled=c.amp and device.type == "cuda")
+    start = 0
+    if c.resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if state["variant"] != c.variant:
+            raise ValueError(f"{ckpt_path} holds a {state['variant']} run, not {c.variant}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start = state["iteration"]
+        if len(state["rng"]) == world:
+            _set_rng_state(state["rng"][rank])
+    net: nn.Module = DistributedDataParallel(model) if world > 1 else model
+
+    train_set, val_set = _datasets(c, model)
+    batches = _batches(train_set, c, rank, world, start, pin=device.type == "cuda")
+    log = _Log(out_dir, rank == 0, c.tensorboard)
+    losses: list[float] = []
+    metrics, confusion = None, None
+    iteration, t0 = start, time.perf_counter()
+    bar = tqdm(total=c.iterations, initial=start, desc=c.variant,
+               disable=not c.progress or rank != 0)
+
+    def save() -> None:
+        rng = _gather(_rng_state(), world)
+        if rank == 0:
+            _checkpoint(ckpt_path, model, optimizer, scheduler, scaler, iteration, c, rng)
+
+    try:
+        end = min(c.iterations, c.stop_at or c.iterations)
+        while iteration < end:
+            net.train()
+            image, label = next(batches)
+            image = image.to(device, memory_format=memory_format, non_blocking=True)
+            label = label.to(device, non_blocking=True)
+            with autocast(device, c.amp):
+                scores = net(image)
+            loss = F.cross_entropy(scores.float(), label, ignore_index=IGNORE_INDEX,
+                                   reduction=reduction)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            iteration += 1
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"loss became {value} at iteration {iteration}")
+            losses.append(value)
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.4g}")
+            row = {"loss": value, "lr": scheduler.get_last_lr()[0],
+                   "seconds": time.perf_counter() - t0}
+            if val_set is not None and (iteration % c.val_every == 0
+                                        or iteration == c.iterations):
+                matrix = evaluate(model, eval_loader(val_set, rank, world), model.num_classes,
+                                  device, amp=c.amp, channels_last=c.channels_last)
+                metrics, confusion = matrix.compute(), matrix.matrix.cpu()
+                row.update({k: v for k, v in metrics.items() if k != "iou"})
+                bar.write(f"iteration {iteration}: mean IU {metrics['mean_iou']:.4f}")
+            log.write(iteration, **row)
+            if iteration % c.checkpoint_every == 0 or iteration == end:
+                save()
+    except KeyboardInterrupt:
+        save()  # an interrupt must not lose the work done since the last checkpoint
+        raise
+    finally:
+        bar.close()
+        log.close()
+    return TrainResult(model, iteration, losses, metrics, confusion, ckpt_path)
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog="fullfcn-train",
+        description="Train VGG16 FCN-32s/16s/8s on PASCAL VOC (paper or modern recipe). "
+        "Multi-GPU: torchrun --nproc_per_node=N -m fullfcn.train ...",
+    )
+    p.add_argument("--variant", choices=VARIANTS, default=d.variant)
+    p.add_argument("--voc-root", type=voc_root_arg, required=True,
+                   help="folder holding VOC2012/ or VOCdevkit/VOC2012/")
+    p.add_argument("--sbd-root", help="SBD folder (cls/, img/, train.txt): the paper's "
+                   "training set; without it --train-split of VOC is used")
+    p.add_argument("--train-split", default=d.train_split)
+    p.add_argument("--val-split", help="validate on this VOC split, e.g. seg11valid")
+    p.add_argument("--recipe", choices=tuple(_RECIPES), default=d.recipe)
+    p.add_argument("--weights", default=d.weights,
+                   help="imagenet (VGG16 through torchvision), none, or a weights file")
+    p.add_argument("--init-from", help="trained coarser FCN to start from (staged training)")
+    p.add_argument("--lr", type=float, help="default: the recipe's (paper: per variant)")
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--batch-size", type=int, help="per process")
+    p.add_argument("--crop-size", type=int)
+    p.add_argument("--iterations", type=int, default=d.iterations)
+    p.add_argument("--stop-at", type=int, help="stop after this iteration (resume later)")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--val-every", type=int, default=d.val_every)
+    p.add_argument("--out-dir", default=d.out_dir)
+    p.add_argument("--resume", action="store_true", help="continue OUT_DIR/checkpoint.pt")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--amp", action="store_true", help="float16 mixed precision (CUDA)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--workers", type=int, default=d.workers)
+    p.add_argument("--width-divisor", type=int, default=d.width_divisor,
+                   help=argparse.SUPPRESS)
+    p.add_argument("--download", action="store_true", help="fetch VOC/SBD when missing")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=d.progress)
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction,
+                   default=d.tensorboard)
+    return p
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = vars(_parser().parse_args(argv))
+    args["voc_root"] = str(args["voc_root"])
+    if args["weights"] in ("none", "None", ""):
+        args["weights"] = None
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # torchrun stops with SIGTERM
+    try:
+        result = train(TrainConfig(**args))
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"fullfcn-train: {result.iteration} iterations, checkpoint {result.checkpoint}")
+        if result.metrics is not None:
+            print(f"fullfcn-train: mean IU {result.metrics['mean_iou']:.4f}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``fullfcn-train`` (and of ``python -m fullfcn.train`` for torchrun)."""
+    return run_cli("fullfcn-train", _main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
