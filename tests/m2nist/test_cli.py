@@ -1,0 +1,176 @@
+"""``m2nist-gen`` end to end: subprocess runs, bad inputs, interruption safety."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from m2nist.cli import main
+from m2nist.io import verify
+
+CLI = [sys.executable, "-m", "m2nist.cli"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_end_to_end_in_a_subprocess(tmp_path, mnist_dir):
+    out = tmp_path / "o"
+    done = run_cli(
+        str(out),
+        "--mnist-dir",
+        str(mnist_dir),
+        "--train",
+        "300",
+        "--test",
+        "100",
+        "--format",
+        "both",
+        "--preview",
+        str(out / "preview.png"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"wrote .*: train 300, test 100 images, 6 files, .*\n", done.stdout)
+    assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    checked = run_cli("--verify", str(out))
+    assert checked.returncode == 0 and "OK" in checked.stdout
+    again = run_cli(str(out), "--mnist-dir", str(mnist_dir), "--train", "300")
+    assert again.returncode == 1 and "use --force" in again.stderr
+    (out / "train.npz").write_bytes(b"garbage")
+    broken = run_cli("--verify", str(out))
+    assert broken.returncode == 1 and "sha256" in broken.stderr
+
+
+def test_help_has_examples():
+    done = run_cli("--help")
+    assert done.returncode == 0
+    for text in ("examples:", "--verify", "--shard", "--sample", "M2NIST_MNIST_DIR"):
+        assert text in done.stdout
+
+
+def _broken_mnist(tmp: Path) -> Path:
+    """A folder with a truncated train-images file (the other files are fine)."""
+    folder = tmp / "broken"
+    folder.mkdir()
+    for name in ("train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (folder / name).write_bytes(np.array([2049, 0], ">u4").tobytes())
+    header = np.array([2051, 10, 28, 28], ">u4").tobytes()
+    (folder / "train-images-idx3-ubyte").write_bytes(header + bytes(500))
+    return folder
+
+
+BAD = [
+    (["--sample", "--digits", "9-9", "--margin", "4"], 2, "cannot guarantee 9 digits"),
+    (["--sample", "--digits", "3-1"], 2, "MIN <= MAX"),
+    (["--sample", "--digits", "two"], 2, "--digits must look like"),
+    (["--sample", "--size", "20x84"], 2, "must be >= 28"),
+    (["--sample", "--size", "64by84"], 2, "--size must look like"),
+    (["--sample", "--margin", "-1"], 2, "expected a count >= 0"),
+    (["--sample", "--threshold", "300"], 2, "threshold 300"),
+    (["--sample", "--train", "many"], 2, "expected a count"),
+    (["--sample", "--shard", "4/4"], 2, "0 <= I < N"),
+    (["--sample", "--format", "hdf5"], 2, "invalid choice"),
+    (["--sample", "--workers", "0"], 2, "--workers must be >= 1"),
+    (["--sample", "--preview", "p.jpg"], 2, "must be a .png"),
+    (["--sample", "--mnist-dir", "x"], 2, "not allowed with"),
+    (["--mnist-dir", "{tmp}/nowhere"], 1, "does not exist"),
+    (["--mnist-dir", "{broken}"], 1, "truncated: header says 10 images"),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "message"), BAD, ids=[b[2] for b in BAD])
+def test_bad_inputs_one_line_no_traceback_nothing_written(tmp_path, capsys, args, code, message):
+    broken = _broken_mnist(tmp_path)
+    args = [a.format(tmp=tmp_path, broken=broken) for a in args]
+    out = tmp_path / "out"
+    assert main([str(out), *args]) == code
+    err = capsys.readouterr().err
+    assert err.startswith("m2nist-gen: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_usage_errors_without_out(capsys, tmp_path):
+    assert main([]) == 2
+    assert "exactly one of OUT or --verify" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main([str(tmp_path / "file"), "--sample"]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert main(["--verify", str(tmp_path / "nothing")]) == 1
+
+
+def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
+    done = run_cli(str(tmp_path / "o"), "--sample", "--digits", "9-9", "--margin", "4")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("m2nist-gen: error: cannot guarantee")
+    assert not (tmp_path / "o").exists()
+
+
+def _start_and_wait_for_progress(out: Path) -> subprocess.Popen:
+    """Start a long run and return once it reports images written (temp files exist)."""
+    proc = subprocess.Popen(
+        [*CLI, str(out), "--sample", "--train", "400000", "--test", "0", "--workers", "1"],
+        stderr=subprocess.PIPE,
+    )
+    seen = b""
+    while not re.search(rb"\b[1-9]\d*/400000", seen):
+        chunk = proc.stderr.read1(256)
+        assert chunk, f"generator ended early: {seen!r}"
+        seen += chunk
+    return proc
+
+
+@pytest.mark.slow
+def test_kill_midway_leaves_nothing_that_verifies(tmp_path):
+    out = tmp_path / "killed"
+    proc = _start_and_wait_for_progress(out)
+    proc.kill()
+    proc.wait()
+    assert not (out / "train.npz").exists() and not (out / "metadata.json").exists()
+    assert any(p.name.endswith(".partial") for p in out.iterdir())
+    problems = verify(out)
+    assert problems and main(["--verify", str(out)]) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_removes_temporary_files(tmp_path, sig):
+    out = tmp_path / "interrupted"
+    proc = _start_and_wait_for_progress(out)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=60) == 130
+    assert "interrupted" in proc.stderr.read().decode()
+    assert list(out.iterdir()) == []
+
+
+def test_force_overwrites_and_an_old_metadata_never_survives(tmp_path):
+    out = tmp_path / "o"
+    assert main([str(out), "--sample", "--train", "20", "--test", "5", "--quiet"]) == 0
+    first = (out / "train.npz").read_bytes()
+    assert (
+        main(
+            [
+                str(out),
+                "--sample",
+                "--train",
+                "20",
+                "--test",
+                "5",
+                "--seed",
+                "1",
+                "--quiet",
+                "--force",
+            ]
+        )
+        == 0
+    )
+    assert (out / "train.npz").read_bytes() != first and verify(out) == []
