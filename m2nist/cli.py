@@ -225,6 +225,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _error(exc: Exception) -> None:
+    """Report a failure as exactly one line on stderr."""
+    print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -236,10 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(build_parser().parse_args(argv))
     except (UsageError, ParamError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     except (MnistSourceError, OutputExistsError, OSError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        _error(exc)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; temporary files removed", file=sys.stderr)

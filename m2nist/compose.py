@@ -44,6 +44,7 @@ BLOCK = 4096
 PLACEMENT_ROUNDS = 32
 SPLIT_IDS = {"train": 0, "test": 1}
 MNIST_SIDE = 28
+POOL_CHUNK = 8192
 
 
 class ParamError(ValueError):
@@ -100,21 +101,18 @@ class M2nistArrays:
 
     @staticmethod
     def allocate(n: int, params: Params) -> M2nistArrays:
-        """Uninitialised arrays for ``n`` images; :func:`compose_range` blanks them."""
+        """Arrays for ``n`` images: ``images`` and ``instances`` zero, the rest uninitialised.
+
+        Fresh zero pages come free from the kernel (``np.zeros`` is ``calloc``), so only
+        ``labels`` and ``boxes`` need an explicit fill, which :func:`render` does per block.
+        """
         height, width = params.size
         return M2nistArrays(
-            images=np.empty((n, height, width), np.uint8),
+            images=np.zeros((n, height, width), np.uint8),
             labels=np.empty((n, height, width), np.uint8),
-            instances=np.empty((n, height, width), np.uint8),
+            instances=np.zeros((n, height, width), np.uint8),
             boxes=np.empty((n, params.max_digits, 5), np.int16),
         )
-
-    def blank(self) -> None:
-        """All background: no ink, no instances, box rows -1."""
-        self.images.fill(0)
-        self.labels.fill(BACKGROUND)
-        self.instances.fill(0)
-        self.boxes.fill(-1)
 
     def slice(self, lo: int, hi: int) -> M2nistArrays:
         """Views of rows ``lo:hi``."""
@@ -122,6 +120,17 @@ class M2nistArrays:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         return self.images, self.labels, self.instances, self.boxes
+
+
+def _ink_boxes(images: np.ndarray, threshold: int) -> np.ndarray:
+    """(N, 4) int64 ink boxes ``[y0, x0, y1, x1]`` (end exclusive; y1 == y0 when no ink)."""
+    ink = images > threshold
+    rows, cols = ink.any(axis=2), ink.any(axis=1)
+    has = rows.any(axis=1)
+    y0, x0 = rows.argmax(1), cols.argmax(1)
+    y1 = np.where(has, MNIST_SIDE - rows[:, ::-1].argmax(1), y0)
+    x1 = np.where(has, MNIST_SIDE - cols[:, ::-1].argmax(1), x0)
+    return np.stack([y0, x0, y1, x1], axis=1).astype(np.int64)
 
 
 class DigitPool:
@@ -135,26 +144,31 @@ class DigitPool:
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, threshold: int, width: int):
-        ink = images > threshold
-        keep = np.flatnonzero(ink.any(axis=(1, 2)))
-        images, labels, ink = images[keep], labels[keep], ink[keep]
-        rows, cols = ink.any(axis=2), ink.any(axis=1)
-        y0 = rows.argmax(1)
-        x0 = cols.argmax(1)
-        y1 = MNIST_SIDE - rows[:, ::-1].argmax(1)
-        x1 = MNIST_SIDE - cols[:, ::-1].argmax(1)
-        ramp = np.arange(MNIST_SIDE)
-        in_box = ((ramp >= y0[:, None]) & (ramp < y1[:, None]))[:, :, None] & (
-            (ramp >= x0[:, None]) & (ramp < x1[:, None])
-        )[:, None, :]
-        d, yy, xx = np.nonzero(in_box & (images > 0))
+        boxes = np.concatenate(
+            [
+                _ink_boxes(images[i : i + POOL_CHUNK], threshold)
+                for i in range(0, len(images), POOL_CHUNK)
+            ]
+        )
+        keep = np.flatnonzero(boxes[:, 2] > boxes[:, 0])
+        y0, x0, y1, x1 = boxes[keep].T
         self.index = keep
-        self.cls = labels.astype(np.uint8)
-        self.height = (y1 - y0).astype(np.int64)
-        self.width = (x1 - x0).astype(np.int64)
-        self.ptr = np.concatenate([[0], np.cumsum(np.bincount(d, minlength=len(keep)))])
-        self.rel = ((yy - y0[d]) * width + (xx - x0[d])).astype(np.intp)
-        self.val = images[d, yy, xx]
+        self.cls = labels[keep].astype(np.uint8)
+        self.height, self.width = y1 - y0, x1 - x0
+        counts, rel, val = [], [], []
+        ramp = np.arange(MNIST_SIDE)
+        for i in range(0, len(keep), POOL_CHUNK):
+            part = slice(i, i + POOL_CHUNK)
+            in_box = ((ramp >= y0[part, None]) & (ramp < y1[part, None]))[:, :, None] & (
+                (ramp >= x0[part, None]) & (ramp < x1[part, None])
+            )[:, None, :]
+            digits = images[keep[part]]
+            d, yy, xx = np.nonzero(in_box & (digits > 0))
+            counts.append(np.bincount(d, minlength=len(digits)))
+            rel.append(((yy - y0[part][d]) * width + (xx - x0[part][d])).astype(np.int32))
+            val.append(digits[d, yy, xx])
+        self.ptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
+        self.rel, self.val = np.concatenate(rel), np.concatenate(val)
         is_ink = self.val > threshold
         self.ink = None if is_ink.all() else is_ink
         self.max_box = (int(self.height.max()), int(self.width.max()))
@@ -268,7 +282,7 @@ def _grid_layout(pool, params, rng, rows, bh, bw, y, x) -> None:
 
 
 def render(pool: DigitPool, params: Params, layout: Layout, lo: int, out: M2nistArrays) -> None:
-    """Paint rows ``lo:lo+len(out)`` of a block's layout into ``out`` (blanked first).
+    """Paint rows ``lo:lo+len(out)`` of a block's layout into ``out`` from :meth:`allocate`.
 
     All digits of all images are pasted by one scatter: their pixels are disjoint,
     so writing order does not matter and the result equals max-compositing.
@@ -280,7 +294,8 @@ def render(pool: DigitPool, params: Params, layout: Layout, lo: int, out: M2nist
     d = layout.digit[lo + img, slot]
     y, x = layout.y[lo + img, slot], layout.x[lo + img, slot]
     cls = pool.cls[d]
-    out.blank()
+    out.labels.fill(BACKGROUND)
+    out.boxes.fill(-1)
     out.boxes[img, slot] = np.stack(
         [cls, y, x, y + pool.height[d], x + pool.width[d]], axis=1
     ).astype(np.int16)

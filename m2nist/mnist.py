@@ -208,7 +208,8 @@ def resolve_source(source: str | os.PathLike | None) -> str | Path:
     try:
         return download_raw_dir()
     except Exception as exc:  # any network/IO failure: explain the alternatives
-        raise MnistSourceError(no_source_message(f"download failed: {exc}")) from None
+        reason = " ".join(str(exc).split())  # torchvision's message spans lines
+        raise MnistSourceError(no_source_message(f"download failed: {reason}")) from None
 
 
 @functools.lru_cache(maxsize=8)
