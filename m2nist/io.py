@@ -16,8 +16,10 @@ import hashlib
 import importlib.metadata
 import io
 import json
-import shutil
+import os
+import struct
 import zipfile
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +48,9 @@ PARTIAL = ".partial"
 METADATA = "metadata.json"
 ARRAY_NAMES = ("images", "labels", "instances", "boxes")
 COPY_CHUNK = 1 << 24
+MASK32 = 0xFFFFFFFF
+ZIP64_VERSION = 45
+FILE_ATTR = 0o100644 << 16  # regular file, rw-r--r--
 ONE_HOT_ROWS = 512
 
 
@@ -87,7 +92,7 @@ def zip_info(name: str, compress: bool) -> zipfile.ZipInfo:
     """A member header with fixed time and permissions, for reproducible archives."""
     info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
     info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    info.external_attr = 0o644 << 16
+    info.external_attr = FILE_ATTR
     return info
 
 
@@ -101,13 +106,102 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray], compress: bool = False)
                 f.write(array.tobytes())
 
 
-def add_npy_member(
-    zf: zipfile.ZipFile, name: str, dtype: np.dtype, shape: tuple[int, ...], raw: BinaryIO
-) -> None:
-    """Append ``name.npy`` to ``zf``: a header, then the raw C-order bytes from ``raw``."""
-    with zf.open(zip_info(f"{name}.npy", False), "w", force_zip64=True) as f:
-        f.write(npy_header(dtype, shape))
-        shutil.copyfileobj(raw, f, COPY_CHUNK)
+class NpzStreamWriter:
+    """Write an uncompressed ``.npz`` whose arrays arrive in row chunks, interleaved.
+
+    A zip member must normally be written in one go, but with ZIP_STORED every size is
+    known in advance, so the layout is fixed up front: each member's local header
+    (30 bytes + name + 20-byte zip64 extra), then its ``.npy`` header and data. Chunks
+    are written in place with ``os.pwrite`` while each member's CRC-32 is updated; the
+    local headers (which carry the CRCs), the central directory and the zip64 end
+    records are written by :meth:`close`. The bytes depend only on the arrays, and
+    Python's ``zipfile`` (hence ``np.load``) reads the result, checking every CRC.
+    """
+
+    def __init__(self, path: Path, members: dict[str, tuple[np.dtype, tuple[int, ...]]]):
+        self.names = [f"{name}.npy".encode() for name in members]
+        self.offset, self.next, self.end, self.crc, self.size = {}, {}, {}, {}, {}
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        at = 0
+        for (name, (dtype, shape)), encoded in zip(members.items(), self.names, strict=True):
+            header = npy_header(dtype, shape)
+            nbytes = np.dtype(dtype).itemsize * int(np.prod(shape, dtype=np.int64))
+            self.offset[name] = at
+            data = at + 30 + len(encoded) + 20
+            os.pwrite(self.fd, header, data)
+            self.crc[name] = zlib.crc32(header)
+            self.next[name] = data + len(header)
+            self.size[name] = len(header) + nbytes
+            self.end[name] = at = data + self.size[name]
+        self.directory = at
+
+    def write(self, name: str, chunk: np.ndarray) -> None:
+        """Append the next rows of array ``name``."""
+        view = memoryview(np.ascontiguousarray(chunk)).cast("B")
+        while view:
+            done = os.pwrite(self.fd, view, self.next[name])
+            self.crc[name] = zlib.crc32(view[:done], self.crc[name])
+            self.next[name] += done
+            view = view[done:]
+
+    def __enter__(self) -> NpzStreamWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.finish()
+        else:
+            os.close(self.fd)
+
+    def finish(self) -> None:
+        """Write headers and directory; every member must be complete."""
+        try:
+            central = b""
+            date, time_ = (ZIP_EPOCH[0] - 1980) << 9 | ZIP_EPOCH[1] << 5 | ZIP_EPOCH[2], 0
+            for name, encoded in zip(self.offset, self.names, strict=True):
+                if self.next[name] != self.end[name]:
+                    raise ValueError(f"{name}: {self.end[name] - self.next[name]} bytes missing")
+                size, crc, at = self.size[name], self.crc[name], self.offset[name]
+                fixed = (ZIP64_VERSION, 0, 0, time_, date, crc, MASK32, MASK32, len(encoded))
+                local = struct.pack("<IHHHHHIIIHH", 0x04034B50, *fixed, 20)
+                os.pwrite(self.fd, local + encoded + struct.pack("<HHQQ", 1, 16, size, size), at)
+                central += (
+                    struct.pack(
+                        "<IHHHHHHIIIHHHHHII",
+                        0x02014B50,
+                        3 << 8 | ZIP64_VERSION,
+                        *fixed,
+                        28,
+                        0,
+                        0,
+                        0,
+                        FILE_ATTR,
+                        MASK32,
+                    )
+                    + encoded
+                    + struct.pack("<HHQQQ", 1, 24, size, size, at)
+                )
+            n, start, length = len(self.names), self.directory, len(central)
+            tail = (
+                struct.pack(
+                    "<IQHHIIQQQQ",
+                    0x06064B50,
+                    44,
+                    ZIP64_VERSION,
+                    ZIP64_VERSION,
+                    0,
+                    0,
+                    n,
+                    n,
+                    length,
+                    start,
+                )
+                + struct.pack("<IIQI", 0x07064B50, 0, start + length, 1)
+                + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n, n, MASK32, MASK32, 0)
+            )
+            os.pwrite(self.fd, central + tail, start)
+        finally:
+            os.close(self.fd)
 
 
 def open_npy(f: BinaryIO) -> tuple[np.dtype, tuple[int, ...]]:
@@ -259,7 +353,7 @@ class Staging:
 
     def __init__(self) -> None:
         self.pending: list[tuple[Path, Path]] = []
-        self.scratch: list[Path] = []
+        self.sha256: dict[Path, str] = {}  # digests computed while writing
 
     def stage(self, final: Path) -> Path:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -267,19 +361,36 @@ class Staging:
         self.pending.append((tmp, final))
         return tmp
 
-    def scratch_file(self, path: Path) -> BinaryIO:
-        tmp = partial_name(path)
-        self.scratch.append(tmp)
-        return tmp.open("w+b")
-
     def commit(self) -> None:
         for tmp, final in self.pending:
             tmp.replace(final)
         self.pending.clear()
 
     def cleanup(self) -> None:
-        for tmp in [*self.scratch, *(tmp for tmp, _ in self.pending)]:
+        for tmp, _ in self.pending:
             tmp.unlink(missing_ok=True)
+
+
+class HashingFile:
+    """A staged ``.npy`` file written sequentially, hashed (sha256) on the way."""
+
+    def __init__(self, staging: Staging, final: Path, shape: tuple[int, ...]) -> None:
+        self.staging, self.path = staging, staging.stage(final)
+        self.file = self.path.open("wb")
+        self.digest = hashlib.sha256()
+        self.write(np.frombuffer(npy_header(np.uint8, shape), np.uint8))
+
+    def write(self, array: np.ndarray) -> None:
+        data = memoryview(np.ascontiguousarray(array)).cast("B")
+        self.file.write(data)
+        self.digest.update(data)
+
+    def __enter__(self) -> HashingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+        self.staging.sha256[self.path] = self.digest.hexdigest()
 
 
 def member_memmap(path: Path, name: str) -> np.ndarray:
@@ -354,9 +465,9 @@ def write_split(
 ) -> dict:
     """Generate rows ``rows`` of one split straight into its files; return its counts.
 
-    Arrays are spooled to scratch files while blocks stream in (a zip member must be
-    written in one go, and there are four), then copied into the ``.npz``. The Kaggle
-    ``.npy`` files are written directly.
+    Blocks stream from the worker threads, in order, into an :class:`NpzStreamWriter`
+    (all four arrays at once) and into the Kaggle ``.npy`` files, whose sha256 is
+    computed on the way since they are written sequentially.
     """
     start, stop = rows
     n, (height, width) = stop - start, params.size
@@ -366,44 +477,38 @@ def write_split(
         "instances": (n, height, width),
         "boxes": (n, params.max_digits, 5),
     }
-    sinks: dict[str, BinaryIO] = {}
-    try:
-        if "npz" in formats:
-            for name in ARRAY_NAMES:
-                sinks[name] = staging.scratch_file(out / f"{split}.{name}")
+    npz = kaggle = None
+    if "npz" in formats:
+        dtypes = {name: np.int16 if name == "boxes" else np.uint8 for name in ARRAY_NAMES}
+        npz = NpzStreamWriter(
+            staging.stage(out / f"{split}.npz"), {k: (dtypes[k], shapes[k]) for k in ARRAY_NAMES}
+        )
+    per_count = np.zeros(params.max_digits + 1, np.int64)
+
+    def run(span: tuple[int, int]) -> M2nistArrays:
+        return compose_range(pool, params, seed, split, *span)
+
+    with ExitStack() as stack:
+        if npz is not None:
+            stack.enter_context(npz)
         if "kaggle" in formats:
-            for name, shape in (
-                ("combined", shapes["images"]),
-                ("segmented", (*shapes["labels"], NUM_CLASSES)),
-            ):
-                sinks[name] = staging.stage(out / split / f"{name}.npy").open("wb")
-                sinks[name].write(npy_header(np.uint8, shape))
-        per_count = np.zeros(params.max_digits + 1, np.int64)
-
-        def run(span: tuple[int, int]) -> M2nistArrays:
-            return compose_range(pool, params, seed, split, *span)
-
+            kaggle = {
+                name: stack.enter_context(HashingFile(staging, out / split / f"{name}.npy", shape))
+                for name, shape in (
+                    ("combined", shapes["images"]),
+                    ("segmented", (*shapes["labels"], NUM_CLASSES)),
+                )
+            }
         for chunk in _ordered_chunks(block_spans(start, stop), run, workers):
             per_count += np.bincount(digit_counts(chunk.boxes), minlength=len(per_count))
-            if "npz" in formats:
+            if npz is not None:
                 for name, array in zip(ARRAY_NAMES, chunk.arrays(), strict=True):
-                    sinks[name].write(array.data)
-            if "kaggle" in formats:
-                sinks["combined"].write(chunk.images.data)
+                    npz.write(name, array)
+            if kaggle is not None:
+                kaggle["combined"].write(chunk.images)
                 for lo in range(0, len(chunk), ONE_HOT_ROWS):
-                    sinks["segmented"].write(one_hot(chunk.labels[lo : lo + ONE_HOT_ROWS]).data)
+                    kaggle["segmented"].write(one_hot(chunk.labels[lo : lo + ONE_HOT_ROWS]))
             progress.update(len(chunk))
-        if "npz" in formats:
-            with zipfile.ZipFile(staging.stage(out / f"{split}.npz"), "w") as zf:
-                for name in ARRAY_NAMES:
-                    sinks[name].seek(0)
-                    dtype = np.int16 if name == "boxes" else np.uint8
-                    add_npy_member(zf, name, dtype, shapes[name], sinks[name])
-    finally:
-        for sink in sinks.values():
-            sink.close()
-        for tmp in staging.scratch:
-            tmp.unlink(missing_ok=True)
     return {
         "start": start,
         "stop": stop,
@@ -484,7 +589,7 @@ def write_dataset(
             }
         for tmp, final in staging.pending:
             metadata["files"][final.relative_to(out).as_posix()] = {
-                "sha256": file_sha256(tmp),
+                "sha256": staging.sha256.get(tmp) or file_sha256(tmp),
                 "bytes": tmp.stat().st_size,
             }
         staging.commit()
