@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from fullfcn.model import VARIANTS, load_model
 from fullfcn.transforms import eval_transforms
-from fullfcn.util import atomic_path, pick_device, run_cli, voc_root_arg
+from fullfcn.util import Parser, atomic_path, pick_device, run_cli, voc_root_arg
 from fullfcn.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation
 from tinyfcn.metrics import ConfusionMatrix, format_metrics
 
@@ -66,8 +66,8 @@ def evaluate(
     return matrix
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _parser() -> Parser:
+    p = Parser(
         prog="fullfcn-eval",
         description="Evaluate an FCN on a PASCAL VOC split: pixel accuracy, mean accuracy, "
         "mean IU, frequency-weighted IU and per-class IU.",

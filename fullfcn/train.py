@@ -48,7 +48,7 @@ from tqdm import tqdm
 from fullfcn.evaluate import autocast, eval_loader, evaluate
 from fullfcn.model import FCN, VARIANTS, build, load_model
 from fullfcn.transforms import eval_transforms, train_transforms
-from fullfcn.util import atomic_path, pick_device, run_cli, voc_root_arg
+from fullfcn.util import Parser, atomic_path, pick_device, run_cli, voc_root_arg
 from fullfcn.voc import IGNORE_INDEX, SBDSegmentation, VOCSegmentation
 
 __all__ = ["PAPER_LR", "TrainConfig", "TrainResult", "main", "train"]
@@ -409,9 +409,9 @@ def train(config: TrainConfig) -> TrainResult:
 # -- command line ----------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> Parser:
     d = TrainConfig()
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="fullfcn-train",
         description="Train VGG16 FCN-32s/16s/8s on PASCAL VOC (paper or modern recipe). "
         "Multi-GPU: torchrun --nproc_per_node=N -m fullfcn.train ...",

@@ -8,10 +8,18 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 
-__all__ = ["atomic_path", "pick_device", "run_cli", "voc_root_arg"]
+__all__ = ["Parser", "atomic_path", "pick_device", "run_cli", "voc_root_arg"]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is the single line ``prog: error: ...`` (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def pick_device(name: str = "auto") -> torch.device:
