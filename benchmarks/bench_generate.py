@@ -68,25 +68,26 @@ def end_to_end(n: int, source_args: list[str], fmt: str) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("n", type=int, nargs="?", default=100_000, help="end-to-end images")
-    parser.add_argument("--small", type=int, default=10_000, help="smaller run for RSS check")
+    parser.add_argument("--small", type=int, default=30_000, help="smaller run for RSS check")
     parser.add_argument("--format", default="npz", choices=["npz", "kaggle", "both"])
     args = parser.parse_args()
     mnist_dir = os.environ.get("M2NIST_MNIST_DIR")
     source = mnist_dir or "sample"
     source_args = ["--mnist-dir", mnist_dir] if mnist_dir else ["--sample"]
     print(f"source: {source}; {default_workers()} worker threads; {os.cpu_count()} CPUs")
-
-    wall, cpu = compose_rate(source)
-    print(
-        f"composition: {wall:,.0f} img/s wall, {cpu:,.0f} img/s per CPU-second "
-        f"(generate({COMPOSE_N:,}) in memory)"
-    )
+    # end to end first: a child forked from a process holding big arrays would count
+    # them in its peak RSS
     small_s, small_rss = end_to_end(args.small, source_args, args.format)
     print(f"end to end {args.small:,}: {small_s:.1f} s, peak RSS {small_rss:.0f} MB")
     big_s, big_rss = end_to_end(args.n, source_args, args.format)
     print(
         f"end to end {args.n:,}: {big_s:.1f} s ({args.n / big_s:,.0f} img/s), "
         f"peak RSS {big_rss:.0f} MB ({big_rss / small_rss:.2f}x the {args.small:,} run)"
+    )
+    wall, cpu = compose_rate(source)
+    print(
+        f"composition: {wall:,.0f} img/s wall, {cpu:,.0f} img/s per CPU-second "
+        f"(generate({COMPOSE_N:,}) in memory)"
     )
     print(f"images_per_s={wall:.1f} peak_rss_mb={big_rss:.1f}")
 

@@ -174,3 +174,18 @@ def test_force_overwrites_and_an_old_metadata_never_survives(tmp_path):
         == 0
     )
     assert (out / "train.npz").read_bytes() != first and verify(out) == []
+
+
+def test_no_source_is_one_line_listing_the_options(monkeypatch, tmp_path, capsys):
+    from m2nist import mnist
+
+    def offline():
+        raise RuntimeError("Error downloading train-images:\nTried https://...\n got: offline")
+
+    monkeypatch.setattr(mnist, "download_raw_dir", offline)
+    monkeypatch.delenv("M2NIST_MNIST_DIR", raising=False)
+    monkeypatch.setenv("M2NIST_HOME", str(tmp_path / "cache"))
+    assert main([str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--mnist-dir" in err and "--sample" in err
+    assert not (tmp_path / "o").exists()
