@@ -357,14 +357,17 @@ def train(config: TrainConfig) -> TrainResult:
     bar = tqdm(total=c.iterations, initial=start, desc=c.variant,
                disable=not c.progress or rank != 0)
 
-    def save() -> None:
-        rng = _gather(_rng_state(), world)
+    def save(rng: dict[str, Any], collective: bool = True) -> None:
+        # An interrupt may reach one rank only: it must not wait for the others, so it
+        # saves rank 0's generators alone (a resume with more ranks then re-seeds them).
+        states = _gather(rng, world) if collective else [rng]
         if rank == 0:
-            _checkpoint(ckpt_path, model, optimizer, scheduler, scaler, iteration, c, rng)
+            _checkpoint(ckpt_path, model, optimizer, scheduler, scaler, iteration, c, states)
 
     try:
         end = min(c.iterations, c.stop_at or c.iterations)
         while iteration < end:
+            rng = _rng_state()  # as the last finished step left them, for an interrupt
             net.train()
             image, label = next(batches)
             image = image.to(device, memory_format=memory_format, non_blocking=True)
@@ -396,9 +399,10 @@ def train(config: TrainConfig) -> TrainResult:
                 bar.write(f"iteration {iteration}: mean IU {metrics['mean_iou']:.4f}")
             log.write(iteration, **row)
             if iteration % c.checkpoint_every == 0 or iteration == end:
-                save()
+                save(_rng_state())
     except KeyboardInterrupt:
-        save()  # an interrupt must not lose the work done since the last checkpoint
+        if iteration > start:  # an interrupt must not lose the steps since the last save
+            save(rng, collective=False)
         raise
     finally:
         bar.close()

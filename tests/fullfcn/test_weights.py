@@ -1,0 +1,118 @@
+"""fc->conv on the real VGG16, and import of pytorch-fcn's Caffe-converted checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from fullfcn.model import FCN, build, load_model
+from fullfcn.pytorch_fcn import check_state_dict, to_pytorch_fcn
+from fullfcn.transforms import CAFFE, TORCHVISION
+from tests.fullfcn.conftest import WIDTH
+from tinyfcn.convert import convolutionalize
+
+# The keys and shapes of pytorch-fcn's fcn8s_from_caffe.pth (its FCN8s.state_dict()).
+_CONVS = {"conv1_1": (64, 3), "conv1_2": (64, 64), "conv2_1": (128, 64),
+          "conv2_2": (128, 128), "conv3_1": (256, 128), "conv3_2": (256, 256),
+          "conv3_3": (256, 256), "conv4_1": (512, 256), "conv4_2": (512, 512),
+          "conv4_3": (512, 512), "conv5_1": (512, 512), "conv5_2": (512, 512),
+          "conv5_3": (512, 512)}
+PUBLISHED_FCN8S = {
+    **{f"{n}.weight": (o, i, 3, 3) for n, (o, i) in _CONVS.items()},
+    **{f"{n}.bias": (o,) for n, (o, _) in _CONVS.items()},
+    "fc6.weight": (4096, 512, 7, 7), "fc6.bias": (4096,),
+    "fc7.weight": (4096, 4096, 1, 1), "fc7.bias": (4096,),
+    "score_fr.weight": (21, 4096, 1, 1), "score_fr.bias": (21,),
+    "score_pool3.weight": (21, 256, 1, 1), "score_pool3.bias": (21,),
+    "score_pool4.weight": (21, 512, 1, 1), "score_pool4.bias": (21,),
+    "upscore2.weight": (21, 21, 4, 4), "upscore8.weight": (21, 21, 16, 16),
+    "upscore_pool4.weight": (21, 21, 4, 4),
+}
+
+
+@pytest.mark.xdist_group("fullfcn-heavy")
+def test_convolutionalized_vgg16_gives_torchvision_logits_and_fcn_holds_its_weights() -> None:
+    """Without the pad, the converted VGG16 reproduces the classifier on 224x224; the FCN
+    is that network (same weights under the paper's names) with the pad and the new head."""
+    torch.manual_seed(0)
+    vgg = torchvision.models.vgg16().eval()
+    torch.manual_seed(0)  # the same draws: the FCN's VGG16 gets the same random weights
+    fcn = FCN("fcn32s").eval()
+    x = torch.rand(2, 3, 224, 224)
+    with torch.no_grad():
+        logits = vgg(x)
+        conv = convolutionalize(vgg, (224, 224)).eval()(x)
+    assert conv.shape == (2, 1000, 1, 1)
+    torch.testing.assert_close(conv.flatten(1), logits, rtol=1e-4, atol=1e-4)
+    assert torch.equal(fcn.fc6.weight, vgg.classifier[0].weight.reshape(4096, 512, 7, 7))
+    assert torch.equal(fcn.fc7.weight.flatten(1), vgg.classifier[3].weight)
+    assert torch.equal(fcn.conv5_3.weight, vgg.features[28].weight)
+
+
+@pytest.mark.xdist_group("fullfcn-heavy")
+def test_pytorch_fcn_checkpoint_round_trip(tmp_path: Path) -> None:
+    """A state dict with the published names and shapes loads, with Caffe preprocessing,
+    and comes back out unchanged."""
+    gen = torch.Generator().manual_seed(0)
+    published = {k: torch.randn(s, generator=gen) for k, s in PUBLISHED_FCN8S.items()}
+    path = tmp_path / "fcn8s_from_caffe.pth"
+    torch.save(published, path)
+    model = load_model(path)
+    assert model.variant == "fcn8s" and model.preprocess is CAFFE
+    exported = to_pytorch_fcn(model)
+    assert exported.keys() == published.keys()
+    assert all(torch.equal(exported[k], published[k]) for k in published)
+    assert build("fcn8s", weights=path).preprocess is CAFFE
+
+
+def test_wrong_checkpoint_for_the_variant_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "fcn32s_from_caffe.pth"
+    torch.save(to_pytorch_fcn(build("fcn32s", width_divisor=WIDTH)), path)
+    with pytest.raises(ValueError, match="holds a fcn32s model, not fcn16s"):
+        load_model(path, "fcn16s")
+    with pytest.raises(ValueError, match=r"lacks score_pool4\.weight .*fcn32s"):
+        build("fcn16s", weights=path, width_divisor=WIDTH)
+    with pytest.raises(ValueError, match=r"conv1_1\.weight has shape \(4, 3, 3, 3\)"):
+        build("fcn32s", weights=path)  # full width: shapes differ
+
+
+def test_training_script_format_is_accepted(tmp_path: Path) -> None:
+    """pytorch-fcn's trainer saves ``{"model_state_dict": ..., "optim_state_dict": ...}``."""
+    source = build("fcn16s", width_divisor=WIDTH)
+    path = tmp_path / "checkpoint.pth.tar"
+    torch.save({"model_state_dict": to_pytorch_fcn(source), "epoch": 3}, path)
+    model = build("fcn16s", weights=path, width_divisor=WIDTH)
+    assert torch.equal(model.fc6.weight, source.fc6.weight)
+
+
+def test_not_a_weights_file(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.pth"
+    bad.write_text("hello")
+    with pytest.raises(ValueError, match="not a PyTorch weights file"):
+        load_model(bad)
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.pth")
+
+
+def test_check_state_dict_names_the_unexpected_key() -> None:
+    model = build("fcn32s", width_divisor=WIDTH)
+    state = dict(model.state_dict(), extra=torch.zeros(1))
+    with pytest.raises(ValueError, match="unexpected key extra"):
+        check_state_dict(model, state, "x.pth")
+
+
+def test_preprocessing_by_origin() -> None:
+    """Caffe: BGR minus the mean on 0..255; torchvision: RGB standardised. Both invert."""
+    image = torch.tensor([[[10]], [[20]], [[30]]], dtype=torch.uint8)  # R, G, B
+    caffe = CAFFE(image)
+    assert torch.allclose(caffe.flatten(), torch.tensor([30 - 104.00698793, 20 - 116.66876762,
+                                                         10 - 122.67891434]))
+    tv = TORCHVISION(image)
+    assert torch.allclose(tv.flatten(), (torch.tensor([10, 20, 30]) / 255
+                                         - torch.tensor([0.485, 0.456, 0.406]))
+                          / torch.tensor([0.229, 0.224, 0.225]))
+    for p in (CAFFE, TORCHVISION):
+        assert torch.equal(p.denormalize(p(image)), image)
