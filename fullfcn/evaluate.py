@@ -21,7 +21,7 @@ from tqdm import tqdm
 from fullfcn.model import VARIANTS, load_model
 from fullfcn.transforms import eval_transforms
 from fullfcn.util import Parser, atomic_path, pick_device, run_cli, voc_root_arg
-from fullfcn.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation
+from fullfcn.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation, find_voc2012
 from tinyfcn.metrics import ConfusionMatrix, format_metrics
 
 __all__ = ["autocast", "eval_loader", "evaluate", "main"]
@@ -93,6 +93,8 @@ def _parser() -> Parser:
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     device = pick_device(args.device)
+    if not args.download:
+        find_voc2012(args.voc_root)  # fail before reading a 500 MB weights file
     model = load_model(args.weights, args.variant)
     dataset = VOCSegmentation(args.voc_root, args.split, download=args.download,
                               transforms=eval_transforms(model.preprocess))

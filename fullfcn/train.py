@@ -49,7 +49,7 @@ from fullfcn.evaluate import autocast, eval_loader, evaluate
 from fullfcn.model import FCN, VARIANTS, build, load_model
 from fullfcn.transforms import eval_transforms, train_transforms
 from fullfcn.util import Parser, atomic_path, pick_device, run_cli, voc_root_arg
-from fullfcn.voc import IGNORE_INDEX, SBDSegmentation, VOCSegmentation
+from fullfcn.voc import IGNORE_INDEX, SBDSegmentation, VOCSegmentation, find_voc2012
 
 __all__ = ["PAPER_LR", "TrainConfig", "TrainResult", "main", "train"]
 
@@ -318,6 +318,8 @@ def train(config: TrainConfig) -> TrainResult:
     """Train (or resume) as ``config`` says; returns the model and what happened."""
     c = config.resolved()
     _, reduction, power, *_ = _RECIPES[c.recipe]
+    if not c.download:
+        find_voc2012(c.voc_root)  # fail before building (or downloading) VGG16
     rank, world, device = _init_distributed(c.device)
     out_dir = Path(c.out_dir)
     ckpt_path = out_dir / "checkpoint.pt"

@@ -62,6 +62,8 @@ def run_cli(prog: str, main: Callable[[Sequence[str] | None], int],
     """Run ``main``; bad input ends in one ``prog: error: ...`` line, not a traceback."""
     try:
         return main(argv)
+    except SystemExit as done:  # argparse: --help (0) or a usage error (2, already said)
+        return done.code if isinstance(done.code, int) else 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
