@@ -210,12 +210,12 @@ def _run(args: argparse.Namespace) -> int:
             force=args.force,
             progress=bar,
         )
+    seconds = time.perf_counter() - started
     if args.preview is not None:
         from m2nist.viz import save_preview
 
         save_preview(args.out, args.preview, split="train" if args.train else "test")
     if not args.quiet:
-        seconds = time.perf_counter() - started
         size = sum(f["bytes"] for f in metadata["files"].values())
         splits = ", ".join(f"{s} {v['images']}" for s, v in metadata["splits"].items())
         print(

@@ -270,8 +270,18 @@ def layout_block(pool: DigitPool, params: Params, rng: np.random.Generator) -> L
     return Layout(counts, digit, y, x, fallback)
 
 
-def _grid_layout(pool, params, rng, rows, bh, bw, y, x) -> None:
-    """The always-valid layout: distinct random grid cells, random offset inside."""
+def _grid_layout(
+    pool: DigitPool,
+    params: Params,
+    rng: np.random.Generator,
+    rows: np.ndarray,
+    bh: np.ndarray,
+    bw: np.ndarray,
+    y: np.ndarray,
+    x: np.ndarray,
+) -> None:
+    """Lay out images ``rows`` in place (``y``, ``x``): distinct random grid cells,
+    each digit at a random offset inside its cell (``bh``, ``bw``: ink box sizes)."""
     (ch, cw), m = pool.max_box, params.margin
     cols = (params.size[1] + m) // (cw + m)
     cells = grid_capacity(params.size, m, pool.max_box)

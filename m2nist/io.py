@@ -1,8 +1,8 @@
 """Streaming, byte-reproducible, crash-safe output files and their verification.
 
-* ``.npz`` files are zip archives of ``.npy`` members. We write them ourselves,
-  member by member, streaming raw chunks after an ``np.lib.format`` header, with
-  ZIP_STORED, zip64 and a fixed timestamp: ``np.load`` reads them as usual, memory
+* ``.npz`` files are zip archives of ``.npy`` members. We write them ourselves
+  (:class:`NpzStreamWriter`): uncompressed, zip64, fixed timestamps, every member's
+  chunks written in place as blocks arrive. ``np.load`` reads them as usual, memory
   stays flat in N, and equal arrays give equal bytes (``np.savez`` stamps the time).
 * The Kaggle layout is two plain ``.npy`` files per split (header + raw bytes).
 * Every file is first written under a temporary name (``.NAME.partial``) and renamed
@@ -47,7 +47,7 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 PARTIAL = ".partial"
 METADATA = "metadata.json"
 ARRAY_NAMES = ("images", "labels", "instances", "boxes")
-COPY_CHUNK = 1 << 24
+HASH_CHUNK = 1 << 24
 MASK32 = 0xFFFFFFFF
 ZIP64_VERSION = 45
 FILE_ATTR = 0o100644 << 16  # regular file, rw-r--r--
@@ -231,7 +231,7 @@ def file_sha256(path: Path) -> str:
     """sha256 of a file, read in chunks (memory stays flat)."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
-        while chunk := f.read(COPY_CHUNK):
+        while chunk := f.read(HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
