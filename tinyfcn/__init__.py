@@ -1,0 +1,78 @@
+"""tinyfcn: the FCN paper's central idea, exactly, on a net small enough to train in minutes.
+
+An MNIST classifier (:class:`MnistClassifier`) is converted into a fully convolutional
+net (:func:`convolutionalize`) and grown into the FCN variants of the paper
+(:class:`TinyFCN`: ``fcn4s``, ``fcn2s``, ``fcn1s`` and the M2NIST article's decoder),
+whose paddings and crops come from layer geometry (:mod:`tinyfcn.geometry`). The
+training API (:func:`run` and friends) trains them on M2NIST; ``tinyfcn-train`` is its CLI.
+The geometry, upsampling, conversion and metrics are shared with ``fullfcn`` (VGG16).
+"""
+
+from tinyfcn.classifier import INPUT_SIZE, MnistClassifier
+from tinyfcn.convert import convolutionalize, linear_to_conv
+from tinyfcn.geometry import (
+    CoordMap,
+    LayerGeometry,
+    coord_map,
+    crop,
+    crop_offset,
+    output_size,
+    receptive_fields,
+)
+from tinyfcn.metrics import ConfusionMatrix, format_metrics
+from tinyfcn.model import BACKGROUND, NUM_CLASSES, VARIANTS, TinyFCN
+from tinyfcn.train import (
+    CLASS_NAMES,
+    M2nistData,
+    RunResult,
+    TrainConfig,
+    default_device,
+    evaluate,
+    evaluate_classifier,
+    load_checkpoint,
+    load_m2nist,
+    plot_predictions,
+    predict,
+    run,
+    save_checkpoint,
+    train_classifier,
+    train_fcn,
+)
+from tinyfcn.upsample import bilinear_kernel, upsample_layer
+
+__all__ = [
+    "BACKGROUND",
+    "CLASS_NAMES",
+    "INPUT_SIZE",
+    "NUM_CLASSES",
+    "VARIANTS",
+    "ConfusionMatrix",
+    "CoordMap",
+    "LayerGeometry",
+    "M2nistData",
+    "MnistClassifier",
+    "RunResult",
+    "TinyFCN",
+    "TrainConfig",
+    "bilinear_kernel",
+    "convolutionalize",
+    "coord_map",
+    "crop",
+    "crop_offset",
+    "default_device",
+    "evaluate",
+    "evaluate_classifier",
+    "format_metrics",
+    "linear_to_conv",
+    "load_checkpoint",
+    "load_m2nist",
+    "output_size",
+    "plot_predictions",
+    "predict",
+    "receptive_fields",
+    "run",
+    "save_checkpoint",
+    "train_classifier",
+    "train_fcn",
+    "upsample_layer",
+]

@@ -1,0 +1,261 @@
+"""The tiny FCNs: the MNIST classifier, convolutionalized, segments M2NIST.
+
+Every variant starts from :class:`~tinyfcn.classifier.MnistClassifier` (trained, or fresh
+for the ablation), runs its ``features`` on the whole image and reads the coarse class
+scores off the converted dense layers, exactly as FCN reads them off VGG16's fc6/fc7.
+The variants are the paper's, scaled down to a net whose deepest stride is 4:
+
+==========  ==================  ============================================================
+variant     paper analogue      decoder
+==========  ==================  ============================================================
+``fcn4s``   FCN-32s             ``score_fr`` (stride 4) -> ``upscore4`` -> crop
+``fcn2s``   FCN-16s             ``upscore2`` + ``score_pool1`` (stride 2) -> ``upscore_pool1``
+``fcn1s``   FCN-8s              ... + ``score_conv1`` (stride 1, the input resolution)
+``article`` the M2NIST article  dense32 thrown away: fresh 1x1 ``fc`` + two transposed convs
+==========  ==================  ============================================================
+
+Nothing about alignment is typed in. The minimal zero padding of ``conv1`` (the analogue
+of the paper's ``pad: 100`` on conv1_1) and every crop offset are computed from the layer
+geometry (:mod:`tinyfcn.geometry`) when the net is built; they are exposed as
+``model.padding`` and ``model.crop_offsets``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from tinyfcn.classifier import INPUT_SIZE, MnistClassifier
+from tinyfcn.convert import convolutionalize
+from tinyfcn.geometry import CoordMap, coord_map, crop, crop_offset, output_size
+from tinyfcn.upsample import bilinear_kernel, upsample_layer
+
+__all__ = ["BACKGROUND", "NUM_CLASSES", "VARIANTS", "TinyFCN"]
+
+NUM_CLASSES = 11  # ten digits + background
+BACKGROUND = 10  # the background is the 11th class, as in M2NIST's labels
+VARIANTS = ("fcn4s", "fcn2s", "fcn1s", "article")
+MIN_SIZE = min(INPUT_SIZE)  # the classifier's input: the smallest image a variant must handle
+_MAX_PADDING = 64  # far beyond any padding these nets need; a guard against a search bug
+
+_Path = list[nn.Module]
+
+
+def _score_layer(in_channels: int, num_classes: int) -> nn.Conv2d:
+    """A 1x1 skip scorer, zero-initialised as in the paper: a fused net starts as its coarser
+    parent and learns how much detail the finer layer adds."""
+    conv = nn.Conv2d(in_channels, num_classes, 1)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+def _smoothing_upsample(
+    channels: int, kernel: int, stride: int, *, learnable: bool
+) -> nn.ConvTranspose2d:
+    """A transposed conv whose kernel is a tent, rescaled so a constant map stays constant.
+
+    The article's last layer (kernel 6, stride 2) is not a ``2f x 2f`` kernel, so the tent
+    of :func:`bilinear_kernel` does not tile to one; each of the ``stride**2`` phases of the
+    output sums an equal share of the kernel, hence the rescaling by ``stride**2 / sum``.
+    """
+    layer = nn.ConvTranspose2d(channels, channels, kernel, stride=stride, bias=False)
+    weight = bilinear_kernel(channels, kernel)
+    with torch.no_grad():
+        layer.weight.copy_(weight * stride**2 / weight[0, 0].sum())
+    layer.weight.requires_grad_(learnable)
+    return layer
+
+
+class TinyFCN(nn.Module):
+    """One tiny FCN variant, built from an (optionally trained) MNIST classifier.
+
+    ``classifier=None`` builds from a freshly initialised classifier: the "no pretrained
+    weights" ablation. ``learnable_upsampling`` makes the transposed convolutions trainable
+    (they start bilinear either way). Inputs are ``(N, 1, H, W)`` images scaled to [0, 1]
+    with ``H, W >= 28``; outputs are ``(N, num_classes, H, W)`` scores.
+    """
+
+    def __init__(
+        self,
+        variant: str = "fcn1s",
+        classifier: MnistClassifier | None = None,
+        *,
+        num_classes: int = NUM_CLASSES,
+        learnable_upsampling: bool = False,
+    ) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        self.variant = variant
+        self.num_classes = num_classes
+        self.learnable_upsampling = learnable_upsampling
+        source = classifier if classifier is not None else MnistClassifier()
+        fcn = convolutionalize(source, INPUT_SIZE)
+        conv1, relu1, pool1, conv2, relu2, pool2 = fcn.features
+        fc, relu_fc, dense10 = fcn.classifier
+        width = conv1.out_channels
+
+        self.conv1 = nn.Sequential(conv1, relu1)  # 1/1 (padding set below)
+        self.pool1 = pool1  # 1/2
+        self.conv2 = nn.Sequential(conv2, relu2)
+        self.pool2 = pool2  # 1/4
+        up = learnable_upsampling
+        if variant == "article":
+            # The article kept the convolutions but threw dense32 away for a fresh 1x1 conv,
+            # so the 5x5 window the classifier learned to read is lost.
+            self.fc = nn.Sequential(nn.Conv2d(width, fc.out_channels, 1), nn.ReLU(inplace=True))
+            self.score_fr = nn.Conv2d(fc.out_channels, num_classes, 1)
+            self.upscore2 = upsample_layer(num_classes, 2, learnable=up)  # 1/2
+            self.upscore2_k6 = _smoothing_upsample(num_classes, 6, 2, learnable=up)  # 1/1
+        else:
+            self.fc = nn.Sequential(fc, relu_fc)  # dense32 as a 5x5 conv: the paper's fc6
+            self.score_fr = self._score_fr(dense10, num_classes)
+            if variant == "fcn4s":
+                self.upscore4 = upsample_layer(num_classes, 4, learnable=up)  # 1/1
+            else:
+                self.upscore2 = upsample_layer(num_classes, 2, learnable=up)  # 1/2
+                self.score_pool1 = _score_layer(width, num_classes)
+                self.upscore_pool1 = upsample_layer(num_classes, 2, learnable=up)  # 1/1
+                if variant == "fcn1s":
+                    self.score_conv1 = _score_layer(width, num_classes)
+
+        self.padding = self._minimal_padding()
+        self.crop_offsets = self._crop_offsets()
+
+    @staticmethod
+    def _score_fr(dense10: nn.Conv2d, num_classes: int) -> nn.Conv2d:
+        """The classifier's last layer, widened by zero-initialised rows for new classes.
+
+        The paper replaces fc8 by a fresh 21-class scorer because VOC's classes are not
+        ImageNet's. Here the ten digit classes *are* the classifier's, so their rows are
+        kept -- the converted net already scores digits -- and only background is new.
+        """
+        if num_classes < dense10.out_channels:
+            raise ValueError(
+                f"num_classes={num_classes} is fewer than the classifier's {dense10.out_channels}"
+            )
+        score = _score_layer(dense10.in_channels, num_classes)
+        with torch.no_grad():
+            score.weight[: dense10.out_channels] = dense10.weight
+            score.bias[: dense10.out_channels] = dense10.bias
+        return score
+
+    # -- geometry -------------------------------------------------------------------------
+
+    def _paths(self) -> dict[str, tuple[_Path, _Path]]:
+        """For each crop, the layer stacks (from the image) of the map that is cropped and
+        of the map it must line up with; ``[]`` is the image itself."""
+        pool1 = [self.conv1, self.pool1]
+        coarse = [*pool1, self.conv2, self.pool2, self.fc, self.score_fr]
+        if self.variant == "fcn4s":
+            return {"score": ([*coarse, self.upscore4], [])}
+        if self.variant == "article":
+            return {"score": ([*coarse, self.upscore2, self.upscore2_k6], [])}
+        upscore2 = [*coarse, self.upscore2]
+        final = [*upscore2, self.upscore_pool1]
+        paths = {"score_pool1": ([*pool1, self.score_pool1], upscore2)}
+        if self.variant == "fcn1s":
+            paths["score_conv1"] = ([self.conv1, self.score_conv1], final)
+        paths["score"] = (final, [])
+        return paths
+
+    def _set_padding(self, padding: int) -> None:
+        self.conv1[0].padding = (padding, padding)
+
+    def _crop_offsets(self) -> dict[str, int]:
+        """Every crop from coordinate maps: ``crop_offset`` raises when one is not a whole,
+        non-negative number of pixels."""
+        return {
+            name: crop_offset(coord_map(src), coord_map(ref) if ref else CoordMap())
+            for name, (src, ref) in self._paths().items()
+        }
+
+    def _fits(self, offsets: dict[str, int], n: int) -> bool:
+        """Whether, for inputs of side ``n``, every cropped map holds its window."""
+        for name, (src, ref) in self._paths().items():
+            need = output_size(ref, (n, n))[0] if ref else n
+            if output_size(src, (n, n))[0] < offsets[name] + need:
+                return False
+        return True
+
+    def _minimal_padding(self) -> int:
+        """The least ``conv1`` zero padding for which all crops are valid at every size >= 28.
+
+        Growing the input by the net's total stride grows every map by exactly one step of
+        its own stride, so whether a size works depends only on the size modulo the stride:
+        checking one period of sizes from 28 up proves it for all larger sizes.
+        """
+        stride = coord_map([self.conv1, self.pool1, self.conv2, self.pool2]).stride
+        period = range(MIN_SIZE, MIN_SIZE + int(stride))
+        for padding in range(_MAX_PADDING):
+            self._set_padding(padding)
+            try:
+                offsets = self._crop_offsets()
+            except ValueError:  # a negative crop: the padding is still too small
+                continue
+            if all(self._fits(offsets, n) for n in period):
+                return padding
+        raise RuntimeError(f"no conv1 padding below {_MAX_PADDING} aligns {self.variant}")
+
+    # -- forward --------------------------------------------------------------------------
+
+    def check_input(self, x: Tensor) -> None:
+        """Reject what the net cannot segment, with a message that says why."""
+        if not isinstance(x, Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"expected a (N, 1, H, W) batch of images, got {shape}")
+        in_channels = self.conv1[0].in_channels
+        if x.shape[1] != in_channels:
+            raise ValueError(f"expected {in_channels} input channel(s), got {x.shape[1]}")
+        if min(x.shape[-2:]) < MIN_SIZE:
+            raise ValueError(
+                f"images must be at least {MIN_SIZE}x{MIN_SIZE} (one digit), "
+                f"got {tuple(x.shape[-2:])}"
+            )
+        if not x.is_floating_point():
+            raise ValueError(f"expected float images scaled to [0, 1], got {x.dtype}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.check_input(x)
+        size = x.shape[-2:]
+        conv1 = self.conv1(x)  # 1/1
+        pool1 = self.pool1(conv1)  # 1/2
+        score = self.score_fr(self.fc(self.pool2(self.conv2(pool1))))  # 1/4
+        off = self.crop_offsets
+        if self.variant == "fcn4s":
+            score = self.upscore4(score)  # 1/1
+        elif self.variant == "article":
+            score = self.upscore2_k6(self.upscore2(score))  # 1/2, then 1/1
+        else:
+            score = self.upscore2(score)  # 1/2
+            score = score + crop(self.score_pool1(pool1), off["score_pool1"], score.shape[-2:])
+            score = self.upscore_pool1(score)  # 1/1
+            if self.variant == "fcn1s":
+                skip = self.score_conv1(conv1)
+                score = score + crop(skip, off["score_conv1"], score.shape[-2:])
+        return crop(score, off["score"], size)
+
+    def config(self) -> dict[str, object]:
+        """Plain-Python description that rebuilds this architecture (for checkpoints)."""
+        return {
+            "variant": self.variant,
+            "num_classes": self.num_classes,
+            "learnable_upsampling": self.learnable_upsampling,
+        }
+
+    def geometry(self) -> dict[str, object]:
+        """The computed padding and crops, for tables and docs."""
+        return {"padding": self.padding, "crop_offsets": dict(self.crop_offsets)}
+
+
+def param_count(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def describe(variants: Sequence[str] = VARIANTS) -> list[dict[str, object]]:
+    """Padding and crop offsets of each variant, computed by building it."""
+    return [{"variant": v, **TinyFCN(v).geometry()} for v in variants]
