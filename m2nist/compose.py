@@ -139,8 +139,7 @@ class DigitPool:
     For digit ``d``, entries ``ptr[d]:ptr[d+1]`` list its nonzero pixels inside the
     ink box: ``rel`` is the flat offset from the box's top-left corner on a canvas of
     width ``width`` and ``val`` the grey value. Digits without any pixel above the
-    threshold are dropped (none of real MNIST's at threshold 0). ``index`` maps pool
-    positions back to MNIST indices.
+    threshold are dropped (none of real MNIST's at threshold 0).
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, threshold: int, width: int):
@@ -152,7 +151,6 @@ class DigitPool:
         )
         keep = np.flatnonzero(boxes[:, 2] > boxes[:, 0])
         y0, x0, y1, x1 = boxes[keep].T
-        self.index = keep
         self.cls = labels[keep].astype(np.uint8)
         self.height, self.width = y1 - y0, x1 - x0
         counts, rel, val = [], [], []
