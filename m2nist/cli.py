@@ -221,6 +221,7 @@ def _run(args: argparse.Namespace) -> int:
         print(
             f"wrote {args.out}: {splits} images, {len(metadata['files'])} files, "
             f"{size / 1e6:.1f} MB in {seconds:.1f} s ({total / max(seconds, 1e-9):,.0f} img/s)"
+            + (f"; preview {args.preview}" if args.preview is not None else "")
         )
     return 0
 

@@ -39,7 +39,9 @@ def test_end_to_end_in_a_subprocess(tmp_path, mnist_dir):
         str(out / "preview.png"),
     )
     assert done.returncode == 0, done.stderr
-    assert re.fullmatch(r"wrote .*: train 300, test 100 images, 6 files, .*\n", done.stdout)
+    assert re.fullmatch(
+        r"wrote .*: train 300, test 100 images, 6 files, .*; preview .*preview\.png\n", done.stdout
+    )
     assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     checked = run_cli("--verify", str(out))
     assert checked.returncode == 0 and "OK" in checked.stdout
