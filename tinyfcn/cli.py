@@ -18,7 +18,7 @@ import torch
 
 from tinyfcn.metrics import format_metrics
 from tinyfcn.model import VARIANTS
-from tinyfcn.train import CLASS_NAMES, TrainConfig, load_m2nist, plot_predictions, run
+from tinyfcn.train import CLASS_NAMES, TrainConfig, plot_predictions, run
 
 PROG = "tinyfcn-train"
 
@@ -89,7 +89,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         device = torch.device(args.device) if args.device else None
         if args.resume is not None and not args.resume.is_file():
             raise FileNotFoundError(f"checkpoint {args.resume} does not exist")
-        data = load_m2nist(config)
         checkpoint = args.out / f"{config.variant}.pt"
         result = run(
             config,
@@ -97,9 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             resume=args.resume,
             device=device,
             progress=not args.no_progress,
-            data=data,
         )
-        picture = plot_predictions(result.model, data[1], args.out / f"{config.variant}.png")
+        picture = plot_predictions(result.model, result.test, args.out / f"{config.variant}.png")
     except (ValueError, OSError, RuntimeError) as exc:  # MnistSourceError is a RuntimeError
         print(f"{PROG}: error: {exc}".splitlines()[0], file=sys.stderr)
         return 1

@@ -251,11 +251,6 @@ class TinyFCN(nn.Module):
         return {"padding": self.padding, "crop_offsets": dict(self.crop_offsets)}
 
 
-def param_count(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
 def describe(variants: Sequence[str] = VARIANTS) -> list[dict[str, object]]:
     """Padding and crop offsets of each variant, computed by building it."""
     return [{"variant": v, **TinyFCN(v).geometry()} for v in variants]

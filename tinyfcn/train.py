@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -89,14 +89,6 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, object]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown config keys {sorted(unknown)}")
-        return cls(**data)  # type: ignore[arg-type]
 
 
 def default_device() -> torch.device:
@@ -332,8 +324,8 @@ def evaluate(model: nn.Module, data: M2nistData, batch_size: int = 100) -> dict[
     """The paper's four metrics (and per-class IoU) from one confusion matrix over ``data``."""
     matrix = ConfusionMatrix(NUM_CLASSES)
     for i in range(0, len(data), batch_size):
-        chunk = M2nistData(data.images[i : i + batch_size], data.labels[i : i + batch_size])
-        matrix.update(predict(model, chunk.images, batch_size), chunk.labels)
+        labels = data.labels[i : i + batch_size]
+        matrix.update(predict(model, data.images[i : i + batch_size], batch_size), labels)
     return matrix.compute()
 
 
@@ -369,18 +361,20 @@ def train_fcn(
     history: list[dict[str, object]] = list(state.get("history", []))
     generator = torch.Generator().manual_seed(config.seed + step)
     budget = Budget(_steps(config.epochs, len(train), config.batch_size), config.seconds, elapsed)
-    next_eval = [elapsed + config.eval_every]
+    next_eval = budget.elapsed + config.eval_every
 
-    def record(step: int) -> None:
-        budget.pause()
-        history.append({"seconds": budget.elapsed, "step": step, **evaluate(model, test)})
-        model.train()
-        budget.start()
+    def point(step: int) -> dict[str, object]:
+        return {"seconds": budget.elapsed, "step": step, **evaluate(model, test)}
 
     def on_tick(step: int) -> None:
-        if test is not None and config.eval_every > 0 and budget.elapsed >= next_eval[0]:
-            next_eval[0] += config.eval_every
-            record(step)
+        nonlocal next_eval
+        if test is None or config.eval_every <= 0 or budget.elapsed < next_eval:
+            return
+        next_eval += config.eval_every
+        budget.pause()
+        history.append(point(step))
+        model.train()
+        budget.start()
 
     step = _fit(
         model, optimizer, train.images, train.labels,
@@ -388,9 +382,8 @@ def train_fcn(
         generator=generator, device=device, desc=f"{model.variant}", progress=progress,
         on_tick=on_tick,
     )  # fmt: skip
-    if test is not None:
-        budget.pause()
-        history.append({"seconds": budget.elapsed, "step": step, **evaluate(model, test)})
+    if test is not None:  # _fit has paused the clock
+        history.append(point(step))
     return {
         "optimizer": optimizer.state_dict(),
         "step": step,
@@ -413,7 +406,7 @@ class RunResult:
     classifier_accuracy: float | None = None
     classifier_seconds: float | None = None
     seconds: float = 0.0  # wall time of the run, evaluation pauses excluded
-    extra: dict[str, object] = field(default_factory=dict)
+    test: M2nistData | None = None  # the split the metrics were computed on
 
 
 def run(
@@ -465,6 +458,7 @@ def run(
         classifier_accuracy=accuracy,
         classifier_seconds=classifier_seconds,
         seconds=float(state["elapsed"]),
+        test=test,
     )
 
 
