@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--test-images", type=int, default=defaults.test_images)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--classifier-epochs", type=float, default=defaults.classifier_epochs)
+    p.add_argument(
+        "--classifier-shift",
+        type=int,
+        default=defaults.classifier_shift,
+        help="random shifts (pixels) of the digits while training the classifier",
+    )
     p.add_argument("--epochs", type=float, help="FCN epochs (default: seconds only)")
     p.add_argument(
         "--seconds", type=float, default=defaults.seconds, help="wall-clock budget of the run"
@@ -73,6 +79,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         seed=args.seed,
         source=source,
         classifier_epochs=args.classifier_epochs,
+        classifier_shift=args.classifier_shift,
         epochs=args.epochs,
         seconds=seconds,
         batch_size=args.batch_size,

@@ -42,9 +42,11 @@ __all__ = [
     "evaluate",
     "evaluate_classifier",
     "load_checkpoint",
+    "load_digits",
     "load_m2nist",
     "plot_predictions",
     "predict",
+    "random_shift",
     "run",
     "save_checkpoint",
     "train_classifier",
@@ -85,7 +87,14 @@ class TrainConfig:
         for name in ("train_images", "test_images", "batch_size", "classifier_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("epochs", "seconds", "classifier_epochs", "lr", "eval_every"):
+        for name in (
+            "epochs",
+            "seconds",
+            "classifier_epochs",
+            "classifier_shift",
+            "lr",
+            "eval_every",
+        ):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
@@ -234,8 +243,9 @@ def _fit(
             loss.backward()
             optimizer.step()
             step += 1
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}", s=f"{budget.elapsed:.0f}")
+            if progress:  # loss.item() waits for the device: only when someone looks
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}", s=f"{budget.elapsed:.0f}")
             if on_tick is not None:
                 on_tick(step)
     budget.pause()
@@ -271,8 +281,10 @@ def train_classifier(
 ) -> tuple[MnistClassifier, float, float]:
     """Train :class:`MnistClassifier` on MNIST train; return it, test accuracy and seconds.
 
-    Adam with a cosine schedule for ``config.classifier_epochs`` epochs: short, because the
-    classifier's only job here is to hand good features to the FCN.
+    Adam with a cosine schedule for ``config.classifier_epochs`` epochs, every digit shifted
+    at random by up to ``config.classifier_shift`` pixels (:func:`random_shift`). Short and
+    shifted, because the classifier's job here is to hand the FCN features that recognise
+    digits off centre; the accuracy returned is on the (centred) MNIST test digits.
     """
     device = device or default_device()
     torch.manual_seed(config.seed)
