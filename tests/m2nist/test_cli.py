@@ -117,11 +117,22 @@ def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def _terminal_signals() -> None:
+    """Give the child the SIGINT disposition of a program started at a terminal.
+
+    A job a non-interactive shell starts in the background (CI runners may) inherits SIGINT
+    *ignored*, and Python then installs no KeyboardInterrupt handler: Ctrl-C is ignored, as
+    Unix intends. These tests are about what a user pressing Ctrl-C gets.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_wait_for_progress(out: Path) -> subprocess.Popen:
     """Start a long run and return once it reports images written (temp files exist)."""
     proc = subprocess.Popen(
         [*CLI, str(out), "--sample", "--train", "400000", "--test", "0", "--workers", "1"],
         stderr=subprocess.PIPE,
+        preexec_fn=_terminal_signals,
     )
     seen = b""
     while not re.search(rb"\b[1-9]\d*/400000", seen):
