@@ -76,3 +76,38 @@ def test_crop_pads_with_void_and_flip_moves_label_with_image(voc_root: Path) -> 
         assert torch.equal(x, ref_x.flip(-1) if flipped else ref_x)
         flips += flipped
     assert 0 < flips < 6
+
+
+def test_sbd_layout_read_through_torchvision(voc_root: Path, tmp_path: Path) -> None:
+    """SBD keeps labels in MATLAB files (``cls/<id>.mat``, struct ``GTcls.Segmentation``).
+
+    Build that layout from the genuine VOC pairs with scipy, as SBD's authors wrote it, and
+    check that the paper's training-set loader gives back the very same label pixels.
+    """
+    from scipy.io import savemat
+
+    from fullfcn.voc import SBDSegmentation
+
+    voc = find_voc2012(voc_root)
+    ids = ["2007_000032", "2007_000063"]
+    (tmp_path / "img").mkdir()
+    (tmp_path / "cls").mkdir()
+    labels = {}
+    for i in ids:
+        shutil.copy(voc / "JPEGImages" / f"{i}.jpg", tmp_path / "img" / f"{i}.jpg")
+        labels[i] = np.array(Image.open(voc / "SegmentationClass" / f"{i}.png"))
+        savemat(tmp_path / "cls" / f"{i}.mat", {"GTcls": {"Segmentation": labels[i]}})
+    (tmp_path / "train.txt").write_text("\n".join(ids) + "\n")
+
+    sbd = SBDSegmentation(tmp_path, "train")
+    assert len(sbd) == 2
+    for i, (image, label) in zip(ids, sbd, strict=True):
+        assert image.size == label.size == labels[i].shape[::-1]
+        assert np.array_equal(np.array(label), labels[i])
+
+
+def test_missing_sbd_is_one_clear_error(tmp_path: Path) -> None:
+    from fullfcn.voc import SBDSegmentation
+
+    with pytest.raises(FileNotFoundError, match="no SBD found"):
+        SBDSegmentation(tmp_path, "train")
