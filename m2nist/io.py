@@ -78,8 +78,15 @@ def partial_name(path: Path) -> Path:
 
 
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path; rename it to ``path`` on success, delete it on failure."""
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; rename it to ``path`` only on success.
+
+    A crash or an interrupt mid-write then never leaves a truncated file under the real
+    name (a rename within one file system is atomic on POSIX). Every package of the project
+    writes its outputs -- data files, checkpoints, figures -- through this one helper.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial_name(path)
     try:
         yield tmp

@@ -14,11 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-import torch
-
 from tinyfcn.metrics import format_metrics
 from tinyfcn.model import VARIANTS
-from tinyfcn.train import CLASS_NAMES, TrainConfig, plot_predictions, run
+from tinyfcn.train import CLASS_NAMES, TrainConfig, pick_device, plot_predictions, run
 
 PROG = "tinyfcn-train"
 
@@ -93,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = _config(args)
-        device = torch.device(args.device) if args.device else None
+        device = pick_device(args.device)
         if args.resume is not None and not args.resume.is_file():
             raise FileNotFoundError(f"checkpoint {args.resume} does not exist")
         checkpoint = args.out / f"{config.variant}.pt"

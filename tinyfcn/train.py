@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from m2nist.io import atomic_path
 from tinyfcn.classifier import MnistClassifier
 from tinyfcn.metrics import ConfusionMatrix
 from tinyfcn.model import NUM_CLASSES, VARIANTS, TinyFCN
@@ -38,12 +38,12 @@ __all__ = [
     "M2nistData",
     "RunResult",
     "TrainConfig",
-    "default_device",
     "evaluate",
     "evaluate_classifier",
     "load_checkpoint",
     "load_digits",
     "load_m2nist",
+    "pick_device",
     "plot_predictions",
     "predict",
     "random_shift",
@@ -100,9 +100,17 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {value}")
 
 
-def default_device() -> torch.device:
-    """CUDA when present, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def pick_device(name: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` (or None) is the GPU when there is one; ``cuda`` without a GPU is an error.
+
+    Failing early and clearly beats torch's error deep inside the first ``.to(device)``.
+    """
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU")
+    return device
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -286,7 +294,7 @@ def train_classifier(
     shifted, because the classifier's job here is to hand the FCN features that recognise
     digits off centre; the accuracy returned is on the (centred) MNIST test digits.
     """
-    device = device or default_device()
+    device = pick_device(device)
     torch.manual_seed(config.seed)
     start = time.perf_counter()
     images, labels = load_digits(True, config.source)
@@ -359,7 +367,7 @@ def train_fcn(
     new training state: optimizer state, step, elapsed seconds and the history, a list of
     ``{"seconds", "step", **metrics}`` (the clock is paused while evaluating).
     """
-    device = device or default_device()
+    device = pick_device(device)
     model.to(device)
     state = state or {}
     optimizer = torch.optim.Adam(
@@ -437,7 +445,7 @@ def run(
     a checkpoint's training (weights, optimizer, step, clock) to the config's budget; the
     classifier stage is then skipped. ``checkpoint`` is where to save the result.
     """
-    device = device or default_device()
+    device = pick_device(device)
     start = time.perf_counter()
     train, test = data if data is not None else load_m2nist(config)
     accuracy = classifier_seconds = None
@@ -497,14 +505,8 @@ def save_checkpoint(
         "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
         "train_state": train_state or {},
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_checkpoint(
@@ -583,9 +585,6 @@ def plot_predictions(
                 ax.set_title(title)
     fig.tight_layout()
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
     return fig
