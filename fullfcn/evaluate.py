@@ -20,9 +20,10 @@ from tqdm import tqdm
 
 from fullfcn.model import VARIANTS, load_model
 from fullfcn.transforms import eval_transforms
-from fullfcn.util import Parser, run_cli, voc_root_arg
+from fullfcn.util import run_cli, voc_root_arg
 from fullfcn.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation, find_voc2012
 from m2nist.io import atomic_path
+from tinyfcn.cli import Parser
 from tinyfcn.metrics import ConfusionMatrix, format_metrics
 from tinyfcn.train import pick_device
 

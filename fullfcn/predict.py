@@ -17,9 +17,10 @@ from PIL import Image, UnidentifiedImageError
 
 from fullfcn.evaluate import autocast
 from fullfcn.model import FCN, VARIANTS, build, load_model
-from fullfcn.util import Parser, run_cli
+from fullfcn.util import run_cli
 from fullfcn.voc import VOC_CLASSES, colorize
 from m2nist.io import atomic_path
+from tinyfcn.cli import Parser
 from tinyfcn.train import pick_device
 
 __all__ = ["load_image", "main", "overlay", "predict"]

@@ -48,9 +48,10 @@ from tqdm import tqdm
 from fullfcn.evaluate import autocast, eval_loader, evaluate
 from fullfcn.model import FCN, VARIANTS, build, load_model
 from fullfcn.transforms import eval_transforms, train_transforms
-from fullfcn.util import Parser, run_cli, voc_root_arg
+from fullfcn.util import run_cli, voc_root_arg
 from fullfcn.voc import IGNORE_INDEX, SBDSegmentation, VOCSegmentation, find_voc2012
 from m2nist.io import atomic_path
+from tinyfcn.cli import Parser
 from tinyfcn.train import pick_device
 
 __all__ = ["PAPER_LR", "TrainConfig", "TrainResult", "main", "train"]

@@ -1,7 +1,7 @@
 """Small helpers fullfcn's command-line tools share: argument checks and one-line errors.
 
-Devices come from :func:`tinyfcn.train.pick_device` and atomic writes from
-:func:`m2nist.io.atomic_path`, shared by the whole project.
+Parsers come from :class:`tinyfcn.cli.Parser`, devices from :func:`tinyfcn.train.pick_device`
+and atomic writes from :func:`m2nist.io.atomic_path`, shared by the whole project.
 """
 
 from __future__ import annotations
@@ -10,16 +10,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
 
-__all__ = ["Parser", "run_cli", "voc_root_arg"]
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is the single line ``prog: error: ...`` (exit 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+__all__ = ["run_cli", "voc_root_arg"]
 
 
 def voc_root_arg(value: str) -> Path:

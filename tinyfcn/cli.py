@@ -21,8 +21,9 @@ from tinyfcn.train import CLASS_NAMES, TrainConfig, pick_device, plot_prediction
 PROG = "tinyfcn-train"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line like every other error of this tool."""
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, ``prog: error: ...`` (exit 2), like every other
+    error of the project's tools (fullfcn's CLIs use it too)."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -30,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
-    p = _Parser(prog=PROG, description=__doc__.split("\n")[0])
+    p = Parser(prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("--variant", choices=VARIANTS, default=defaults.variant)
     p.add_argument("--out", type=Path, default=Path("out/tinyfcn"), help="output folder")
     p.add_argument("--resume", type=Path, help="continue training this checkpoint")
