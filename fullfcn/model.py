@@ -286,7 +286,9 @@ def _read_weights(path: str | os.PathLike[str]) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and unpickler errors all mean "not weights"
-        raise ValueError(f"{path} is not a PyTorch weights file ({err})") from err
+        raise ValueError(
+            f"{path} is not a PyTorch weights file (torch.load with weights_only=True refused it)"
+        ) from err
 
 
 def _is_ours(raw: Any) -> bool:

@@ -34,5 +34,6 @@ def run_cli(
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except (FileNotFoundError, ValueError, OSError) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        # One line, whatever the message: a multi-line library error is folded, not dumped.
+        print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

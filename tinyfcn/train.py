@@ -447,10 +447,12 @@ def run(
     """
     device = pick_device(device)
     start = time.perf_counter()
-    train, test = data if data is not None else load_m2nist(config)
     accuracy = classifier_seconds = None
-    if resume is not None:
-        model, saved = load_checkpoint(resume, map_location=device, expect=config)
+    # A wrong or broken checkpoint is reported before any data is made or downloaded.
+    resumed = load_checkpoint(resume, map_location=device, expect=config) if resume else None
+    train, test = data if data is not None else load_m2nist(config)
+    if resumed is not None:
+        model, saved = resumed
         state = saved["train_state"]
     else:
         classifier = None
@@ -525,8 +527,10 @@ def load_checkpoint(
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         saved = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types; all mean "not ours"
-        raise ValueError(f"{path} is not a readable tinyfcn checkpoint ({exc})") from None
+    except Exception:  # unpickling errors come in many types; all mean "not ours"
+        raise ValueError(
+            f"{path} is not a readable tinyfcn checkpoint (weights_only torch.load refused it)"
+        ) from None
     if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a tinyfcn checkpoint (no {CHECKPOINT_FORMAT!r} tag)")
     arch = saved["model"]

@@ -66,17 +66,20 @@ def test_train_eval_predict(trained: Path, voc_root: Path, tmp_path: Path,
     (predict.main, ["{text}", "-o", "{out}"], "is not an image"),
     (predict.main, ["{missing}", "-o", "{out}"], "not found"),
     (predict.main, ["{text}", "-o", "{out}", "--weights", "{text}"], "is not an image"),
+    (predict.main, ["{image}", "-o", "{out}", "--weights", "{text}"],
+     "notes.txt is not a PyTorch weights file"),
 ])
 def test_bad_input_gets_one_line(cli: Callable[[list[str]], int], args: list[str],
                                  message: str, tmp_path: Path, tiny_voc: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.txt").write_text("not an image")
+    Image.new("RGB", (40, 30)).save(tmp_path / "photo.png")
     ckpt = tmp_path / "fcn32s_from_caffe.pth"
     torch.save(to_pytorch_fcn(build("fcn32s", width_divisor=WIDTH)), ckpt)
     paths = {"missing": tmp_path / "missing", "empty": tmp_path / "empty",
              "text": tmp_path / "notes.txt", "out": tmp_path / "o.png", "ckpt32": ckpt,
-             "voc": tiny_voc}
+             "voc": tiny_voc, "image": tmp_path / "photo.png"}
     assert cli([a.format(**paths) for a in args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("fullfcn-") and ": error: " in err[0], err

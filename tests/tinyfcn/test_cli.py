@@ -36,6 +36,18 @@ def test_missing_checkpoint(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     assert "gone.pt does not exist" in err
 
 
+def test_a_file_that_is_not_a_checkpoint_is_refused_before_any_data_is_made(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No MNIST anywhere: had the data been asked for first, this would be a data error.
+    monkeypatch.delenv("M2NIST_MNIST_DIR", raising=False)
+    monkeypatch.setenv("M2NIST_HOME", str(tmp_path / "empty-cache"))
+    notes = tmp_path / "notes.pt"
+    notes.write_text("not a checkpoint")
+    err = _one_line_error(capsys, ["--resume", str(notes)])
+    assert "notes.pt is not a readable tinyfcn checkpoint" in err
+
+
 def test_missing_mnist_dir(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     err = _one_line_error(capsys, ["--mnist-dir", str(tmp_path / "nowhere")])
     assert "nowhere" in err
