@@ -63,8 +63,12 @@ class ModelChecks:
         torch.save(model.state_dict(), buffer)
         buffer.seek(0)
         clone = self.make_model().eval()
-        clone.load_state_dict(torch.load(buffer, weights_only=True))
         h, w = self.sizes[0]
         x = self._input(h, w)
         with torch.no_grad():
+            # make_model() may be seeded: scramble the clone so only loading can restore it.
+            for p in clone.parameters():
+                p.add_(torch.randn_like(p))
+            assert not torch.equal(model(x), clone(x))
+            clone.load_state_dict(torch.load(buffer, weights_only=True))
             assert torch.equal(model(x), clone(x))
