@@ -30,11 +30,22 @@ from m2nist.io import load_arrays, write_dataset
 Transform = Callable[[torch.Tensor], object] | None
 
 
+def to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images and labels as the tensors a net takes: the project's one convention.
+
+    Images become float in [0, 1] with a channel axis in front of (H, W), so one image
+    ``(H, W)`` gives ``(1, H, W)`` and a batch ``(N, H, W)`` gives ``(N, 1, H, W)``; labels
+    (label maps or digit classes) become int64, as cross-entropy wants. Both are copies,
+    so read-only memory-mapped files are safe to pass.
+    """
+    x = torch.from_numpy(np.array(images, dtype=np.float32)).div_(255).unsqueeze(-3)
+    return x, torch.from_numpy(np.array(labels, dtype=np.int64))
+
+
 def _to_tensors(
     image: np.ndarray, labels: np.ndarray, transform: Transform, target_transform: Transform
 ) -> tuple[object, object]:
-    x = torch.from_numpy(np.asarray(image, np.float32) / 255.0).unsqueeze(0)
-    y = torch.from_numpy(np.asarray(labels, np.int64))
+    x, y = to_tensors(image, labels)
     return (transform(x) if transform else x), (target_transform(y) if target_transform else y)
 
 

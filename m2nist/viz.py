@@ -9,14 +9,28 @@ import numpy as np
 from m2nist.compose import BACKGROUND
 
 
-def overlay_rgba(labels: np.ndarray, alpha: float = 0.55) -> np.ndarray:
-    """RGBA image colouring each digit class with tab10; background is transparent."""
+def label_palette(alpha: float = 1.0) -> np.ndarray:
+    """RGBA colour of each class: tab10 for digits 0-9, background transparent black.
+
+    Every picture of M2NIST labels in the project (previews, predictions beside the
+    truth) uses this one palette, so a digit has the same colour everywhere.
+    """
     from matplotlib import colormaps
 
     colours = np.zeros((BACKGROUND + 1, 4))
     colours[:BACKGROUND] = colormaps["tab10"](np.arange(BACKGROUND))
     colours[:BACKGROUND, 3] = alpha
-    return colours[labels]
+    return colours
+
+
+def overlay_rgba(labels: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """RGBA image to draw over the digits: each class in its colour, background transparent."""
+    return label_palette(alpha)[labels]
+
+
+def colorize(labels: np.ndarray) -> np.ndarray:
+    """RGB picture of a label map on its own: each class in its colour, background black."""
+    return label_palette()[labels][..., :3]
 
 
 def plot_grid(images: np.ndarray, labels: np.ndarray, ncols: int = 4, title: str | None = None):

@@ -27,7 +27,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from m2nist.dataset import to_tensors
 from m2nist.io import atomic_path
+from m2nist.viz import colorize
 from tinyfcn.classifier import MnistClassifier
 from tinyfcn.metrics import ConfusionMatrix
 from tinyfcn.model import NUM_CLASSES, VARIANTS, TinyFCN
@@ -143,8 +145,7 @@ class M2nistData:
     @classmethod
     def from_arrays(cls, images: np.ndarray, labels: np.ndarray) -> M2nistData:
         """From M2NIST's uint8 arrays (labels 0-9 digits, 10 background)."""
-        x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255).unsqueeze(1)
-        return cls(x, torch.from_numpy(np.ascontiguousarray(labels)).long())
+        return cls(*to_tensors(images, labels))
 
 
 def load_m2nist(config: TrainConfig) -> tuple[M2nistData, M2nistData]:
@@ -165,9 +166,7 @@ def load_digits(train: bool, source: str | None) -> tuple[Tensor, Tensor]:
     """MNIST digits as float (N, 1, 28, 28) in [0, 1] and int64 labels."""
     import m2nist
 
-    images, labels = m2nist.load_mnist(train, source=source)
-    x = torch.from_numpy(np.array(images)).float().div_(255).unsqueeze(1)
-    return x, torch.from_numpy(np.array(labels)).long()
+    return to_tensors(*m2nist.load_mnist(train, source=source))
 
 
 # -- the training loop --------------------------------------------------------------------
@@ -551,15 +550,6 @@ def load_checkpoint(
 
 
 # -- pictures -----------------------------------------------------------------------------
-
-
-def colorize(labels: np.ndarray) -> np.ndarray:
-    """RGB picture of a label map: one tab10 colour per digit, background black."""
-    import matplotlib
-
-    palette = np.zeros((NUM_CLASSES, 3))
-    palette[:10] = matplotlib.colormaps["tab10"].colors
-    return palette[labels]
 
 
 def plot_predictions(
