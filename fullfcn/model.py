@@ -50,6 +50,7 @@ __all__ = [
     "fcn32s",
     "load_model",
     "paper_named_layers",
+    "read_weights",
     "staged_init",
 ]
 
@@ -276,11 +277,16 @@ def build(
     if init_from is not None:
         staged_init(model, init_from)
     if weights is not None and not imagenet:
-        _load_into(model, _read_weights(weights), str(weights))
+        _load_into(model, read_weights(weights), str(weights))
     return model
 
 
-def _read_weights(path: str | os.PathLike[str]) -> Any:
+def read_weights(path: str | os.PathLike[str]) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with one clear error when it fails.
+
+    Every weights file fullfcn opens -- pytorch-fcn's, ours, a checkpoint to resume --
+    goes through here, so no pickled code runs and a wrong file is one readable line.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weights file {path} not found")
     try:
@@ -319,7 +325,7 @@ def load_model(path: str | os.PathLike[str], variant: str | None = None) -> FCN:
     """
     from fullfcn.pytorch_fcn import guess_variant, load_pytorch_fcn
 
-    raw = _read_weights(path)
+    raw = read_weights(path)
     if _is_ours(raw):
         found, width = raw["variant"], raw["width_divisor"]
         num_classes = raw["model"]["score_fr.bias"].shape[0]

@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from fullfcn.evaluate import autocast, eval_loader, evaluate
-from fullfcn.model import FCN, VARIANTS, build, load_model
+from fullfcn.model import FCN, VARIANTS, build, load_model, read_weights
 from fullfcn.transforms import eval_transforms, train_transforms
 from fullfcn.util import run_cli, voc_root_arg
 from fullfcn.voc import IGNORE_INDEX, SBDSegmentation, VOCSegmentation, find_voc2012
@@ -341,7 +341,7 @@ def train(config: TrainConfig) -> TrainResult:
     scaler = torch.amp.GradScaler(device.type, enabled=c.amp and device.type == "cuda")
     start = 0
     if c.resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        state = read_weights(ckpt_path)
         if state["variant"] != c.variant:
             raise ValueError(f"{ckpt_path} holds a {state['variant']} run, not {c.variant}")
         model.load_state_dict(state["model"])

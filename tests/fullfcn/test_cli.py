@@ -68,6 +68,8 @@ def test_train_eval_predict(trained: Path, voc_root: Path, tmp_path: Path,
     (predict.main, ["{text}", "-o", "{out}", "--weights", "{text}"], "is not an image"),
     (predict.main, ["{image}", "-o", "{out}", "--weights", "{text}"],
      "notes.txt is not a PyTorch weights file"),
+    (train.main, ["--voc-root", "{voc}", "--weights", "none", "--out-dir", "{junkrun}",
+                  "--resume", "--no-progress"], "checkpoint.pt is not a PyTorch weights file"),
 ])
 def test_bad_input_gets_one_line(cli: Callable[[list[str]], int], args: list[str],
                                  message: str, tmp_path: Path, tiny_voc: Path,
@@ -75,11 +77,13 @@ def test_bad_input_gets_one_line(cli: Callable[[list[str]], int], args: list[str
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.txt").write_text("not an image")
     Image.new("RGB", (40, 30)).save(tmp_path / "photo.png")
+    (tmp_path / "junkrun").mkdir()
+    (tmp_path / "junkrun" / "checkpoint.pt").write_text("not a checkpoint")
     ckpt = tmp_path / "fcn32s_from_caffe.pth"
     torch.save(to_pytorch_fcn(build("fcn32s", width_divisor=WIDTH)), ckpt)
     paths = {"missing": tmp_path / "missing", "empty": tmp_path / "empty",
              "text": tmp_path / "notes.txt", "out": tmp_path / "o.png", "ckpt32": ckpt,
-             "voc": tiny_voc, "image": tmp_path / "photo.png"}
+             "voc": tiny_voc, "image": tmp_path / "photo.png", "junkrun": tmp_path / "junkrun"}
     assert cli([a.format(**paths) for a in args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("fullfcn-") and ": error: " in err[0], err
