@@ -1,0 +1,40 @@
+"""The plumbing below m2nist, tinyfcn and fullfcn: one error path, one device rule, safe outputs.
+
+Nothing here knows about digits, FCNs or VOC, and nothing here imports torch at import time,
+so every package (and ``m2nist-gen``, which must start fast) may import it without cycles:
+
+* :mod:`fcnbase.cli` -- the one command-line error path: usage errors exit 2, runtime
+  errors 1, interrupts 130, always as one line ``prog: error: ...`` on stderr;
+* :mod:`fcnbase.device` -- which torch device a run uses;
+* :mod:`fcnbase.outputs` -- outputs that never destroy what a run did not create: exclusive
+  unique temporary files renamed when complete, a lock per output directory, and the
+  checks (exists, is an input, writable) made before any work starts.
+"""
+
+from fcnbase.cli import CliError, Parser, UsageError, deferred_interrupts, run_cli
+from fcnbase.device import pick_device
+from fcnbase.outputs import (
+    OutputBusyError,
+    OutputExistsError,
+    atomic_write,
+    check_outputs,
+    check_writable,
+    create_temp,
+    lock_dir,
+)
+
+__all__ = [
+    "CliError",
+    "OutputBusyError",
+    "OutputExistsError",
+    "Parser",
+    "UsageError",
+    "atomic_write",
+    "check_outputs",
+    "check_writable",
+    "create_temp",
+    "deferred_interrupts",
+    "lock_dir",
+    "pick_device",
+    "run_cli",
+]

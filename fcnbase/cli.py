@@ -1,0 +1,222 @@
+"""The one error path of every command (``m2nist-gen``, ``tinyfcn-train``, ``fullfcn-*``).
+
+A command-line tool has three ways to end besides success, and users script against them:
+
+* exit **2**, a *usage error*: the command line itself is wrong (bad option, impossible
+  combination). Raised as :class:`UsageError` (a ``ValueError``, so the Python API raises
+  the same thing for the same mistake);
+* exit **1**, a *runtime error*: the command line was fine but the world was not (a missing
+  or corrupt file, a full disk, an output that already exists). Raised as :class:`CliError`
+  or as the ``OSError`` / ``ValueError`` / ``RuntimeError`` that a library gave;
+* exit **130** on Ctrl-C or SIGTERM, after the command has saved what can be saved.
+
+Whatever the cause, the user sees exactly one line, ``prog: error: <what, naming the file>``,
+never a traceback: a traceback says "bug", and bad input is not a bug. Tracebacks remain
+for what really is one (a ``KeyError`` or ``TypeError`` escaping is a defect to fix, not to
+hide), so :func:`run_cli` deliberately does not catch everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import NoReturn
+
+__all__ = [
+    "CliError",
+    "Parser",
+    "UsageError",
+    "deferred_interrupts",
+    "float_arg",
+    "int_arg",
+    "run_cli",
+]
+
+EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPT = 1, 2, 130
+
+
+class UsageError(ValueError):
+    """The command line (or the same arguments given to the Python API) can never work."""
+
+
+class CliError(RuntimeError):
+    """A runtime problem the user can fix: a file, a folder, a resource. Exit status 1."""
+
+
+#: Exceptions that mean "bad input or environment", reported as one line with exit 1.
+#: OverflowError and MemoryError come from absurd sizes that slipped past a check.
+RUNTIME_ERRORS = (CliError, OSError, ValueError, RuntimeError, OverflowError, MemoryError)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are a :class:`UsageError`, reported by :func:`run_cli`
+    as one line (argparse's own prints the whole usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def int_arg(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a decimal integer in ``[low, high]``.
+
+    Bounds are part of the type, so ``--train 10**30`` is a usage error at parse time, not
+    an ``OverflowError`` after minutes of work.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text} is outside {_range(low, high)}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its messages
+    return parse
+
+
+def float_arg(low: float | None = None, high: float | None = None) -> Callable[[str], float]:
+    """An argparse type: a *finite* number in ``[low, high]`` (``nan`` and ``inf`` refused:
+    a NaN budget compares false with everything and silently disables the checks using it)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text} is outside {_range(low, high)}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _range(low: float | None, high: float | None) -> str:
+    if high is None:
+        return f">= {low}"
+    return f"<= {high}" if low is None else f"{low}..{high}"
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message folded onto one line (library messages often span several)."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, MemoryError):
+        return f"out of memory{': ' + text if text else ''}"
+    return text or type(exc).__name__
+
+
+def _say(text: str) -> None:
+    """Print to stderr; a closed or broken stderr must not turn an error into a traceback."""
+    with suppress(OSError, ValueError, AttributeError):
+        print(text, file=sys.stderr, flush=True)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, torchrun, a batch scheduler) takes the Ctrl-C path: save, exit 130.
+
+    An inherited *ignore* is respected, as Unix tools do: a job started with SIGTERM
+    ignored asked not to be stopped by it.
+    """
+    if not _in_main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def deferred_interrupts(*, reraise: bool = True) -> Iterator[None]:
+    """Hold Ctrl-C / SIGTERM while the block runs, then act on them.
+
+    Wrap what must finish once started -- saving a checkpoint after a first Ctrl-C -- so
+    that an impatient second Ctrl-C waits for the save instead of abandoning it (the file
+    itself is atomic either way; this keeps the *work*). A held signal is raised as
+    ``KeyboardInterrupt`` when the block ends (``reraise=False``: dropped, for a block that
+    already handles one). Outside the main thread, where Python delivers no signals, it
+    does nothing.
+    """
+    if not _in_main_thread():
+        yield
+        return
+    received: list[int] = []
+    watched = [
+        s
+        for s in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(s) not in (signal.SIG_IGN, signal.SIG_DFL, None)
+    ]
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in watched}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if received and reraise:
+        raise KeyboardInterrupt
+
+
+def run_cli(
+    prog: str,
+    main: Callable[[Sequence[str] | None], int],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Run a command's ``main(argv)`` and turn every expected failure into its exit status.
+
+    ``main`` raises; it never prints its own errors. A ``KeyboardInterrupt`` whose message
+    is set (``raise KeyboardInterrupt("checkpoint saved to X")``) has it appended to the
+    ``interrupted`` line, so the user learns what survived.
+    """
+    with _sigterm_as_interrupt():
+        try:
+            status = main(argv)
+        except SystemExit as done:  # --help / --version (0)
+            status = done.code if isinstance(done.code, int) else EXIT_USAGE
+        except UsageError as exc:
+            _say(f"{prog}: error: {one_line(exc)}")
+            status = EXIT_USAGE
+        except KeyboardInterrupt as exc:
+            with deferred_interrupts(
+                reraise=False
+            ):  # a further Ctrl-C must not interrupt the report
+                saved = one_line(exc) if str(exc) else ""
+                _say(f"{prog}: interrupted{'; ' + saved if saved else ''}")
+            status = EXIT_INTERRUPT
+        except RUNTIME_ERRORS as exc:
+            _say(f"{prog}: error: {one_line(exc)}")
+            status = EXIT_RUNTIME
+    _flush_stdout()
+    return status
+
+
+def _flush_stdout() -> None:
+    """Flush stdout now; if its reader is gone (``| head``), point it at /dev/null so the
+    interpreter's own flush at exit prints no "Exception ignored" message."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
