@@ -18,14 +18,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from fcnbase import Parser, atomic_write, pick_device
 from fullfcn.model import VARIANTS, load_model
 from fullfcn.transforms import eval_transforms
 from fullfcn.util import run_cli, voc_root_arg
 from fullfcn.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation, find_voc2012
-from m2nist.io import atomic_path
-from tinyfcn.cli import Parser
 from tinyfcn.metrics import ConfusionMatrix, format_metrics
-from tinyfcn.train import pick_device
 
 __all__ = ["autocast", "eval_loader", "evaluate", "main"]
 
@@ -112,9 +110,9 @@ def _main(argv: Sequence[str] | None) -> int:
           f"{model.preprocess.name} preprocessing)")
     print(format_metrics(metrics, names))
     if args.json:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps({"variant": model.variant, "split": args.split, **metrics},
-                                      indent=2))
+        with atomic_write(args.json) as f:
+            f.write(json.dumps({"variant": model.variant, "split": args.split, **metrics},
+                               indent=2).encode())
     return 0
 
 

@@ -15,13 +15,11 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from fcnbase import Parser, atomic_write, pick_device
 from fullfcn.evaluate import autocast
 from fullfcn.model import FCN, VARIANTS, build, load_model
 from fullfcn.util import run_cli
 from fullfcn.voc import VOC_CLASSES, colorize
-from m2nist.io import atomic_path
-from tinyfcn.cli import Parser
-from tinyfcn.train import pick_device
 
 __all__ = ["load_image", "main", "overlay", "predict"]
 
@@ -83,10 +81,10 @@ def _main(argv: Sequence[str] | None) -> int:
              else build(args.variant or "fcn8s"))
     mask = predict(model, image, device, args.amp)
     over = Path(args.overlay) if args.overlay else output.with_name(f"{output.stem}_overlay.png")
-    with atomic_path(output) as tmp:
-        colorize(mask).save(tmp, format="PNG")
-    with atomic_path(over) as tmp:
-        overlay(image, mask).save(tmp, format="PNG")
+    with atomic_write(output) as f:
+        colorize(mask).save(f, format="PNG")
+    with atomic_write(over) as f:
+        overlay(image, mask).save(f, format="PNG")
     found = [VOC_CLASSES[c] for c in mask.unique().tolist() if 0 < c < len(VOC_CLASSES)]
     print(f"fullfcn-predict: {output} and {over} ({', '.join(found) or 'background only'})")
     return 0

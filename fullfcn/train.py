@@ -45,14 +45,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from fcnbase import Parser, atomic_write, pick_device
 from fullfcn.evaluate import autocast, eval_loader, evaluate
 from fullfcn.model import FCN, VARIANTS, build, load_model, read_weights
 from fullfcn.transforms import eval_transforms, train_transforms
 from fullfcn.util import run_cli, voc_root_arg
 from fullfcn.voc import IGNORE_INDEX, SBDSegmentation, VOCSegmentation, find_voc2012
-from m2nist.io import atomic_path
-from tinyfcn.cli import Parser
-from tinyfcn.train import pick_device
 
 __all__ = ["PAPER_LR", "TrainConfig", "TrainResult", "main", "train"]
 
@@ -278,8 +276,8 @@ def _checkpoint(path: Path, model: FCN, optimizer: torch.optim.Optimizer,
         "config": dataclasses.asdict(c),
         "rng": rng,
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with atomic_write(path) as f:
+        torch.save(state, f)
 
 
 class _Log:

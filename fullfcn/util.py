@@ -1,7 +1,6 @@
 """Small helpers fullfcn's command-line tools share: argument checks and one-line errors.
 
-Parsers come from :class:`tinyfcn.cli.Parser`, devices from :func:`tinyfcn.train.pick_device`
-and atomic writes from :func:`m2nist.io.atomic_path`, shared by the whole project.
+Parsers, devices and atomic writes come from :mod:`fcnbase`, shared by the whole project.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from fcnbase import atomic_write, pick_device
 from m2nist.dataset import to_tensors
-from m2nist.io import atomic_path
 from m2nist.viz import colorize
 from tinyfcn.classifier import MnistClassifier
 from tinyfcn.metrics import ConfusionMatrix
@@ -100,19 +100,6 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
-
-
-def pick_device(name: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` (or None) is the GPU when there is one; ``cuda`` without a GPU is an error.
-
-    Failing early and clearly beats torch's error deep inside the first ``.to(device)``.
-    """
-    if name is None or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU")
-    return device
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -506,8 +493,8 @@ def save_checkpoint(
         "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
         "train_state": train_state or {},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_write(path) as f:
+        torch.save(payload, f)
 
 
 def load_checkpoint(
@@ -579,6 +566,6 @@ def plot_predictions(
                 ax.set_title(title)
     fig.tight_layout()
     if path is not None:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
+        with atomic_write(path) as f:
+            fig.savefig(f, format="png", dpi=100)
     return fig
