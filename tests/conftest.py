@@ -1,8 +1,11 @@
 """Fixtures shared by the whole suite.
 
-Real data reaches the tests only through environment variables (`.ci/run` sets them),
-so no test knows where a checkout keeps its data. A test that needs real MNIST or the
-genuine VOC sample is skipped, with the variable named, when it is not set.
+Real data reaches the tests through environment variables (`.ci/run` points them at the
+full MNIST files and the genuine VOC sample), so no test knows where a checkout keeps its
+data. With the variables unset -- a fresh clone -- the tests run on what the repository
+ships: the real-MNIST sample bundled in m2nist (``mnist_source``) and three genuine VOC
+pairs in ``tests/data/voc-sample`` (``voc_root``). Only a test that needs the four
+original IDX files themselves (``mnist_dir``) is skipped, with the variable named.
 """
 
 from __future__ import annotations
@@ -30,9 +33,20 @@ def mnist_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def mnist_source() -> str:
+    """Real MNIST for m2nist's ``source=``: the IDX folder when given, else the bundled sample."""
+    value = os.environ.get("M2NIST_MNIST_DIR")
+    return _dir_from_env("M2NIST_MNIST_DIR").as_posix() if value else "sample"
+
+
+#: Three genuine VOC2012 pairs shipped with the tests (see its PROVENANCE.md).
+SHIPPED_VOC = Path(__file__).resolve().parent / "data" / "voc-sample"
+
+
+@pytest.fixture(scope="session")
 def voc_root() -> Path:
-    """Folder holding `VOC2012/` with the three genuine VOC image/label pairs."""
-    return _dir_from_env("FULLFCN_VOC_ROOT")
+    """Folder holding `VOC2012/` with genuine VOC image/label pairs."""
+    return _dir_from_env("FULLFCN_VOC_ROOT") if os.environ.get("FULLFCN_VOC_ROOT") else SHIPPED_VOC
 
 
 @pytest.fixture(autouse=True, scope="session")
