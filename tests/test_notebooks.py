@@ -3,7 +3,8 @@
 The notebooks read ``FCN_SMALL_BUDGET=1`` and shrink their training budgets so the whole
 suite stays within minutes on a 2-core CI machine; the numbers they print are what those
 small budgets really achieve. Real data reaches them through the same environment variables
-as the tests (M2NIST_MNIST_DIR, FULLFCN_VOC_ROOT).
+as the tests (M2NIST_MNIST_DIR, FULLFCN_VOC_ROOT); with those unset they use what the
+repository ships (the bundled MNIST sample, the VOC pairs in tests/data/voc-sample).
 """
 
 from __future__ import annotations
