@@ -29,8 +29,15 @@ def _peak_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def bench(variant: str, device: torch.device, amp: bool, channels_last: bool,
-          iterations: int, warmup: int, size: tuple[int, int]) -> tuple[float, float]:
+def bench(
+    variant: str,
+    device: torch.device,
+    amp: bool,
+    channels_last: bool,
+    iterations: int,
+    warmup: int,
+    size: tuple[int, int],
+) -> tuple[float, float]:
     """Images per second and peak memory (MiB) of training steps of ``variant``."""
     model = build(variant).to(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -70,16 +77,27 @@ def main() -> None:
     p.add_argument("--width", type=int, default=500)
     args = p.parse_args()
     device = torch.device(args.device)
-    name = (torch.cuda.get_device_name(device) if device.type == "cuda"
-            else f"{platform.processor() or platform.machine()}, "
-                 f"{torch.get_num_threads()} threads")
-    print(f"# {name}; torch {torch.__version__}; {args.height}x{args.width}, batch 1, "
-          f"{'AMP fp16' if args.amp else 'fp32'}{', channels_last' if args.channels_last else ''}")
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"# {name}; torch {torch.__version__}; {args.height}x{args.width}, batch 1, "
+        f"{'AMP fp16' if args.amp else 'fp32'}{', channels_last' if args.channels_last else ''}"
+    )
     print("| variant | forward+backward img/s | ms/img | peak memory (MiB) |")
     print("|---|---|---|---|")
     for variant in args.variants:
-        ips, mib = bench(variant, device, args.amp, args.channels_last, args.iterations,
-                         args.warmup, (args.height, args.width))
+        ips, mib = bench(
+            variant,
+            device,
+            args.amp,
+            args.channels_last,
+            args.iterations,
+            args.warmup,
+            (args.height, args.width),
+        )
         print(f"| {variant} | {ips:.3f} | {1000 / ips:.0f} | {mib:.0f} |", flush=True)
 
 

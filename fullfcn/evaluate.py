@@ -33,8 +33,9 @@ def autocast(device: torch.device, amp: bool) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.float16, enabled=amp and device.type == "cuda")
 
 
-def eval_loader(dataset: Dataset, rank: int = 0, world_size: int = 1,
-                num_workers: int = 0) -> DataLoader:
+def eval_loader(
+    dataset: Dataset, rank: int = 0, world_size: int = 1, num_workers: int = 0
+) -> DataLoader:
     """Full images at batch 1 (they differ in size); rank ``r`` takes every ``world``-th.
 
     Striding rather than DistributedSampler's padding keeps every image counted once.
@@ -73,14 +74,25 @@ def _parser() -> Parser:
         description="Evaluate an FCN on a PASCAL VOC split: pixel accuracy, mean accuracy, "
         "mean IU, frequency-weighted IU and per-class IU.",
     )
-    p.add_argument("--weights", required=True,
-                   help="fullfcn-train checkpoint or pytorch-fcn fcnXs_from_caffe.pth")
-    p.add_argument("--variant", choices=VARIANTS,
-                   help="expected variant (default: read from the weights)")
-    p.add_argument("--voc-root", type=voc_root_arg, required=True,
-                   help="folder holding VOC2012/ or VOCdevkit/VOC2012/")
-    p.add_argument("--split", default="seg11valid",
-                   help="train, val, seg11valid (the paper's) or a file of image ids")
+    p.add_argument(
+        "--weights",
+        required=True,
+        help="fullfcn-train checkpoint or pytorch-fcn fcnXs_from_caffe.pth",
+    )
+    p.add_argument(
+        "--variant", choices=VARIANTS, help="expected variant (default: read from the weights)"
+    )
+    p.add_argument(
+        "--voc-root",
+        type=voc_root_arg,
+        required=True,
+        help="folder holding VOC2012/ or VOCdevkit/VOC2012/",
+    )
+    p.add_argument(
+        "--split",
+        default="seg11valid",
+        help="train, val, seg11valid (the paper's) or a file of image ids",
+    )
     p.add_argument("--download", action="store_true", help="fetch VOC / the split list")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
@@ -97,22 +109,37 @@ def _main(argv: Sequence[str] | None) -> int:
     if not args.download:
         find_voc2012(args.voc_root)  # fail before reading a 500 MB weights file
     model = load_model(args.weights, args.variant)
-    dataset = VOCSegmentation(args.voc_root, args.split, download=args.download,
-                              transforms=eval_transforms(model.preprocess))
+    dataset = VOCSegmentation(
+        args.voc_root,
+        args.split,
+        download=args.download,
+        transforms=eval_transforms(model.preprocess),
+    )
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
-    matrix = evaluate(model, eval_loader(dataset, num_workers=args.workers), model.num_classes,
-                      device, amp=args.amp, channels_last=args.channels_last,
-                      progress=args.progress)
+    matrix = evaluate(
+        model,
+        eval_loader(dataset, num_workers=args.workers),
+        model.num_classes,
+        device,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        progress=args.progress,
+    )
     metrics = matrix.compute()
     names = list(VOC_CLASSES) if model.num_classes == len(VOC_CLASSES) else None
-    print(f"{model.variant} on {args.split} ({len(dataset)} images, "
-          f"{model.preprocess.name} preprocessing)")
+    print(
+        f"{model.variant} on {args.split} ({len(dataset)} images, "
+        f"{model.preprocess.name} preprocessing)"
+    )
     print(format_metrics(metrics, names))
     if args.json:
         with atomic_write(args.json) as f:
-            f.write(json.dumps({"variant": model.variant, "split": args.split, **metrics},
-                               indent=2).encode())
+            f.write(
+                json.dumps(
+                    {"variant": model.variant, "split": args.split, **metrics}, indent=2
+                ).encode()
+            )
     return 0
 
 

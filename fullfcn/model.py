@@ -124,15 +124,16 @@ def _vgg16(imagenet: bool, width_divisor: int) -> VGG:
         linears = [i for i, m in enumerate(layers) if isinstance(m, nn.Linear)]
         for i in linears:
             out = layers[i].out_features
-            layers[i] = nn.Linear(layers[i].in_features // width_divisor,
-                                  out if i == linears[-1] else out // width_divisor)
+            layers[i] = nn.Linear(
+                layers[i].in_features // width_divisor,
+                out if i == linears[-1] else out // width_divisor,
+            )
         vgg.classifier = nn.Sequential(*layers)
     vgg.to_empty(device="cpu")
     for module in vgg.modules():
         if isinstance(module, nn.Conv2d | nn.Linear):
             module.reset_parameters()  # PyTorch's default init
     return vgg
-
 
 
 class FCN(nn.Module):
@@ -165,8 +166,9 @@ class FCN(nn.Module):
         self.conv1_1.padding = (_CONV1_PAD, _CONV1_PAD)
         self._trunk = tuple(name for name, _ in named)
         self._skips = SKIPS[variant]
-        self._skip_scales = {s: _ATONCE_SCALES[s] if variant == "fcn8s_atonce" else 1.0
-                             for s in self._skips}
+        self._skip_scales = {
+            s: _ATONCE_SCALES[s] if variant == "fcn8s_atonce" else 1.0 for s in self._skips
+        }
 
         self.score_fr = nn.Conv2d(self.fc7.out_channels, num_classes, 1)
         for skip in self._skips:
@@ -333,8 +335,9 @@ def load_model(path: str | os.PathLike[str], variant: str | None = None) -> FCN:
         state = load_pytorch_fcn(raw, str(path))
         found, width = guess_variant(state), 1
         num_classes = state["score_fr.bias"].shape[0] if "score_fr.bias" in state else NUM_CLASSES
-    if variant is not None and not (variant == found or {variant, found} <= {"fcn8s",
-                                                                              "fcn8s_atonce"}):
+    if variant is not None and not (
+        variant == found or {variant, found} <= {"fcn8s", "fcn8s_atonce"}
+    ):
         raise ValueError(f"{path} holds a {found} model, not {variant}")
     model = FCN(variant or found, num_classes, width_divisor=width)
     return _load_into(model, raw, str(path))
@@ -348,8 +351,13 @@ def _builder(variant: str) -> Callable[..., FCN]:
         init_from: FCN | None = None,
         width_divisor: int = 1,
     ) -> FCN:
-        return build(variant, weights=weights, num_classes=num_classes, init_from=init_from,
-                     width_divisor=width_divisor)
+        return build(
+            variant,
+            weights=weights,
+            num_classes=num_classes,
+            init_from=init_from,
+            width_divisor=width_divisor,
+        )
 
     builder.__name__ = builder.__qualname__ = variant
     builder.__doc__ = f"{variant.upper()} on VGG16; see :func:`build` for the arguments."

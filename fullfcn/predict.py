@@ -36,8 +36,9 @@ def load_image(path: str | Path) -> Image.Image:
 
 
 @torch.no_grad()
-def predict(model: FCN, image: Image.Image, device: torch.device | str = "cpu",
-            amp: bool = False) -> torch.Tensor:
+def predict(
+    model: FCN, image: Image.Image, device: torch.device | str = "cpu", amp: bool = False
+) -> torch.Tensor:
     """Class index per pixel (``H x W`` LongTensor) for one RGB image."""
     device = torch.device(device)
     x = model.preprocess(image).unsqueeze(0).to(device)
@@ -56,15 +57,20 @@ def overlay(image: Image.Image, mask: torch.Tensor, alpha: float = 0.5) -> Image
 
 
 def _parser() -> Parser:
-    p = Parser(prog="fullfcn-predict",
-                                description="Segment one image with a VGG16 FCN.")
+    p = Parser(prog="fullfcn-predict", description="Segment one image with a VGG16 FCN.")
     p.add_argument("image")
     p.add_argument("-o", "--output", required=True, help="mask PNG (VOC palette)")
     p.add_argument("--overlay", help="overlay PNG (default: OUT_overlay.png)")
-    p.add_argument("--weights", help="fullfcn-train checkpoint or pytorch-fcn "
-                   "fcnXs_from_caffe.pth; without it the net is untrained (random)")
-    p.add_argument("--variant", choices=VARIANTS, help="default: read from the weights "
-                   "(fcn8s when there are none)")
+    p.add_argument(
+        "--weights",
+        help="fullfcn-train checkpoint or pytorch-fcn "
+        "fcnXs_from_caffe.pth; without it the net is untrained (random)",
+    )
+    p.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        help="default: read from the weights (fcn8s when there are none)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action="store_true")
     return p
@@ -77,8 +83,9 @@ def _main(argv: Sequence[str] | None) -> int:
         raise ValueError(f"output {output} must be a .png (the palette needs lossless PNG)")
     image = load_image(args.image)  # before the model: bad input fails fast
     device = pick_device(args.device)
-    model = (load_model(args.weights, args.variant) if args.weights
-             else build(args.variant or "fcn8s"))
+    model = (
+        load_model(args.weights, args.variant) if args.weights else build(args.variant or "fcn8s")
+    )
     mask = predict(model, image, device, args.amp)
     over = Path(args.overlay) if args.overlay else output.with_name(f"{output.stem}_overlay.png")
     with atomic_write(output) as f:

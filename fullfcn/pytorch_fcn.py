@@ -49,13 +49,17 @@ def check_state_dict(model: nn.Module, state: Mapping[str, Tensor], source: str)
     unexpected = [k for k in state if k not in expected]
     variant = getattr(model, "variant", type(model).__name__)
     if missing or unexpected:
-        what = (f"lacks {missing[0]}" if missing else f"has an unexpected key {unexpected[0]}")
-        raise ValueError(f"{source} does not fit {variant}: it {what} "
-                         f"(it looks like a {guess_variant(state)} state dict)")
+        what = f"lacks {missing[0]}" if missing else f"has an unexpected key {unexpected[0]}"
+        raise ValueError(
+            f"{source} does not fit {variant}: it {what} "
+            f"(it looks like a {guess_variant(state)} state dict)"
+        )
     for key, value in expected.items():
         if state[key].shape != value.shape:
-            raise ValueError(f"{source} does not fit {variant}: {key} has shape "
-                             f"{tuple(state[key].shape)}, the model needs {tuple(value.shape)}")
+            raise ValueError(
+                f"{source} does not fit {variant}: {key} has shape "
+                f"{tuple(state[key].shape)}, the model needs {tuple(value.shape)}"
+            )
 
 
 def to_pytorch_fcn(model: nn.Module) -> dict[str, Tensor]:

@@ -111,8 +111,9 @@ class TrainConfig:
             crop_size=self.crop_size if self.crop_size is not None else crop,
         )
         if c.batch_size > 1 and c.crop_size is None:
-            raise ValueError("batches of full images differ in size: give --crop-size "
-                             "or use batch size 1")
+            raise ValueError(
+                "batches of full images differ in size: give --crop-size or use batch size 1"
+            )
         return c
 
 
@@ -166,8 +167,9 @@ def _rng_state() -> dict[str, Any]:
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     pos, has_gauss, gauss = state["numpy_extra"]
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), pos, has_gauss,
-                         gauss))
+    np.random.set_state(
+        ("MT19937", state["numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss)
+    )
     version, py_gauss = state["python_extra"]
     random.setstate((version, tuple(state["python"].tolist()), py_gauss))
     if "cuda" in state and torch.cuda.is_available():
@@ -204,24 +206,33 @@ class _SeededSamples(Dataset):
             return self.dataset[index]
 
 
-def _batches(dataset: Dataset, c: TrainConfig, rank: int, world: int, start: int,
-             pin: bool) -> Iterator[tuple[Tensor, Tensor]]:
+def _batches(
+    dataset: Dataset, c: TrainConfig, rank: int, world: int, start: int, pin: bool
+) -> Iterator[tuple[Tensor, Tensor]]:
     """Endless batches from iteration ``start`` on, each rank its own shard of each epoch."""
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
-                                 seed=c.seed, drop_last=True)
+    sampler = DistributedSampler(
+        dataset, num_replicas=world, rank=rank, shuffle=True, seed=c.seed, drop_last=True
+    )
     per_epoch = len(sampler) // c.batch_size
     if per_epoch == 0:
-        raise ValueError(f"{len(dataset)} training images cannot fill one batch of "  # type: ignore[arg-type]
-                         f"{c.batch_size} on each of {world} processes")
+        raise ValueError(
+            f"{len(dataset)} training images cannot fill one batch of "  # type: ignore[arg-type]
+            f"{c.batch_size} on each of {world} processes"
+        )
     epoch, skip = divmod(start, per_epoch)
     while True:
         sampler.set_epoch(epoch)
         indices = list(sampler)[skip * c.batch_size : per_epoch * c.batch_size]
-        loader = DataLoader(_SeededSamples(dataset, c.seed, epoch), batch_size=c.batch_size,
-                            sampler=indices, num_workers=c.workers, pin_memory=pin,
-                            # its own generator: workers' seeds must not draw from (and
-                            # so shift) the global one that drives dropout
-                            generator=torch.Generator().manual_seed(c.seed + epoch))
+        loader = DataLoader(
+            _SeededSamples(dataset, c.seed, epoch),
+            batch_size=c.batch_size,
+            sampler=indices,
+            num_workers=c.workers,
+            pin_memory=pin,
+            # its own generator: workers' seeds must not draw from (and
+            # so shift) the global one that drives dropout
+            generator=torch.Generator().manual_seed(c.seed + epoch),
+        )
         yield from loader
         epoch, skip = epoch + 1, 0
 
@@ -229,15 +240,21 @@ def _batches(dataset: Dataset, c: TrainConfig, rank: int, world: int, start: int
 def _datasets(c: TrainConfig, model: FCN) -> tuple[Dataset, Dataset | None]:
     train_tf = train_transforms(model.preprocess, c.crop_size, flip=c.recipe == "modern")
     if c.sbd_root:
-        train_set: Dataset = SBDSegmentation(c.sbd_root, "train", download=c.download,
-                                             transforms=train_tf)
+        train_set: Dataset = SBDSegmentation(
+            c.sbd_root, "train", download=c.download, transforms=train_tf
+        )
     else:
-        train_set = VOCSegmentation(c.voc_root, c.train_split, download=c.download,
-                                    transforms=train_tf)
+        train_set = VOCSegmentation(
+            c.voc_root, c.train_split, download=c.download, transforms=train_tf
+        )
     val_set = None
     if c.val_split:
-        val_set = VOCSegmentation(c.voc_root, c.val_split, download=c.download,
-                                  transforms=eval_transforms(model.preprocess))
+        val_set = VOCSegmentation(
+            c.voc_root,
+            c.val_split,
+            download=c.download,
+            transforms=eval_transforms(model.preprocess),
+        )
     return train_set, val_set
 
 
@@ -255,15 +272,25 @@ def _optimizer(model: nn.Module, c: TrainConfig) -> torch.optim.SGD:
     weights = [p for n, p in trainable if not n.endswith("bias")]
     biases = [p for n, p in trainable if n.endswith("bias")]
     return torch.optim.SGD(
-        [{"params": weights, "lr": c.lr, "weight_decay": c.weight_decay},
-         {"params": biases, "lr": 2 * c.lr, "weight_decay": 0.0}],
-        lr=c.lr, momentum=c.momentum,
+        [
+            {"params": weights, "lr": c.lr, "weight_decay": c.weight_decay},
+            {"params": biases, "lr": 2 * c.lr, "weight_decay": 0.0},
+        ],
+        lr=c.lr,
+        momentum=c.momentum,
     )
 
 
-def _checkpoint(path: Path, model: FCN, optimizer: torch.optim.Optimizer,
-                scheduler: Any, scaler: torch.amp.GradScaler, iteration: int,
-                c: TrainConfig, rng: list[dict[str, Any]]) -> None:
+def _checkpoint(
+    path: Path,
+    model: FCN,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler,
+    iteration: int,
+    c: TrainConfig,
+    rng: list[dict[str, Any]],
+) -> None:
     state = {
         "variant": model.variant,
         "width_divisor": model.width_divisor,
@@ -283,8 +310,16 @@ def _checkpoint(path: Path, model: FCN, optimizer: torch.optim.Optimizer,
 class _Log:
     """CSV log (always) and TensorBoard (when installed), written by rank 0 only."""
 
-    FIELDS = ("iteration", "loss", "lr", "seconds", "pixel_accuracy", "mean_accuracy",
-              "mean_iou", "fw_iou")
+    FIELDS = (
+        "iteration",
+        "loss",
+        "lr",
+        "seconds",
+        "pixel_accuracy",
+        "mean_accuracy",
+        "mean_iou",
+        "fw_iou",
+    )
 
     def __init__(self, out_dir: Path, enabled: bool, tensorboard: bool) -> None:
         self.enabled, self.writer = enabled, None
@@ -334,8 +369,9 @@ def train(config: TrainConfig) -> TrainResult:
     memory_format = torch.channels_last if c.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     optimizer = _optimizer(model, c)
-    scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=c.iterations,
-                                                      power=power)
+    scheduler = torch.optim.lr_scheduler.PolynomialLR(
+        optimizer, total_iters=c.iterations, power=power
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=c.amp and device.type == "cuda")
     start = 0
     if c.resume and ckpt_path.exists():
@@ -357,8 +393,9 @@ def train(config: TrainConfig) -> TrainResult:
     losses: list[float] = []
     metrics, confusion = None, None
     iteration, t0 = start, time.perf_counter()
-    bar = tqdm(total=c.iterations, initial=start, desc=c.variant,
-               disable=not c.progress or rank != 0)
+    bar = tqdm(
+        total=c.iterations, initial=start, desc=c.variant, disable=not c.progress or rank != 0
+    )
 
     def save(rng: dict[str, Any], collective: bool = True) -> None:
         # An interrupt may reach one rank only: it must not wait for the others, so it
@@ -377,8 +414,9 @@ def train(config: TrainConfig) -> TrainResult:
             label = label.to(device, non_blocking=True)
             with autocast(device, c.amp):
                 scores = net(image)
-            loss = F.cross_entropy(scores.float(), label, ignore_index=IGNORE_INDEX,
-                                   reduction=reduction)
+            loss = F.cross_entropy(
+                scores.float(), label, ignore_index=IGNORE_INDEX, reduction=reduction
+            )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -391,12 +429,20 @@ def train(config: TrainConfig) -> TrainResult:
             losses.append(value)
             bar.update(1)
             bar.set_postfix(loss=f"{value:.4g}")
-            row = {"loss": value, "lr": scheduler.get_last_lr()[0],
-                   "seconds": time.perf_counter() - t0}
-            if val_set is not None and (iteration % c.val_every == 0
-                                        or iteration == c.iterations):
-                matrix = evaluate(model, eval_loader(val_set, rank, world), model.num_classes,
-                                  device, amp=c.amp, channels_last=c.channels_last)
+            row = {
+                "loss": value,
+                "lr": scheduler.get_last_lr()[0],
+                "seconds": time.perf_counter() - t0,
+            }
+            if val_set is not None and (iteration % c.val_every == 0 or iteration == c.iterations):
+                matrix = evaluate(
+                    model,
+                    eval_loader(val_set, rank, world),
+                    model.num_classes,
+                    device,
+                    amp=c.amp,
+                    channels_last=c.channels_last,
+                )
                 metrics, confusion = matrix.compute(), matrix.matrix.cpu()
                 row.update({k: v for k, v in metrics.items() if k != "iou"})
                 bar.write(f"iteration {iteration}: mean IU {metrics['mean_iou']:.4f}")
@@ -424,15 +470,25 @@ def _parser() -> Parser:
         "Multi-GPU: torchrun --nproc_per_node=N -m fullfcn.train ...",
     )
     p.add_argument("--variant", choices=VARIANTS, default=d.variant)
-    p.add_argument("--voc-root", type=voc_root_arg, required=True,
-                   help="folder holding VOC2012/ or VOCdevkit/VOC2012/")
-    p.add_argument("--sbd-root", help="SBD folder (cls/, img/, train.txt): the paper's "
-                   "training set; without it --train-split of VOC is used")
+    p.add_argument(
+        "--voc-root",
+        type=voc_root_arg,
+        required=True,
+        help="folder holding VOC2012/ or VOCdevkit/VOC2012/",
+    )
+    p.add_argument(
+        "--sbd-root",
+        help="SBD folder (cls/, img/, train.txt): the paper's "
+        "training set; without it --train-split of VOC is used",
+    )
     p.add_argument("--train-split", default=d.train_split)
     p.add_argument("--val-split", help="validate on this VOC split, e.g. seg11valid")
     p.add_argument("--recipe", choices=tuple(_RECIPES), default=d.recipe)
-    p.add_argument("--weights", default=d.weights,
-                   help="imagenet (VGG16 through torchvision), none, or a weights file")
+    p.add_argument(
+        "--weights",
+        default=d.weights,
+        help="imagenet (VGG16 through torchvision), none, or a weights file",
+    )
     p.add_argument("--init-from", help="trained coarser FCN to start from (staged training)")
     p.add_argument("--lr", type=float, help="default: the recipe's (paper: per variant)")
     p.add_argument("--momentum", type=float)
@@ -450,12 +506,10 @@ def _parser() -> Parser:
     p.add_argument("--amp", action="store_true", help="float16 mixed precision (CUDA)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--workers", type=int, default=d.workers)
-    p.add_argument("--width-divisor", type=int, default=d.width_divisor,
-                   help=argparse.SUPPRESS)
+    p.add_argument("--width-divisor", type=int, default=d.width_divisor, help=argparse.SUPPRESS)
     p.add_argument("--download", action="store_true", help="fetch VOC/SBD when missing")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=d.progress)
-    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction,
-                   default=d.tensorboard)
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=d.tensorboard)
     return p
 
 

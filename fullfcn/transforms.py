@@ -27,8 +27,14 @@ from torchvision.transforms.v2 import functional as F
 
 from fullfcn.voc import IGNORE_INDEX
 
-__all__ = ["CAFFE", "PREPROCESS", "TORCHVISION", "Preprocess", "eval_transforms",
-           "train_transforms"]
+__all__ = [
+    "CAFFE",
+    "PREPROCESS",
+    "TORCHVISION",
+    "Preprocess",
+    "eval_transforms",
+    "train_transforms",
+]
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,10 @@ class Preprocess:
 
     def _stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
         shape = (3, 1, 1)
-        return (torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape),
-                torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape))
+        return (
+            torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape),
+            torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape),
+        )
 
     def __call__(self, image: Image.Image | Tensor) -> Tensor:
         """An RGB PIL image (or uint8 ``3xHxW`` tensor) as the network's float input."""
@@ -103,8 +111,10 @@ class RandomScale:
         factor = random.uniform(*self.scale)
         h, w = image.shape[-2:]
         size = [max(1, round(h * factor)), max(1, round(w * factor))]
-        return (F.resize_image(image, size, antialias=True),  # bilinear
-                F.resize_mask(label, size))  # nearest: labels are never blended
+        return (
+            F.resize_image(image, size, antialias=True),  # bilinear
+            F.resize_mask(label, size),
+        )  # nearest: labels are never blended
 
 
 class _Joint:

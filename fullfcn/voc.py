@@ -123,8 +123,9 @@ class VOCSegmentation(datasets.VOCSegmentation):
         self.targets = [str(voc / "SegmentationClass" / f"{i}.png") for i in ids]
         missing = [p for p in self.images + self.targets if not os.path.isfile(p)]
         if missing:
-            raise FileNotFoundError(f"{len(missing)} files of split {image_set!r} are missing, "
-                                    f"e.g. {missing[0]}")
+            raise FileNotFoundError(
+                f"{len(missing)} files of split {image_set!r} are missing, e.g. {missing[0]}"
+            )
 
 
 class SBDSegmentation(datasets.SBDataset):
@@ -143,10 +144,17 @@ class SBDSegmentation(datasets.SBDataset):
         transforms: Callable[[Any, Any], Any] | None = None,
     ) -> None:
         if not download and not (Path(root) / "cls").is_dir():
-            raise FileNotFoundError(f"no SBD found under {root} (expected cls/, img/ and "
-                                    f"{image_set}.txt; pass --download to fetch it)")
-        super().__init__(str(root), image_set=image_set, mode="segmentation",
-                         download=download, transforms=transforms)
+            raise FileNotFoundError(
+                f"no SBD found under {root} (expected cls/, img/ and "
+                f"{image_set}.txt; pass --download to fetch it)"
+            )
+        super().__init__(
+            str(root),
+            image_set=image_set,
+            mode="segmentation",
+            download=download,
+            transforms=transforms,
+        )
 
 
 def _split_file(voc: Path, image_set: str, download: bool) -> Path:
@@ -165,4 +173,3 @@ def _read_ids(path: Path) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"split list {path} not found")
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-

@@ -19,8 +19,9 @@ from fullfcn.voc import colorize
 WIDTH = 16
 
 
-def make_voc(root: Path, splits: dict[str, int], size: tuple[int, int] = (72, 96),
-             seed: int = 0) -> Path:
+def make_voc(
+    root: Path, splits: dict[str, int], size: tuple[int, int] = (72, 96), seed: int = 0
+) -> Path:
     """Write ``n`` images per split under ``root/VOC2012``; returns ``root``."""
     rng = np.random.default_rng(seed)
     voc = root / "VOC2012"

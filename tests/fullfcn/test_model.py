@@ -68,12 +68,36 @@ def test_paper_layer_names_and_surgery() -> None:
     model = build("fcn8s", width_divisor=WIDTH)
     names = [n for n, _ in model.named_children()]
     convs = [n for n in names if n.startswith("conv")]
-    assert convs == ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2",
-                     "conv3_3", "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2",
-                     "conv5_3"]
+    assert convs == [
+        "conv1_1",
+        "conv1_2",
+        "conv2_1",
+        "conv2_2",
+        "conv3_1",
+        "conv3_2",
+        "conv3_3",
+        "conv4_1",
+        "conv4_2",
+        "conv4_3",
+        "conv5_1",
+        "conv5_2",
+        "conv5_3",
+    ]
     assert [n for n in names if n.startswith(("pool", "fc", "score", "upscore"))] == [
-        "pool1", "pool2", "pool3", "pool4", "pool5", "fc6", "fc7", "score_fr",
-        "score_pool4", "score_pool3", "upscore2", "upscore_pool4", "upscore8"]
+        "pool1",
+        "pool2",
+        "pool3",
+        "pool4",
+        "pool5",
+        "fc6",
+        "fc7",
+        "score_fr",
+        "score_pool4",
+        "score_pool3",
+        "upscore2",
+        "upscore_pool4",
+        "upscore8",
+    ]
     assert model.conv1_1.padding == (100, 100)
     assert all(getattr(model, f"pool{i}").ceil_mode for i in range(1, 6))
     assert model.fc6.kernel_size == (7, 7) and model.fc7.kernel_size == (1, 1)
@@ -91,8 +115,11 @@ def test_staged_init_copies_the_parent_and_adds_nothing_yet() -> None:
     child = staged_init(build("fcn16s", width_divisor=WIDTH), parent)
     shared = set(parent.state_dict()) & set(child.state_dict())
     assert {"fc6.weight", "score_fr.weight", "conv1_1.weight"} <= shared
-    assert all(torch.equal(parent.state_dict()[k], child.state_dict()[k]) for k in shared
-               if not k.startswith("upscore"))
+    assert all(
+        torch.equal(parent.state_dict()[k], child.state_dict()[k])
+        for k in shared
+        if not k.startswith("upscore")
+    )
     fused = []
     child.score_pool4.register_forward_hook(lambda m, i, out: fused.append(out))
     with torch.no_grad():

@@ -20,10 +20,20 @@ from tests.fullfcn.conftest import WIDTH
 
 
 def _config(voc: Path, out: Path, **kw: Any) -> TrainConfig:
-    base: dict[str, Any] = dict(voc_root=str(voc), out_dir=str(out), variant="fcn16s",
-                                recipe="modern", weights=None, width_divisor=WIDTH,
-                                batch_size=2, crop_size=64, iterations=4, workers=0,
-                                progress=False, tensorboard=False)
+    base: dict[str, Any] = dict(
+        voc_root=str(voc),
+        out_dir=str(out),
+        variant="fcn16s",
+        recipe="modern",
+        weights=None,
+        width_divisor=WIDTH,
+        batch_size=2,
+        crop_size=64,
+        iterations=4,
+        workers=0,
+        progress=False,
+        tensorboard=False,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -90,11 +100,17 @@ def _ddp_worker(rank: int, config: TrainConfig, port: int, out: str) -> None:
     import os
 
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2",
-                      RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE="2",
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
     result = train(config)
-    torch.save({"model": result.model.state_dict(), "confusion": result.confusion},
-               f"{out}/rank{rank}.pt")
+    torch.save(
+        {"model": result.model.state_dict(), "confusion": result.confusion}, f"{out}/rank{rank}.pt"
+    )
     torch.distributed.destroy_process_group()
 
 
@@ -102,8 +118,9 @@ def _ddp_worker(rank: int, config: TrainConfig, port: int, out: str) -> None:
 def test_ddp_on_two_cpu_processes(tiny_voc: Path, tmp_path: Path) -> None:
     """gloo, 2 processes: ranks end identical, and the validation confusion matrix summed
     over ranks equals the one a single process computes over the whole split."""
-    config = _config(tiny_voc, tmp_path / "run", iterations=2, batch_size=1,
-                     val_split="val", val_every=2)
+    config = _config(
+        tiny_voc, tmp_path / "run", iterations=2, batch_size=1, val_split="val", val_every=2
+    )
     mp.spawn(_ddp_worker, args=(config, _free_port(), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert all(torch.equal(r0["model"][k], r1["model"][k]) for k in r0["model"])

@@ -21,8 +21,10 @@ def test_genuine_pairs(voc_root: Path) -> None:
     assert image.mode == "RGB" and image.size == (500, 281) and label.size == (500, 281)
     assert label.mode == "P" and label.getpalette()[: 3 * 256] == voc_palette()
     values, counts = np.unique(np.array(label), return_counts=True)
-    assert dict(zip(values.tolist(), counts.tolist(), strict=True)).items() >= {
-        1: 4734, 15: 866}.items()
+    assert (
+        dict(zip(values.tolist(), counts.tolist(), strict=True)).items()
+        >= {1: 4734, 15: 866}.items()
+    )
     assert set(values.tolist()) == {0, 1, 15, 255}
     val = VOCSegmentation(voc_root, "val", transforms=eval_transforms(CAFFE))
     x, y = val[0]  # 2007_000033, 500x366
@@ -60,8 +62,7 @@ def test_crop_pads_with_void_and_flip_moves_label_with_image(voc_root: Path) -> 
     label = Image.open(find_voc2012(voc_root) / "SegmentationClass" / "2007_000032.png")
     torch.manual_seed(0)
     # Scale 0.5 exactly: a 250x141 image in a 300 crop must be padded on both axes.
-    x, y = train_transforms(TORCHVISION, crop_size=300, scale=(0.5, 0.5), flip=False)(
-        image, label)
+    x, y = train_transforms(TORCHVISION, crop_size=300, scale=(0.5, 0.5), flip=False)(image, label)
     assert x.shape == (3, 300, 300) and y.shape == (300, 300)
     assert (y == 255).sum() >= 300 * 300 - 250 * 141
     assert set(y.unique().tolist()) <= {0, 1, 15, 255}

@@ -15,20 +15,36 @@ from tests.fullfcn.conftest import WIDTH
 from tinyfcn.convert import convolutionalize
 
 # The keys and shapes of pytorch-fcn's fcn8s_from_caffe.pth (its FCN8s.state_dict()).
-_CONVS = {"conv1_1": (64, 3), "conv1_2": (64, 64), "conv2_1": (128, 64),
-          "conv2_2": (128, 128), "conv3_1": (256, 128), "conv3_2": (256, 256),
-          "conv3_3": (256, 256), "conv4_1": (512, 256), "conv4_2": (512, 512),
-          "conv4_3": (512, 512), "conv5_1": (512, 512), "conv5_2": (512, 512),
-          "conv5_3": (512, 512)}
+_CONVS = {
+    "conv1_1": (64, 3),
+    "conv1_2": (64, 64),
+    "conv2_1": (128, 64),
+    "conv2_2": (128, 128),
+    "conv3_1": (256, 128),
+    "conv3_2": (256, 256),
+    "conv3_3": (256, 256),
+    "conv4_1": (512, 256),
+    "conv4_2": (512, 512),
+    "conv4_3": (512, 512),
+    "conv5_1": (512, 512),
+    "conv5_2": (512, 512),
+    "conv5_3": (512, 512),
+}
 PUBLISHED_FCN8S = {
     **{f"{n}.weight": (o, i, 3, 3) for n, (o, i) in _CONVS.items()},
     **{f"{n}.bias": (o,) for n, (o, _) in _CONVS.items()},
-    "fc6.weight": (4096, 512, 7, 7), "fc6.bias": (4096,),
-    "fc7.weight": (4096, 4096, 1, 1), "fc7.bias": (4096,),
-    "score_fr.weight": (21, 4096, 1, 1), "score_fr.bias": (21,),
-    "score_pool3.weight": (21, 256, 1, 1), "score_pool3.bias": (21,),
-    "score_pool4.weight": (21, 512, 1, 1), "score_pool4.bias": (21,),
-    "upscore2.weight": (21, 21, 4, 4), "upscore8.weight": (21, 21, 16, 16),
+    "fc6.weight": (4096, 512, 7, 7),
+    "fc6.bias": (4096,),
+    "fc7.weight": (4096, 4096, 1, 1),
+    "fc7.bias": (4096,),
+    "score_fr.weight": (21, 4096, 1, 1),
+    "score_fr.bias": (21,),
+    "score_pool3.weight": (21, 256, 1, 1),
+    "score_pool3.bias": (21,),
+    "score_pool4.weight": (21, 512, 1, 1),
+    "score_pool4.bias": (21,),
+    "upscore2.weight": (21, 21, 4, 4),
+    "upscore8.weight": (21, 21, 16, 16),
     "upscore_pool4.weight": (21, 21, 4, 4),
 }
 
@@ -108,11 +124,14 @@ def test_preprocessing_by_origin() -> None:
     """Caffe: BGR minus the mean on 0..255; torchvision: RGB standardised. Both invert."""
     image = torch.tensor([[[10]], [[20]], [[30]]], dtype=torch.uint8)  # R, G, B
     caffe = CAFFE(image)
-    assert torch.allclose(caffe.flatten(), torch.tensor([30 - 104.00698793, 20 - 116.66876762,
-                                                         10 - 122.67891434]))
+    assert torch.allclose(
+        caffe.flatten(), torch.tensor([30 - 104.00698793, 20 - 116.66876762, 10 - 122.67891434])
+    )
     tv = TORCHVISION(image)
-    assert torch.allclose(tv.flatten(), (torch.tensor([10, 20, 30]) / 255
-                                         - torch.tensor([0.485, 0.456, 0.406]))
-                          / torch.tensor([0.229, 0.224, 0.225]))
+    assert torch.allclose(
+        tv.flatten(),
+        (torch.tensor([10, 20, 30]) / 255 - torch.tensor([0.485, 0.456, 0.406]))
+        / torch.tensor([0.229, 0.224, 0.225]),
+    )
     for p in (CAFFE, TORCHVISION):
         assert torch.equal(p.denormalize(p(image)), image)
