@@ -1,30 +1,33 @@
 """``m2nist-gen``: write M2NIST to a directory, or verify one.
 
 Every failure the user can cause ends as one line ``m2nist-gen: error: ...`` on
-stderr and a non-zero exit status (2 for bad arguments, 1 for data or I/O
-problems), with no traceback, and nothing is written before all arguments and the
-MNIST source have been checked.
+stderr (through :func:`fcnbase.cli.run_cli`): exit 2 for bad arguments, 1 for data or
+I/O problems, 130 on Ctrl-C or SIGTERM (temporary files removed), never a traceback.
+Nothing is written before the arguments, the MNIST source, OUT and ``--preview`` have
+all been checked, and nothing that exists is replaced without ``--force``.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-import signal
 import sys
-import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from fcnbase.cli import Parser, UsageError, int_arg, run_cli
 from m2nist.compose import (
+    MAX_PIXELS,
     ParamError,
     Params,
+    as_pair,
     check_fits,
     default_workers,
     digit_pool,
 )
-from m2nist.io import OutputExistsError, shard_rows, verify, write_dataset
-from m2nist.mnist import SAMPLE, MnistSourceError
+from m2nist.io import METADATA, check_destination, output_names, shard_rows, write_dataset
+from m2nist.mnist import SAMPLE
+from m2nist.verify import REGENERATE, check
 
 PROG = "m2nist-gen"
 EXAMPLES = """\
@@ -34,54 +37,42 @@ examples:
   m2nist-gen out/kaggle --format kaggle --train 5000 --test 0   # combined.npy/segmented.npy
   m2nist-gen out/big --train 1000000 --workers 2 --mnist-dir ~/data/mnist
   m2nist-gen out/part0 --train 100000 --shard 0/4  # rows 0-24999 of the same 100000
-  m2nist-gen --verify out/m2nist                   # checksums and invariants
+  m2nist-gen --verify out/m2nist                   # checksums, invariants, sampled regeneration
+  m2nist-gen --verify out/m2nist --regenerate all  # ... and every row regenerated
 
 MNIST source: --mnist-dir DIR, else $M2NIST_MNIST_DIR, else the torchvision download
 cache in $M2NIST_HOME (default ~/.cache/m2nist); --sample uses the bundled sample.
 """
 
 
-class UsageError(Exception):
-    """Bad command line: exit status 2."""
+#: Bounds of the counts: far beyond any real run, but small enough that no arithmetic on
+#: them overflows (``--train 10**30`` is a usage error, not an ``OverflowError``).
+MAX_IMAGES = 10**10
+MAX_SEED = 2**63 - 1
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump
-        raise UsageError(message)
+def _pair_arg(what: str, sep: str) -> Callable[[str], tuple[int, int]]:
+    """An argparse type reading a pair with the same parser as the Python API."""
 
+    def parse(text: str) -> tuple[int, int]:
+        try:
+            return as_pair(text, what, sep)
+        except ParamError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
-def _pair(text: str, sep: str, what: str) -> tuple[int, int]:
-    match = re.fullmatch(rf"\s*(\d+)\s*{sep}\s*(\d+)\s*", text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"{what} must look like A{sep}B, got {text!r}")
-    return int(match[1]), int(match[2])
-
-
-def _digits(text: str) -> tuple[int, int]:
-    if text.isdigit():
-        return int(text), int(text)
-    return _pair(text, "-", "--digits")
-
-
-def _size(text: str) -> tuple[int, int]:
-    return _pair(text, "[xX]", "--size")
+    parse.__name__ = what
+    return parse
 
 
 def _shard(text: str) -> tuple[int, int]:
-    index, count = _pair(text, "/", "--shard")
+    index, count = _pair_arg("--shard", "/")(text)
     if count < 1 or index >= count:
         raise argparse.ArgumentTypeError(f"--shard I/N needs 0 <= I < N, got {text!r}")
     return index, count
 
 
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a count >= 0, got {text!r}")
-    return int(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog=PROG,
         description="Generate M2NIST (MNIST digits composed without overlap, with "
         "per-pixel labels) reproducibly, or verify a generated directory.",
@@ -90,32 +81,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("out", nargs="?", type=Path, help="output directory")
     p.add_argument("--verify", metavar="OUT", type=Path, help="check OUT against its metadata")
-    p.add_argument("--train", type=_count, default=5000, help="train images (default 5000)")
-    p.add_argument("--test", type=_count, default=1000, help="test images (default 1000)")
-    p.add_argument("--seed", type=_count, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--regenerate",
+        choices=REGENERATE,
+        default="sample",
+        help="with --verify: regenerate a sample of blocks (default), all rows, or none, "
+        "and compare bytes (needs the recorded MNIST: --mnist-dir, --sample, "
+        "$M2NIST_MNIST_DIR or the recorded folder)",
+    )
+    count = int_arg(0, MAX_IMAGES)
+    p.add_argument("--train", type=count, default=5000, help="train images (default 5000)")
+    p.add_argument("--test", type=count, default=1000, help="test images (default 1000)")
+    p.add_argument("--seed", type=int_arg(0, MAX_SEED), default=0, help="random seed (default 0)")
     p.add_argument(
         "--digits",
-        type=_digits,
+        type=_pair_arg("--digits", "-"),
         default=(1, 3),
         metavar="MIN-MAX",
         help="digits per image, uniform (default 1-3)",
     )
     p.add_argument(
         "--size",
-        type=_size,
+        type=_pair_arg("--size", "[xX]"),
         default=(64, 84),
         metavar="HxW",
-        help="canvas size (default 64x84, each side >= 28)",
+        help=f"canvas size (default 64x84, each side >= 28, at most {MAX_PIXELS} pixels)",
     )
     p.add_argument(
         "--margin",
-        type=_count,
+        type=int_arg(0, 4096),
         default=Params.margin,
         help=f"min gap in pixels between ink boxes (default {Params.margin})",
     )
     p.add_argument(
         "--threshold",
-        type=_count,
+        type=int_arg(0, 254),
         default=0,
         help="ink = pixel > T; mask and boxes use it (default 0, as Kaggle)",
     )
@@ -140,9 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--workers",
-        type=_count,
+        type=int_arg(1, 4096),
         default=default_workers(),
-        help="threads generating blocks; output is identical for any value",
+        help="threads generating blocks (default and maximum: the available cores, "
+        f"{default_workers()} here; more are capped); output is identical for any value",
     )
     p.add_argument(
         "--shard",
@@ -156,40 +157,50 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.png",
         help="also save a grid of train images with label overlays",
     )
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing outputs, and remove the previous run's files this one does not "
+        "rewrite",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     return p
 
 
-def _validate(args: argparse.Namespace) -> tuple[Params, object]:
-    """Check everything that can be checked before writing: params, source, fit."""
+def _validate(args: argparse.Namespace, formats: list[str]) -> tuple[Params, str | Path | None]:
+    """Check everything that can be checked before the progress bar starts: params, source,
+    fit, OUT and ``--preview`` (:func:`write_dataset` checks OUT again, under its lock)."""
     if (args.out is None) == (args.verify is None):
         raise UsageError("give exactly one of OUT or --verify OUT")
-    if args.workers < 1:
-        raise UsageError("--workers must be >= 1")
-    if args.preview is not None and args.preview.suffix.lower() != ".png":
-        raise UsageError(f"--preview {args.preview}: must be a .png file")
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"{args.out} exists and is not a directory")
     params = Params(args.digits, args.size, args.margin, args.threshold)
     source = SAMPLE if args.sample else args.mnist_dir
     for split in ("train", "test"):
         check_fits(params, digit_pool(split, params, source))
+    finals = [args.out / name for name in [*output_names(["train", "test"], formats), METADATA]]
+    check_destination(args.out, finals, source=source, preview=args.preview, force=args.force)
     return params, source
 
 
-def _run(args: argparse.Namespace) -> int:
+def _verify(args: argparse.Namespace) -> int:
+    source = SAMPLE if args.sample else args.mnist_dir
+    report = check(args.verify, regenerate=args.regenerate, source=source)
+    for problem in report.problems:
+        print(f"{PROG}: {problem}", file=sys.stderr)
+    if report.problems:
+        return 1
+    if not args.quiet:
+        for note in report.notes:
+            print(f"{args.verify}: {note}")
+        print(f"{args.verify}: OK")
+    return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
     if args.verify is not None and args.out is None:
-        problems = verify(args.verify)
-        for problem in problems:
-            print(f"{PROG}: {problem}", file=sys.stderr)
-        if not args.quiet and not problems:
-            print(f"{args.verify}: OK")
-        return 1 if problems else 0
-    params, source = _validate(args)
-    if args.preview is not None and args.preview.exists() and not args.force:
-        raise OutputExistsError(f"{args.preview} exists (use --force to overwrite)")
+        return _verify(args)
     formats = ["npz", "kaggle"] if args.format == "both" else [args.format]
+    params, source = _validate(args, formats)
     counts = {"train": args.train, "test": args.test}
     total = sum(
         stop - start for start, stop in (shard_rows(n, args.shard) for n in counts.values())
@@ -205,54 +216,30 @@ def _run(args: argparse.Namespace) -> int:
             params=params,
             source=source,
             formats=formats,
-            workers=args.workers,
+            workers=min(args.workers, default_workers()),
             shard=args.shard,
             force=args.force,
             progress=bar,
+            preview=args.preview,
         )
     seconds = time.perf_counter() - started
-    if args.preview is not None:
-        from m2nist.viz import save_preview
-
-        save_preview(args.out, args.preview, split="train" if args.train else "test")
     if not args.quiet:
         size = sum(f["bytes"] for f in metadata["files"].values())
         splits = ", ".join(f"{s} {v['images']}" for s, v in metadata["splits"].items())
+        data_files = len(metadata["files"]) - (
+            args.preview is not None and args.preview.name in metadata["files"]
+        )
         print(
-            f"wrote {args.out}: {splits} images, {len(metadata['files'])} files, "
+            f"wrote {args.out}: {splits} images, {data_files} files, "
             f"{size / 1e6:.1f} MB in {seconds:.1f} s ({total / max(seconds, 1e-9):,.0f} img/s)"
             + (f"; preview {args.preview}" if args.preview is not None else "")
         )
     return 0
 
 
-def _error(exc: Exception) -> None:
-    """Report a failure as exactly one line on stderr."""
-    print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``m2nist-gen``; returns the exit status."""
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
-    try:
-        return _run(build_parser().parse_args(argv))
-    except (UsageError, ParamError) as exc:
-        _error(exc)
-        return 2
-    except (MnistSourceError, OutputExistsError, OSError) as exc:
-        _error(exc)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; temporary files removed", file=sys.stderr)
-        return 130
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``m2nist-gen``; returns the exit status (0, 1, 2 or 130)."""
+    return run_cli(PROG, _main, argv)
 
 
 if __name__ == "__main__":

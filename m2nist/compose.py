@@ -31,11 +31,13 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from fcnbase.cli import UsageError
 from m2nist.mnist import load_split, resolve_source
 
 BACKGROUND = 10
@@ -45,10 +47,45 @@ PLACEMENT_ROUNDS = 32
 SPLIT_IDS = {"train": 0, "test": 1}
 MNIST_SIDE = 28
 POOL_CHUNK = 8192
+#: Largest canvas, in pixels. A block of :data:`BLOCK` images is the unit of work and of
+#: randomness, so its size cannot shrink for big canvases without changing every output;
+#: instead the canvas is bounded so that one block in flight stays below ~0.4 GB
+#: (4096 images x 32768 pixels x 3 uint8 arrays), whatever ``--size`` asks for.
+MAX_PIXELS = 1 << 15
 
 
-class ParamError(ValueError):
-    """Parameters that can never work (bad ranges, digits that cannot fit)."""
+class ParamError(UsageError):
+    """Parameters that can never work (bad ranges, digits that cannot fit).
+
+    A :class:`fcnbase.UsageError` (hence a ``ValueError``), so the Python API and the
+    command line refuse the same request with the same exception and message.
+    """
+
+
+def as_pair(value: object, what: str, sep: str = "-") -> tuple[int, int]:
+    """Read a ``(low, high)`` pair the way the command line spells it, or as Python does.
+
+    Accepts ``(2, 3)``, ``[2, 3]``, ``"2-3"`` (``sep``), and for ``digits`` a single
+    count ``2`` or ``"2"`` meaning ``2-2``. Anything else is a :class:`ParamError`
+    naming ``what``, so ``generate(digits=2)`` and ``m2nist-gen --digits 2`` agree instead
+    of one of them raising a bare ``TypeError``.
+    """
+    if isinstance(value, str):
+        parts = re.split(rf"\s*{sep}\s*", value.strip())
+        if len(parts) == 1 and sep == "-":
+            parts *= 2
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ParamError(f"{what} must look like A{sep.strip('[]')[0]}B, got {value!r}")
+        return int(parts[0]), int(parts[1])
+    if isinstance(value, int) and not isinstance(value, bool) and sep == "-":
+        return value, value
+    if (
+        isinstance(value, tuple | list)
+        and len(value) == 2
+        and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in value)
+    ):
+        return int(value[0]), int(value[1])
+    raise ParamError(f"{what} must be a pair of integers, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -69,16 +106,29 @@ class Params:
             raise ParamError(f"digits {lo}-{hi}: at most 255 digits per image (uint8 ids)")
         if height < MNIST_SIDE or width < MNIST_SIDE:
             raise ParamError(f"size {height}x{width}: each side must be >= {MNIST_SIDE}")
-        if height * width > 2**24:
-            raise ParamError(f"size {height}x{width}: canvas larger than 2^24 pixels")
-        if self.margin < 0:
-            raise ParamError(f"margin {self.margin}: must be >= 0")
+        if height * width > MAX_PIXELS:
+            raise ParamError(
+                f"size {height}x{width}: canvas larger than {MAX_PIXELS} pixels (memory per "
+                f"block of {BLOCK} images would exceed 0.4 GB)"
+            )
+        if not 0 <= self.margin <= max(height, width):
+            raise ParamError(f"margin {self.margin}: must be in 0..{max(height, width)}")
         if not 0 <= self.threshold <= 254:
             raise ParamError(f"threshold {self.threshold}: must be in 0..254")
 
     @property
     def max_digits(self) -> int:
         return self.digits[1]
+
+
+def make_params(digits: object, size: object, margin: object, threshold: object) -> Params:
+    """:class:`Params` from the loose spellings the API accepts (see :func:`as_pair`)."""
+    for name, value in (("margin", margin), ("threshold", threshold)):
+        if not isinstance(value, int | np.integer) or isinstance(value, bool):
+            raise ParamError(f"{name} must be an integer, got {value!r}")
+    return Params(
+        as_pair(digits, "digits"), as_pair(size, "size", "[xX]"), int(margin), int(threshold)
+    )
 
 
 @dataclass(frozen=True)
@@ -388,8 +438,8 @@ def generate(
     *,
     split: str = "train",
     seed: int = 0,
-    digits: tuple[int, int] = (1, 3),
-    size: tuple[int, int] = (64, 84),
+    digits: tuple[int, int] | int | str = (1, 3),
+    size: tuple[int, int] | str = (64, 84),
     margin: int = 2,
     threshold: int = 0,
     source: str | os.PathLike | None = None,
@@ -400,11 +450,12 @@ def generate(
     None resolves automatically (``$M2NIST_MNIST_DIR``, else the torchvision cache),
     ``"sample"`` is the bundled sample, a path a folder of IDX files. The same
     arguments always give the same arrays; the first ``k`` images of ``generate(n)``
-    are ``generate(k)``.
+    are ``generate(k)``. ``digits`` and ``size`` also take the command line's spellings
+    (``digits=2``, ``"1-3"``, ``size="64x84"``); anything invalid is a :class:`ParamError`.
     """
-    if n < 0:
-        raise ParamError(f"n={n}: must be >= 0")
-    params = Params(tuple(digits), tuple(size), margin, threshold)
+    if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 0:
+        raise ParamError(f"n={n!r}: must be an integer >= 0")
+    params = make_params(digits, size, margin, threshold)
     pool = digit_pool(split, params, source)
     check_fits(params, pool)
     return compose_parallel(pool, params, seed, split, 0, n, default_workers())

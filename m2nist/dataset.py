@@ -24,8 +24,10 @@ from m2nist.compose import (
     compose_range,
     default_workers,
     digit_pool,
+    make_params,
 )
-from m2nist.io import load_arrays, write_dataset
+from m2nist.io import METADATA, load_arrays, write_dataset
+from m2nist.verify import check_file, missing_split
 
 Transform = Callable[[torch.Tensor], object] | None
 
@@ -57,8 +59,15 @@ class M2NIST(Dataset):
     million-image split costs nothing. With ``generate=True`` a missing split is
     generated first; ``generate_kwargs`` are ``train``/``test`` (image counts, default
     5000/1000), ``seed``, ``digits``, ``size``, ``margin``, ``threshold``, ``source``
-    and ``workers``. The full arrays are available as ``images``, ``labels``,
-    ``instances`` and ``boxes``.
+    and ``workers``; the MNIST source is found as everywhere else (``source``, else
+    ``$M2NIST_MNIST_DIR``, else the download cache). The full arrays are available as
+    ``images``, ``labels``, ``instances`` and ``boxes``.
+
+    Memory-mapping reads no byte and so checks no CRC: a flipped byte would be served as
+    data. So the split's sha256 is checked against ``metadata.json`` when it is opened
+    (one sequential read, about a second per GB, done once per process for a given
+    file); ``verify_checksum=False`` skips it for huge sets already verified with
+    ``m2nist-gen --verify``.
     """
 
     def __init__(
@@ -68,21 +77,22 @@ class M2NIST(Dataset):
         transform: Transform = None,
         target_transform: Transform = None,
         generate: bool = False,
+        verify_checksum: bool = True,
         **generate_kwargs,
     ) -> None:
         self.root, self.split = Path(root), split
         self.transform, self.target_transform = transform, target_transform
         if split not in ("train", "test"):
             raise ValueError(f"split {split!r}: must be 'train' or 'test'")
-        if generate and not (self.root / f"{split}.npz").is_file():
+        npz = self.root / f"{split}.npz"
+        if generate and not npz.is_file() and not (self.root / METADATA).exists():
             _generate_dir(self.root, **generate_kwargs)
-        elif generate_kwargs:
+        elif generate_kwargs and not generate:
             raise TypeError("generate_kwargs are only used with generate=True")
-        if not (self.root / f"{split}.npz").is_file():
-            raise FileNotFoundError(
-                f"{self.root / f'{split}.npz'} not found: run m2nist-gen {self.root} "
-                "or pass generate=True"
-            )
+        if not npz.is_file():
+            raise FileNotFoundError(missing_split(self.root, split))
+        if verify_checksum:
+            check_file(self.root, f"{split}.npz")
         arrays = load_arrays(self.root, split)
         self.images, self.labels = arrays.images, arrays.labels
         self.instances, self.boxes = arrays.instances, arrays.boxes
@@ -105,14 +115,14 @@ def _generate_dir(
     train: int = 5000,
     test: int = 1000,
     seed: int = 0,
-    digits: tuple[int, int] = (1, 3),
-    size: tuple[int, int] = (64, 84),
+    digits: tuple[int, int] | int | str = (1, 3),
+    size: tuple[int, int] | str = (64, 84),
     margin: int = Params.margin,
     threshold: int = 0,
     source: str | os.PathLike | None = None,
     workers: int | None = None,
 ) -> None:
-    params = Params(tuple(digits), tuple(size), margin, threshold)
+    params = make_params(digits, size, margin, threshold)
     for split in ("train", "test"):
         check_fits(params, digit_pool(split, params, source))
     write_dataset(
@@ -142,15 +152,15 @@ class M2NISTStream(IterableDataset):
         *,
         seed: int = 0,
         length: int | None = None,
-        digits: tuple[int, int] = (1, 3),
-        size: tuple[int, int] = (64, 84),
+        digits: tuple[int, int] | int | str = (1, 3),
+        size: tuple[int, int] | str = (64, 84),
         margin: int = Params.margin,
         threshold: int = 0,
         source: str | os.PathLike | None = None,
         transform: Transform = None,
         target_transform: Transform = None,
     ) -> None:
-        self.params = Params(tuple(digits), tuple(size), margin, threshold)
+        self.params = make_params(digits, size, margin, threshold)
         self.pool = digit_pool(split, self.params, source)
         check_fits(self.params, self.pool)
         self.split, self.seed, self.length, self.epoch = split, seed, length, 0

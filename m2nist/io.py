@@ -5,9 +5,13 @@
   chunks written in place as blocks arrive. ``np.load`` reads them as usual, memory
   stays flat in N, and equal arrays give equal bytes (``np.savez`` stamps the time).
 * The Kaggle layout is two plain ``.npy`` files per split (header + raw bytes).
-* Every file is first written under a temporary name (``.NAME.partial``) and renamed
-  only when complete; ``metadata.json`` (with each file's sha256) comes last, so an
-  interrupted run never leaves a directory that passes :func:`verify`.
+* Every file is first written under a fresh, exclusively created temporary name
+  (``.NAME.<random>.partial``, from :func:`fcnbase.outputs.create_temp`: never a fixed
+  name another run shares, never followed through a planted symlink) and renamed only
+  when complete; ``metadata.json`` (with each file's sha256) comes last, so an
+  interrupted run never leaves a directory that passes :func:`m2nist.verify.verify`.
+* A run holds :func:`fcnbase.outputs.lock_dir` on OUT from its first check to its last
+  rename: a second run into the same OUT fails at once instead of interleaving files.
 """
 
 from __future__ import annotations
@@ -23,12 +27,20 @@ import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
+from fcnbase.cli import UsageError, deferred_interrupts
+from fcnbase.outputs import (
+    atomic_write,
+    check_outputs,
+    check_writable,
+    create_temp,
+    lock_dir,
+)
 from m2nist.compose import (
     BACKGROUND,
     BLOCK,
@@ -41,10 +53,9 @@ from m2nist.compose import (
     compose_range,
     digit_pool,
 )
-from m2nist.mnist import load_split, resolve_source
+from m2nist.mnist import SAMPLE, load_split, resolve_source, sample_path
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-PARTIAL = ".partial"
 METADATA = "metadata.json"
 ARRAY_NAMES = ("images", "labels", "instances", "boxes")
 HASH_CHUNK = 1 << 24
@@ -52,6 +63,7 @@ MASK32 = 0xFFFFFFFF
 ZIP64_VERSION = 45
 FILE_ATTR = 0o100644 << 16  # regular file, rw-r--r--
 ONE_HOT_ROWS = 512
+PREVIEW_IMAGES = 16
 
 
 def npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
@@ -70,29 +82,6 @@ def npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
 
 def _needs_v2(header: dict) -> bool:
     return len(repr(header)) > 65000
-
-
-def partial_name(path: Path) -> Path:
-    """Temporary sibling of ``path``; :func:`verify` reports any such leftover."""
-    return path.with_name(f".{path.name}{PARTIAL}")
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; rename it to ``path`` only on success.
-
-    A crash or an interrupt mid-write then never leaves a truncated file under the real
-    name (a rename within one file system is atomic on POSIX). Every package of the project
-    writes its outputs -- data files, checkpoints, figures -- through this one helper.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_name(path)
-    try:
-        yield tmp
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def zip_info(name: str, compress: bool) -> zipfile.ZipInfo:
@@ -125,10 +114,13 @@ class NpzStreamWriter:
     Python's ``zipfile`` (hence ``np.load``) reads the result, checking every CRC.
     """
 
-    def __init__(self, path: Path, members: dict[str, tuple[np.dtype, tuple[int, ...]]]):
+    def __init__(self, fd: int, members: dict[str, tuple[np.dtype, tuple[int, ...]]]):
+        """``fd``: an empty file opened for writing (from :func:`create_temp`); the writer
+        owns it from here and closes it. It never opens a path itself, so it cannot be
+        pointed at another file through a name."""
         self.names = [f"{name}.npy".encode() for name in members]
         self.offset, self.next, self.end, self.crc, self.size = {}, {}, {}, {}, {}
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self.fd = fd
         at = 0
         for (name, (dtype, shape)), encoded in zip(members.items(), self.names, strict=True):
             header = npy_header(dtype, shape)
@@ -336,12 +328,8 @@ def invariant_errors(a: M2nistArrays, params: Params, first_row: int = 0) -> lis
 
 def save_metadata(path: Path, metadata: dict) -> None:
     """Write ``metadata.json`` atomically (it is the last file of a run)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-
-
-class OutputExistsError(RuntimeError):
-    """An output file is already there and ``force`` was not given."""
+    with atomic_write(path) as f:
+        f.write((json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode())
 
 
 def output_names(splits: list[str], formats: list[str]) -> list[str]:
@@ -355,6 +343,10 @@ def output_names(splits: list[str], formats: list[str]) -> list[str]:
     return names
 
 
+#: Every data file name any run can write: the only names ``--force`` may delete as stale.
+ALL_OUTPUTS = frozenset(output_names(["train", "test"], ["npz", "kaggle"]))
+
+
 class Staging:
     """Temporary files of a run: renamed into place together at the end, else deleted."""
 
@@ -362,11 +354,11 @@ class Staging:
         self.pending: list[tuple[Path, Path]] = []
         self.sha256: dict[Path, str] = {}  # digests computed while writing
 
-    def stage(self, final: Path) -> Path:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = partial_name(final)
+    def stage(self, final: Path) -> int:
+        """A new exclusive temporary file for ``final``; returns its open descriptor."""
+        fd, tmp = create_temp(final)
         self.pending.append((tmp, final))
-        return tmp
+        return fd
 
     def commit(self) -> None:
         for tmp, final in self.pending:
@@ -382,8 +374,9 @@ class HashingFile:
     """A staged ``.npy`` file written sequentially, hashed (sha256) on the way."""
 
     def __init__(self, staging: Staging, final: Path, shape: tuple[int, ...]) -> None:
-        self.staging, self.path = staging, staging.stage(final)
-        self.file = self.path.open("wb")
+        self.staging = staging
+        self.file = os.fdopen(staging.stage(final), "wb")
+        self.path = staging.pending[-1][0]
         self.digest = hashlib.sha256()
         self.write(np.frombuffer(npy_header(np.uint8, shape), np.uint8))
 
@@ -526,6 +519,72 @@ def write_split(
     }
 
 
+def source_paths(source: str | os.PathLike | None) -> list[Path]:
+    """The files (or, for an IDX folder, the folder) a run reads: never to be written."""
+    resolved = resolve_source(source)
+    return [sample_path()] if resolved == SAMPLE else [Path(resolved)]
+
+
+def check_destination(
+    out: Path,
+    finals: list[Path],
+    *,
+    source: str | os.PathLike | None,
+    preview: Path | None,
+    force: bool,
+) -> None:
+    """Everything about OUT and ``--preview`` that can fail, checked before any work.
+
+    OUT must be a writable directory (or creatable), must not be or contain the MNIST
+    source (``--force`` would then be allowed to replace inputs), and its outputs must
+    be new unless ``force``. The preview must be a ``.png``, not an input, writable.
+    """
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a directory")
+    for src in source_paths(source):
+        folder = src if src.is_dir() else src.parent
+        if out.resolve() == folder.resolve() or folder.resolve().is_relative_to(out.resolve()):
+            raise UsageError(f"output {out} holds the MNIST source {src}; choose another OUT")
+    check_writable(out)
+    outputs = [*finals, *([preview] if preview is not None else [])]
+    if preview is not None and preview.suffix.lower() != ".png":
+        raise UsageError(f"--preview {preview}: must be a .png file")
+    check_outputs(outputs, inputs=source_paths(source), force=force)
+
+
+def stale_outputs(out: Path, keep: list[Path]) -> list[Path]:
+    """Files the previous run's ``metadata.json`` lists that this run will not rewrite.
+
+    Only names an m2nist run can produce (:data:`ALL_OUTPUTS`, or the ``.png`` preview it
+    recorded directly in OUT) are taken from the old metadata: a hand-edited or hostile
+    ``"files": {"../../home": ...}`` can never make ``--force`` delete anything else.
+    """
+    try:
+        previous = json.loads((out / METADATA).read_text())
+        listed = previous["files"]
+        names = list(listed) if isinstance(listed, dict) else []
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    kept = {p.resolve() for p in keep}
+    return [
+        out / name
+        for name in names
+        if isinstance(name, str)
+        and (name in ALL_OUTPUTS or (name.endswith(".png") and "/" not in name))
+        and not name.startswith(".")
+        and (out / name).resolve() not in kept
+        and ((out / name).is_file() or (out / name).is_symlink())
+    ]
+
+
+def _remove_stale(out: Path, stale: list[Path]) -> None:
+    for path in stale:
+        path.unlink(missing_ok=True)
+        if path.parent != out:
+            with suppress(OSError):  # the split folder, when nothing else is in it
+                path.parent.rmdir()
+
+
 def write_dataset(
     out: str | Path,
     *,
@@ -538,22 +597,50 @@ def write_dataset(
     shard: tuple[int, int] | None = None,
     force: bool = False,
     progress=None,
-    extra: dict | None = None,
+    preview: str | Path | None = None,
 ) -> dict:
     """Generate every split into ``out`` and write ``metadata.json``; return it.
 
-    Sources and parameters must already be validated (see ``m2nist.cli``); this
-    refuses to overwrite existing outputs unless ``force``, and leaves only
-    ``.partial`` files behind if it is killed.
+    Parameters must already be validated (see ``m2nist.cli``). Before any work it
+    checks OUT and ``preview`` (:func:`check_destination`) and takes the directory lock;
+    it refuses to overwrite existing outputs unless ``force``, and with ``force`` also
+    removes the previous run's files that this run does not rewrite (a narrower
+    ``--format`` must not leave old Kaggle files beside the new npz). Killed, it leaves
+    only ``.partial`` files. ``preview``: a ``.png`` of the first images, written before
+    the metadata (which records it when it lies in OUT).
     """
     out = Path(out)
+    preview = Path(preview) if preview is not None else None
     splits = [s for s in ("train", "test") if s in counts]
     finals = [out / name for name in [*output_names(splits, formats), METADATA]]
-    existing = [p for p in finals if p.exists()]
-    if existing and not force:
-        raise OutputExistsError(f"{existing[0]} exists (use --force to overwrite)")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / METADATA).unlink(missing_ok=True)  # an interrupted --force run must not verify
+    check_destination(out, finals, source=source, preview=preview, force=force)
+    with lock_dir(out):
+        check_outputs(finals, force=force)  # again: a run may have finished meanwhile
+        stale = stale_outputs(out, finals + ([preview] if preview is not None else []))
+        (out / METADATA).unlink(missing_ok=True)  # an interrupted --force run must not verify
+        metadata = _write_locked(
+            out, splits, counts, seed, params, source, formats, workers, shard, progress, stale
+        )
+        if preview is not None:
+            _save_preview(out, preview, metadata, params, source, seed)
+        save_metadata(out / METADATA, metadata)
+    return metadata
+
+
+def _write_locked(
+    out: Path,
+    splits: list[str],
+    counts: dict[str, int],
+    seed: int,
+    params: Params,
+    source,
+    formats: list[str],
+    workers: int,
+    shard: tuple[int, int] | None,
+    progress,
+    stale: list[Path],
+) -> dict:
+    """The data files of :func:`write_dataset`, renamed into place; the metadata to write."""
     progress = progress or _NoProgress()
     staging = Staging()
     metadata: dict = {
@@ -573,7 +660,6 @@ def write_dataset(
         "splits": {},
         "source": {},
         "files": {},
-        **(extra or {}),
     }
     try:
         for split in splits:
@@ -599,11 +685,27 @@ def write_dataset(
                 "sha256": staging.sha256.get(tmp) or file_sha256(tmp),
                 "bytes": tmp.stat().st_size,
             }
-        staging.commit()
-        save_metadata(out / METADATA, metadata)
+        with deferred_interrupts():  # the renames and removals together, or not at all
+            staging.commit()
+            _remove_stale(out, stale)
     finally:
         staging.cleanup()
     return metadata
+
+
+def _save_preview(out: Path, png: Path, metadata: dict, params: Params, source, seed: int) -> None:
+    """The preview grid, from the first rows written (regenerated: the same bytes as the
+    files, whatever the format); recorded in ``files`` when it lies directly in OUT."""
+    from m2nist.viz import save_preview
+
+    splits = metadata["splits"]
+    split = next((s for s, info in splits.items() if info["images"]), list(splits)[-1])
+    start = metadata["splits"][split]["start"]
+    stop = min(metadata["splits"][split]["stop"], start + PREVIEW_IMAGES)
+    arrays = compose_range(digit_pool(split, params, source), params, seed, split, start, stop)
+    save_preview(out, png, split=split, n=PREVIEW_IMAGES, arrays=arrays)
+    if png.parent.resolve() == out.resolve():
+        metadata["files"][png.name] = {"sha256": file_sha256(png), "bytes": png.stat().st_size}
 
 
 class _NoProgress:
@@ -617,92 +719,6 @@ def package_version() -> str:
         return importlib.metadata.version("tinyfcn")
     except importlib.metadata.PackageNotFoundError:
         return "0+unknown"
-
-
-def verify(out: str | Path, max_errors: int = 20) -> list[str]:
-    """Check a generated directory against its metadata; return the problems found.
-
-    Recomputes every file's sha256, then re-reads the arrays block by block (memory
-    stays flat) and re-checks the invariants of :func:`invariant_errors`, the Kaggle
-    one-hot encoding, agreement between formats and the per-count tallies.
-    """
-    out = Path(out)
-    if not out.is_dir():
-        return [f"{out}: not a directory"]
-    problems = [
-        f"{p}: leftover temporary file of an interrupted run"
-        for p in sorted(out.rglob(f".*{PARTIAL}"))
-    ]
-    try:
-        metadata = json.loads((out / METADATA).read_text())
-        params = Params(
-            tuple(metadata["params"]["digits"]),
-            tuple(metadata["params"]["size"]),
-            metadata["params"]["margin"],
-            metadata["params"]["threshold"],
-        )
-        files, splits = metadata["files"], metadata["splits"]
-    except FileNotFoundError:
-        return [*problems, f"{out / METADATA}: missing (incomplete or not an m2nist output)"]
-    except (ValueError, KeyError, TypeError) as exc:
-        return [*problems, f"{out / METADATA}: unreadable ({exc})"]
-    for name, info in files.items():
-        path = out / name
-        if not path.is_file():
-            problems.append(f"{path}: missing")
-        elif file_sha256(path) != info["sha256"]:
-            problems.append(f"{path}: sha256 differs from metadata")
-    if problems:
-        return problems
-    for split, info in splits.items():
-        try:
-            problems += _verify_split(out, split, info, params, metadata["formats"])
-        except (ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
-            problems.append(f"{out}: {split}: cannot read ({exc})")
-        if len(problems) >= max_errors:
-            break
-    return problems[:max_errors]
-
-
-def _verify_split(
-    out: Path, split: str, info: dict, params: Params, formats: list[str]
-) -> list[str]:
-    n = info["images"]
-    problems: list[str] = []
-    with ExitStack() as stack:
-        streams: dict[str, tuple[BinaryIO, np.dtype]] = {}
-        if "npz" in formats:
-            zf = stack.enter_context(zipfile.ZipFile(out / f"{split}.npz"))
-            for name in ARRAY_NAMES:
-                streams[name] = stack.enter_context(zf.open(f"{name}.npy")), None
-        if "kaggle" in formats:
-            for name in ("combined", "segmented"):
-                streams[name] = stack.enter_context((out / split / f"{name}.npy").open("rb")), None
-        headers = {}
-        for name, (f, _) in streams.items():
-            dtype, shape = open_npy(f)
-            if shape[0] != n:
-                return [f"{out}: {split} {name}: {shape[0]} rows, metadata says {n}"]
-            headers[name] = dtype, shape
-        per_count = np.zeros(params.max_digits + 1, np.int64)
-        for row, stop in block_spans(0, n):
-            chunk = {
-                name: read_rows(f, *headers[name], stop - row) for name, (f, _) in streams.items()
-            }
-            where = f"{out}: {split} rows {row}-{stop}"
-            if "npz" in formats:
-                arrays = M2nistArrays(*(chunk[name] for name in ARRAY_NAMES))
-                problems += [f"{where}: {e}" for e in invariant_errors(arrays, params, row)]
-                per_count += np.bincount(digit_counts(arrays.boxes), minlength=len(per_count))
-            if "kaggle" in formats:
-                problems += _kaggle_errors(chunk, params, where)
-            if problems:
-                return problems
-    if "npz" in formats:
-        expected = {str(k): int(v) for k, v in enumerate(per_count) if k >= params.digits[0]}
-        if expected != info["per_digit_count"]:
-            problems.append(f"{out}: {split}: per-digit-count tally differs from metadata")
-    return problems
 
 
 def _kaggle_errors(chunk: dict[str, np.ndarray], params: Params, where: str) -> list[str]:

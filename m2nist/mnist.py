@@ -88,7 +88,9 @@ def parse_idx(path: Path, base: str) -> tuple[np.ndarray, str, str]:
     The md5 of the four originals is the strongest check. A file with another md5
     is still accepted when its header is self-consistent (magic number, 28x28,
     exact length), so a deliberately cut-down IDX file works, but it is recorded
-    as ``verified: header`` in the metadata.
+    as ``verified: header`` in the metadata. A file whose md5 is that of *another*
+    original (``train-*`` and ``t10k-*`` exchanged) is refused: its header is
+    consistent, so only the md5 can tell that train digits would become test digits.
     """
     raw = _read_raw(path)
     md5 = hashlib.md5(raw).hexdigest()
@@ -120,6 +122,12 @@ def parse_idx(path: Path, base: str) -> tuple[np.ndarray, str, str]:
     array = array.reshape(count, 28, 28) if is_images else array
     if not is_images and count and array.max() > 9:
         raise MnistSourceError(f"{path}: label {int(array.max())} is not a digit 0-9")
+    original = next((name for name, known in KNOWN_MD5.items() if known == md5), base)
+    if original != base:  # e.g. train-* and t10k-* swapped: the wrong digits, silently
+        raise MnistSourceError(
+            f"{path}: this is the original {original} (md5 {md5}), not {base}; "
+            "the MNIST files are misnamed"
+        )
     verified = "md5" if KNOWN_MD5.get(base) == md5 else "header"
     return array, md5, verified
 

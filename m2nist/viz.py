@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from m2nist.compose import BACKGROUND
+from m2nist.compose import BACKGROUND, M2nistArrays
 
 
 def label_palette(alpha: float = 1.0) -> np.ndarray:
@@ -64,23 +64,37 @@ def plot_grid(images: np.ndarray, labels: np.ndarray, ncols: int = 4, title: str
     return fig
 
 
-def save_preview(out: str | Path, png: str | Path, split: str = "train", n: int = 16) -> Path:
-    """Save a grid of the first ``n`` images of a generated split (as the CLI's --preview)."""
+def save_preview(
+    out: str | Path,
+    png: str | Path,
+    split: str = "train",
+    n: int = 16,
+    *,
+    arrays: M2nistArrays | None = None,
+) -> Path:
+    """Save a grid of the first ``n`` images of a generated split (as the CLI's --preview).
+
+    ``arrays`` (default: ``OUT/SPLIT.npz``) lets a Kaggle-only run preview its rows too.
+    The PNG is written atomically, so a failure never leaves half an image.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    from fcnbase.outputs import atomic_write
     from m2nist.io import load_arrays
 
-    arrays = load_arrays(out, split)
+    arrays = load_arrays(out, split) if arrays is None else arrays
     png = Path(png)
-    png.parent.mkdir(parents=True, exist_ok=True)
     fig = plot_grid(
         np.asarray(arrays.images[:n]),
         np.asarray(arrays.labels[:n]),
         title=f"M2NIST {split}: first {min(n, len(arrays))} images",
     )
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_write(png) as f:
+            fig.savefig(f, dpi=100, format="png")
+    finally:
+        plt.close(fig)
     return png

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import m2nist
-from m2nist.io import load_arrays, member_memmap, verify
+from m2nist.io import load_arrays, member_memmap
+from m2nist.verify import verify
 
 from .conftest import generate_dir
 
@@ -118,6 +119,7 @@ def test_verify_rechecks_invariants_not_only_checksums(tmp_path):
     )
     meta = json.loads((out / "metadata.json").read_text())
     meta["files"]["train.npz"]["sha256"] = file_sha256(out / "train.npz")
+    meta["files"]["train.npz"]["bytes"] = (out / "train.npz").stat().st_size
     (out / "metadata.json").write_text(json.dumps(meta))
     problems = verify(out)
     assert problems and "another class" in problems[0]
