@@ -18,10 +18,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from fcnbase import Parser, atomic_write, pick_device
+from fcnbase import Parser, atomic_write, check_outputs, pick_device, run_cli
 from fullfcn.model import VARIANTS, load_model
 from fullfcn.transforms import eval_transforms
-from fullfcn.util import run_cli, voc_root_arg
+from fullfcn.util import DEFAULT_WORKERS, voc_root_arg, workers_arg
 from fullfcn.voc import IGNORE_INDEX, VOC_CLASSES, VOCSegmentation, find_voc2012
 from tinyfcn.metrics import ConfusionMatrix, format_metrics
 
@@ -97,14 +97,17 @@ def _parser() -> Parser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=workers_arg, default=DEFAULT_WORKERS)
     p.add_argument("--json", help="also write the metrics to this JSON file")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     return p
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
+    if args.json:  # before the weights are read: a typo must not cost the whole split
+        check_outputs([args.json], inputs=[args.weights], force=args.force)
     device = pick_device(args.device)
     if not args.download:
         find_voc2012(args.voc_root)  # fail before reading a 500 MB weights file

@@ -25,7 +25,8 @@ keys as the Caffe-converted checkpoints that wkentaro/pytorch-fcn publishes.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -43,6 +44,7 @@ __all__ = [
     "FCN",
     "SKIPS",
     "VARIANTS",
+    "WIDTH_DIVISORS",
     "build",
     "fcn8s",
     "fcn8s_atonce",
@@ -62,6 +64,8 @@ SKIPS: dict[str, tuple[str, ...]] = {
     "fcn8s_atonce": ("pool4", "pool3"),
 }
 VARIANTS = tuple(SKIPS)
+#: Channel divisors that keep every VGG width whole (64 channels in conv1 / 64 = 1).
+WIDTH_DIVISORS = (1, 2, 4, 8, 16, 32, 64)
 # FCN-8s "at-once" trains all streams together from VGG16; the reference net scales the
 # pool features so their scores start on the scale of the deep stream's (sec. 4.2 / PAMI).
 _ATONCE_SCALES = {"pool4": 0.01, "pool3": 0.0001}
@@ -155,6 +159,8 @@ class FCN(nn.Module):
         super().__init__()
         if variant not in SKIPS:
             raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+        if width_divisor not in WIDTH_DIVISORS:
+            raise ValueError(f"width_divisor {width_divisor!r} is not one of {WIDTH_DIVISORS}")
         self.variant, self.num_classes, self.width_divisor = variant, num_classes, width_divisor
         self.preprocess: Preprocess = TORCHVISION
         backbone = convolutionalize(_vgg16(imagenet, width_divisor), _IMAGENET_SIZE)
@@ -279,7 +285,7 @@ def build(
     if init_from is not None:
         staged_init(model, init_from)
     if weights is not None and not imagenet:
-        _load_into(model, read_weights(weights), str(weights))
+        _load_into(model, _read_stored(read_weights(weights), str(weights)), str(weights))
     return model
 
 
@@ -299,23 +305,74 @@ def read_weights(path: str | os.PathLike[str]) -> Any:
         ) from err
 
 
-def _is_ours(raw: Any) -> bool:
-    return isinstance(raw, dict) and "variant" in raw and "model" in raw
+@dataclass(frozen=True)
+class _Stored:
+    """What a weights file says about the net it holds, checked before anything is built."""
+
+    state: dict[str, Tensor]
+    variant: str | None  # None: the file does not say (see pytorch_fcn.stated_variant)
+    preprocess: Preprocess
+    width_divisor: int
+    num_classes: int
 
 
-def _load_into(model: FCN, raw: Any, source: str) -> FCN:
-    """Load what ``torch.load`` read -- our checkpoint or pytorch-fcn's -- into ``model``."""
-    from fullfcn.pytorch_fcn import check_state_dict, load_pytorch_fcn
+def _num_classes(state: dict[str, Tensor], source: str) -> int:
+    bias = state.get("score_fr.bias")
+    if bias is None:
+        raise ValueError(f"{source} lacks score_fr.bias: it is not a complete FCN state dict")
+    if bias.ndim != 1 or bias.numel() == 0:
+        raise ValueError(f"{source}: score_fr.bias has shape {tuple(bias.shape)}, not (classes,)")
+    return int(bias.shape[0])
 
-    if _is_ours(raw):  # written by fullfcn-train
-        if raw["variant"] != model.variant:
-            raise ValueError(f"{source} holds a {raw['variant']} checkpoint, not {model.variant}")
-        state, preprocess = raw["model"], PREPROCESS[raw["preprocess"]]
-    else:
-        state, preprocess = load_pytorch_fcn(raw, source), CAFFE
-    check_state_dict(model, state, source)
-    model.load_state_dict(state)
-    model.preprocess = preprocess
+
+def _read_stored(raw: Any, source: str) -> _Stored:
+    """Our ``fullfcn-train`` checkpoint or a pytorch-fcn file, validated key by key.
+
+    A file that loads but lacks a key must be one line naming the file and the key, not a
+    ``KeyError`` (or a ``ZeroDivisionError`` from ``width_divisor=0``) deep in the build.
+    """
+    from fullfcn.pytorch_fcn import load_pytorch_fcn, stated_variant
+
+    if isinstance(raw, Mapping) and ("variant" in raw or "model" in raw):  # ours
+        for key in ("variant", "model", "preprocess", "width_divisor"):
+            if key not in raw:
+                raise ValueError(f"{source} lacks {key!r}: not a complete fullfcn checkpoint")
+        if raw["variant"] not in VARIANTS:
+            raise ValueError(f"{source}: variant {raw['variant']!r} is not one of {VARIANTS}")
+        if raw["preprocess"] not in PREPROCESS:
+            raise ValueError(
+                f"{source}: preprocess {raw['preprocess']!r} is not one of {tuple(PREPROCESS)}"
+            )
+        if raw["width_divisor"] not in WIDTH_DIVISORS:
+            raise ValueError(
+                f"{source}: width_divisor {raw['width_divisor']!r} is not one of {WIDTH_DIVISORS}"
+            )
+        state = load_pytorch_fcn(raw["model"], f"{source} ('model')")
+        return _Stored(
+            state,
+            raw["variant"],
+            PREPROCESS[raw["preprocess"]],
+            raw["width_divisor"],
+            _num_classes(state, source),
+        )
+    state = load_pytorch_fcn(raw, source)
+    # pytorch-fcn's files are the full VGG16; our own exports of a thinner net say how
+    # thin through conv1_1's width (64 channels divided by the divisor).
+    first = state.get("conv1_1.weight")
+    channels = first.shape[0] if first is not None and first.ndim == 4 else 64
+    width = 64 // channels if channels and 64 % channels == 0 else 1
+    return _Stored(state, stated_variant(raw, source), CAFFE, width, _num_classes(state, source))
+
+
+def _load_into(model: FCN, stored: _Stored, source: str) -> FCN:
+    """Load checked weights into ``model``, refusing a file that states another variant."""
+    from fullfcn.pytorch_fcn import check_state_dict
+
+    if stored.variant is not None and stored.variant != model.variant:
+        raise ValueError(f"{source} holds a {stored.variant} model, not {model.variant}")
+    check_state_dict(model, stored.state, source)
+    model.load_state_dict(stored.state)
+    model.preprocess = stored.preprocess
     return model
 
 
@@ -323,24 +380,28 @@ def load_model(path: str | os.PathLike[str], variant: str | None = None) -> FCN:
     """The FCN stored in ``path``, its variant (and width, class count) read from the file.
 
     ``variant`` states what the caller expects; a file holding another variant is an
-    error naming both.
+    error naming both. FCN-8s and FCN-8s at-once have the very same keys and shapes but
+    compute different outputs (at-once scales the pool features), so a file that does not
+    say which it is (see :func:`fullfcn.pytorch_fcn.stated_variant`) is refused unless
+    ``variant`` chooses: guessing would give a silently wrong segmentation.
     """
-    from fullfcn.pytorch_fcn import guess_variant, load_pytorch_fcn
+    from fullfcn.pytorch_fcn import guess_variant
 
-    raw = read_weights(path)
-    if _is_ours(raw):
-        found, width = raw["variant"], raw["width_divisor"]
-        num_classes = raw["model"]["score_fr.bias"].shape[0]
-    else:
-        state = load_pytorch_fcn(raw, str(path))
-        found, width = guess_variant(state), 1
-        num_classes = state["score_fr.bias"].shape[0] if "score_fr.bias" in state else NUM_CLASSES
-    if variant is not None and not (
-        variant == found or {variant, found} <= {"fcn8s", "fcn8s_atonce"}
-    ):
+    stored = _read_stored(read_weights(path), str(path))
+    found = stored.variant or guess_variant(stored.state)
+    if found == "fcn8s" and stored.variant is None:  # the keys fit both FCN-8s nets
+        if variant is None:
+            raise ValueError(
+                f"{path} holds FCN-8s weights and does not say whether they are fcn8s or "
+                "fcn8s_atonce (same keys, different outputs); give --variant fcn8s or "
+                "--variant fcn8s_atonce"
+            )
+        if variant in ("fcn8s", "fcn8s_atonce"):
+            found = variant
+    if variant is not None and variant != found:
         raise ValueError(f"{path} holds a {found} model, not {variant}")
-    model = FCN(variant or found, num_classes, width_divisor=width)
-    return _load_into(model, raw, str(path))
+    model = FCN(found, stored.num_classes, width_divisor=stored.width_divisor)
+    return _load_into(model, stored, str(path))
 
 
 def _builder(variant: str) -> Callable[..., FCN]:

@@ -8,17 +8,43 @@ and ``fcn8s_from_caffe.pth`` (65.5). Their keys are the Caffe layer names --
 :class:`~fullfcn.model.FCN` gives its modules, so importing is a check and a load. The
 models expect Caffe preprocessing (BGR, mean subtraction on 0..255), which
 :func:`fullfcn.model.build` selects for them.
+
+One trap: FCN-8s *at-once* (``fcn8s-atonce_from_caffe.pth``, pytorch-fcn's ``FCN8sAtOnce``)
+has exactly FCN-8s's keys and shapes, but scales pool4 by 0.01 and pool3 by 0.0001 before
+scoring them. Loaded as the other net, it runs without error and segments wrongly, so the
+variant is taken only from what a file *states* (:func:`stated_variant`), never guessed.
 """
 
 from __future__ import annotations
 
+import os
+from collections import OrderedDict
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["check_state_dict", "guess_variant", "load_pytorch_fcn", "to_pytorch_fcn"]
+from fcnbase import atomic_write
+
+__all__ = [
+    "ARCHS",
+    "check_state_dict",
+    "guess_variant",
+    "load_pytorch_fcn",
+    "save_pytorch_fcn",
+    "stated_variant",
+    "to_pytorch_fcn",
+]
+
+#: pytorch-fcn's model class names, as its trainer records them in ``"arch"``.
+ARCHS = {"FCN32s": "fcn32s", "FCN16s": "fcn16s", "FCN8s": "fcn8s", "FCN8sAtOnce": "fcn8s_atonce"}
+#: Where :func:`to_pytorch_fcn` records the variant: the root entry of the state dict's
+#: ``_metadata``, which ``torch.save`` keeps and ``load_state_dict`` ignores.
+VARIANT_METADATA = "fullfcn.variant"
+#: pytorch-fcn's published name of the plain FCN-8s Caffe conversion.
+PUBLISHED_FCN8S = "fcn8s_from_caffe.pth"
 
 
 def load_pytorch_fcn(raw: Any, source: str = "checkpoint") -> dict[str, Tensor]:
@@ -35,11 +61,38 @@ def load_pytorch_fcn(raw: Any, source: str = "checkpoint") -> dict[str, Tensor]:
 
 
 def guess_variant(keys: Any) -> str:
-    """Which FCN a state dict belongs to, from the score layers it has."""
+    """Which FCN a state dict belongs to, from the score layers it has.
+
+    ``"fcn8s"`` means FCN-8s *or* FCN-8s at-once: their keys are the same.
+    """
     keys = set(keys)
     if "score_pool3.weight" in keys:
         return "fcn8s"
     return "fcn16s" if "score_pool4.weight" in keys else "fcn32s"
+
+
+def stated_variant(raw: Any, source: str | os.PathLike[str]) -> str | None:
+    """The variant a pytorch-fcn-format file states, or None when it states none.
+
+    In order: the ``"arch"`` field of pytorch-fcn's trainer files; the variant our own
+    :func:`to_pytorch_fcn` records in the state dict's metadata; then the file name, which
+    decides only when it names the net: ``atonce`` in it (``fcn8s-atonce_from_caffe.pth``)
+    means at-once, pytorch-fcn's published ``fcn8s_from_caffe.pth`` means plain FCN-8s.
+    Keys decide FCN-32s and FCN-16s (see :func:`guess_variant`), never between the two
+    FCN-8s nets.
+    """
+    if isinstance(raw, Mapping) and "arch" in raw:
+        if raw["arch"] not in ARCHS:
+            raise ValueError(f"{source}: arch {raw['arch']!r} is not one of {tuple(ARCHS)}")
+        return ARCHS[raw["arch"]]
+    state = raw.get("model_state_dict", raw) if isinstance(raw, Mapping) else raw
+    root = (getattr(state, "_metadata", None) or {}).get("", {})
+    if isinstance(root, Mapping) and root.get(VARIANT_METADATA) in ARCHS.values():
+        return root[VARIANT_METADATA]
+    name = Path(source).name.lower()
+    if "atonce" in name.replace("-", "").replace("_", ""):
+        return "fcn8s_atonce"
+    return "fcn8s" if name == PUBLISHED_FCN8S else None
 
 
 def check_state_dict(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
@@ -63,10 +116,22 @@ def check_state_dict(model: nn.Module, state: Mapping[str, Tensor], source: str)
 
 
 def to_pytorch_fcn(model: nn.Module) -> dict[str, Tensor]:
-    """Our model's weights as a pytorch-fcn state dict (same keys; copies on the CPU)."""
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    """Our model's weights as a pytorch-fcn state dict (same keys; copies on the CPU).
+
+    The variant rides along in the dict's ``_metadata`` (see :data:`VARIANT_METADATA`), so
+    an exported FCN-8s at-once comes back as at-once from :func:`fullfcn.load_model`,
+    while pytorch-fcn's own ``load_state_dict`` still reads the file as it always did.
+    """
+    source = model.state_dict()
+    state = OrderedDict((k, v.detach().cpu().clone()) for k, v in source.items())
+    metadata = {k: dict(v) for k, v in getattr(source, "_metadata", {}).items()}
+    if hasattr(model, "variant"):
+        metadata.setdefault("", {})[VARIANT_METADATA] = model.variant
+    state._metadata = metadata  # type: ignore[attr-defined]
+    return state
 
 
-def save_pytorch_fcn(model: nn.Module, path: str) -> None:
+def save_pytorch_fcn(model: nn.Module, path: str | os.PathLike[str]) -> None:
     """Write ``model`` in pytorch-fcn's format, loadable by its ``FCN8s.load_state_dict``."""
-    torch.save(to_pytorch_fcn(model), path)
+    with atomic_write(path) as f:
+        torch.save(to_pytorch_fcn(model), f)

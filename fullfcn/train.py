@@ -29,9 +29,9 @@ import dataclasses
 import math
 import os
 import random
-import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,11 +45,24 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from fcnbase import Parser, atomic_write, pick_device
+from fcnbase import (
+    OutputExistsError,
+    Parser,
+    UsageError,
+    atomic_write,
+    check_outputs,
+    check_writable,
+    deferred_interrupts,
+    lock_dir,
+    pick_device,
+    run_cli,
+)
+from fcnbase.cli import float_arg, int_arg
 from fullfcn.evaluate import autocast, eval_loader, evaluate
-from fullfcn.model import FCN, VARIANTS, build, load_model, read_weights
+from fullfcn.model import FCN, VARIANTS, WIDTH_DIVISORS, build, load_model, read_weights
+from fullfcn.pytorch_fcn import check_state_dict, load_pytorch_fcn
 from fullfcn.transforms import eval_transforms, train_transforms
-from fullfcn.util import run_cli, voc_root_arg
+from fullfcn.util import DEFAULT_WORKERS, voc_root_arg, workers_arg
 from fullfcn.voc import IGNORE_INDEX, SBDSegmentation, VOCSegmentation, find_voc2012
 
 __all__ = ["PAPER_LR", "TrainConfig", "TrainResult", "main", "train"]
@@ -61,6 +74,19 @@ _RECIPES = {
     "paper": (0.99, "sum", 0.0, 1, None, None),
     "modern": (0.9, "mean", 0.9, 8, 320, 0.01),
 }
+#: What a run writes into ``--out-dir``: the only files ``--force`` ever removes there.
+CHECKPOINT, LOG, TENSORBOARD = "checkpoint.pt", "log.csv", "tensorboard"
+#: What a checkpoint must hold to be resumed.
+_TRAIN_STATE = (
+    "variant",
+    "width_divisor",
+    "model",
+    "optimizer",
+    "scheduler",
+    "scaler",
+    "iteration",
+    "rng",
+)
 
 
 @dataclass
@@ -86,11 +112,12 @@ class TrainConfig:
     val_every: int = 4000
     out_dir: str = "runs/fullfcn"
     resume: bool = False  # continue from out_dir/checkpoint.pt
+    force: bool = False  # start over: remove the previous run's outputs in out_dir
     seed: int = 0
     device: str = "auto"
     amp: bool = False
     channels_last: bool = False
-    workers: int = 2
+    workers: int = DEFAULT_WORKERS
     width_divisor: int = 1  # >1: thinner VGG with the same geometry (tests, CPU demos)
     download: bool = False
     progress: bool = True
@@ -100,6 +127,10 @@ class TrainConfig:
         """A copy with the recipe defaults filled in and the combination checked."""
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose from {VARIANTS}")
+        if self.resume and self.force:
+            raise UsageError(
+                "--resume continues the run in --out-dir, --force starts it over: give one of them"
+            )
         if self.recipe not in _RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; choose from {tuple(_RECIPES)}")
         momentum, _, _, batch, crop, lr = _RECIPES[self.recipe]
@@ -237,28 +268,120 @@ def _batches(
         epoch, skip = epoch + 1, 0
 
 
-def _datasets(c: TrainConfig, model: FCN) -> tuple[Dataset, Dataset | None]:
-    train_tf = train_transforms(model.preprocess, c.crop_size, flip=c.recipe == "modern")
+def _datasets(c: TrainConfig) -> tuple[Dataset, Dataset | None]:
+    """The training and validation sets, listed (and their files checked) *before* VGG16
+    is built or downloaded; :func:`_set_transforms` adds the model's preprocessing."""
     if c.sbd_root:
-        train_set: Dataset = SBDSegmentation(
-            c.sbd_root, "train", download=c.download, transforms=train_tf
-        )
+        train_set: Dataset = SBDSegmentation(c.sbd_root, "train", download=c.download)
     else:
-        train_set = VOCSegmentation(
-            c.voc_root, c.train_split, download=c.download, transforms=train_tf
-        )
+        train_set = VOCSegmentation(c.voc_root, c.train_split, download=c.download)
     val_set = None
     if c.val_split:
-        val_set = VOCSegmentation(
-            c.voc_root,
-            c.val_split,
-            download=c.download,
-            transforms=eval_transforms(model.preprocess),
-        )
+        val_set = VOCSegmentation(c.voc_root, c.val_split, download=c.download)
     return train_set, val_set
 
 
+def _set_transforms(c: TrainConfig, model: FCN, train_set: Any, val_set: Any) -> None:
+    train_set.transforms = train_transforms(
+        model.preprocess, c.crop_size, flip=c.recipe == "modern"
+    )
+    if val_set is not None:
+        val_set.transforms = eval_transforms(model.preprocess)
+
+
+# -- the output directory --------------------------------------------------------------------
+
+
+def _claim_out_dir(c: TrainConfig, out_dir: Path) -> None:
+    """Decide, under the directory's lock, what this run may do with ``out_dir``.
+
+    A trained checkpoint is hours of GPU time: a fresh run into a directory holding a
+    previous one is refused unless ``--resume`` (continue it) or ``--force`` (start over,
+    removing exactly the files a run writes: checkpoint.pt, log.csv, tensorboard/'s event
+    files; anything else there is the user's). Weights the run reads may never be among
+    the files it would replace.
+    """
+    ckpt, log, board = out_dir / CHECKPOINT, out_dir / LOG, out_dir / TENSORBOARD
+    previous = [p for p in (ckpt, log, board) if p.exists() or p.is_symlink()]
+    names = ", ".join(p.name for p in previous)
+    if c.resume:
+        if previous and ckpt not in previous:
+            raise OutputExistsError(
+                f"--resume: {out_dir} holds {names} but no {CHECKPOINT} to continue; "
+                "use --force to start over"
+            )
+        return
+    inputs = [c.init_from, None if c.weights == "imagenet" else c.weights]
+    check_outputs([ckpt, log], inputs=inputs, force=True)
+    if previous and not c.force:
+        raise OutputExistsError(
+            f"{out_dir} holds a previous run ({names}); use --resume to continue it or "
+            "--force to start over"
+        )
+    for path in previous:
+        if path == board and path.is_dir() and not path.is_symlink():
+            for event in path.glob("events.out.tfevents.*"):
+                event.unlink()
+            if not any(path.iterdir()):
+                path.rmdir()
+        else:
+            path.unlink()
+
+
+def _read_resume(path: Path, c: TrainConfig) -> Mapping[str, Any]:
+    """The checkpoint to continue, its keys and settings checked against this run."""
+    state = read_weights(path)
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path} is not a fullfcn-train checkpoint")
+    missing = [k for k in _TRAIN_STATE if k not in state]
+    if missing:
+        raise ValueError(
+            f"{path} lacks {missing[0]!r}: not a complete fullfcn-train checkpoint "
+            "(use --force to start over)"
+        )
+    for key, ours in (("variant", c.variant), ("width_divisor", c.width_divisor)):
+        if state[key] != ours:
+            raise ValueError(f"{path} holds a run with {key} {state[key]!r}, not {ours!r}")
+    iteration = state["iteration"]
+    if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
+        raise ValueError(f"{path}: iteration {iteration!r} is not a count of steps")
+    if not isinstance(state["rng"], list):
+        raise ValueError(f"{path}: rng is not a list of random states")
+    return state
+
+
+def _resume(
+    path: Path,
+    state: Mapping[str, Any],
+    model: FCN,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler,
+    rank: int,
+    world: int,
+) -> int:
+    """Load every piece of ``state``; returns the iteration to continue from."""
+    check_state_dict(model, load_pytorch_fcn(state["model"], f"{path} ('model')"), str(path))
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        if len(state["rng"]) == world:
+            _set_rng_state(state["rng"][rank])
+    except (KeyError, TypeError, IndexError, ValueError, RuntimeError) as err:
+        # a nested piece is missing or of the wrong kind: the file, not the code, is wrong
+        raise ValueError(f"{path} cannot be resumed: {type(err).__name__} {err}") from None
+    return state["iteration"]
+
+
 # -- model and optimisation ------------------------------------------------------------------
+
+
+def _check_weights_files(c: TrainConfig) -> None:
+    for path in (c.init_from, None if c.weights == "imagenet" else c.weights):
+        if path is not None and not os.path.isfile(path):
+            raise FileNotFoundError(f"weights file {path} not found")
 
 
 def _model(c: TrainConfig) -> FCN:
@@ -325,7 +448,7 @@ class _Log:
         self.enabled, self.writer = enabled, None
         if not enabled:
             return
-        self.path = out_dir / "log.csv"
+        self.path = out_dir / LOG
         if not self.path.exists():
             with self.path.open("w", newline="") as f:
                 csv.writer(f).writerow(self.FIELDS)
@@ -334,7 +457,7 @@ class _Log:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # TensorBoard is optional
                 return
-            self.writer = SummaryWriter(str(out_dir / "tensorboard"))
+            self.writer = SummaryWriter(str(out_dir / TENSORBOARD))
 
     def write(self, iteration: int, **values: float) -> None:
         if not self.enabled:
@@ -351,16 +474,38 @@ class _Log:
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """Train (or resume) as ``config`` says; returns the model and what happened."""
+    """Train (or resume) as ``config`` says; returns the model and what happened.
+
+    Everything that can be checked is checked before VGG16 is built: the data lists, the
+    weights files, and (on rank 0, which alone writes) that ``out_dir`` is writable, not
+    held by another run, and holds no previous run unless ``resume`` or ``force``.
+    """
     c = config.resolved()
-    _, reduction, power, *_ = _RECIPES[c.recipe]
     if not c.download:
         find_voc2012(c.voc_root)  # fail before building (or downloading) VGG16
+    _check_weights_files(c)
+    datasets = _datasets(c)
     rank, world, device = _init_distributed(c.device)
     out_dir = Path(c.out_dir)
-    ckpt_path = out_dir / "checkpoint.pt"
     if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        check_writable(out_dir)
+    with lock_dir(out_dir) if rank == 0 else nullcontext():
+        if rank == 0:
+            _claim_out_dir(c, out_dir)
+        return _train(c, datasets, rank, world, device)
+
+
+def _train(
+    c: TrainConfig,
+    datasets: tuple[Dataset, Dataset | None],
+    rank: int,
+    world: int,
+    device: torch.device,
+) -> TrainResult:
+    _, reduction, power, *_ = _RECIPES[c.recipe]
+    out_dir = Path(c.out_dir)
+    ckpt_path = out_dir / CHECKPOINT
+    resume = _read_resume(ckpt_path, c) if c.resume and ckpt_path.exists() else None
     torch.manual_seed(c.seed + rank)
     np.random.seed(c.seed + rank)
     random.seed(c.seed + rank)
@@ -374,20 +519,12 @@ def train(config: TrainConfig) -> TrainResult:
     )
     scaler = torch.amp.GradScaler(device.type, enabled=c.amp and device.type == "cuda")
     start = 0
-    if c.resume and ckpt_path.exists():
-        state = read_weights(ckpt_path)
-        if state["variant"] != c.variant:
-            raise ValueError(f"{ckpt_path} holds a {state['variant']} run, not {c.variant}")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start = state["iteration"]
-        if len(state["rng"]) == world:
-            _set_rng_state(state["rng"][rank])
+    if resume is not None:
+        start = _resume(ckpt_path, resume, model, optimizer, scheduler, scaler, rank, world)
     net: nn.Module = DistributedDataParallel(model) if world > 1 else model
 
-    train_set, val_set = _datasets(c, model)
+    train_set, val_set = datasets
+    _set_transforms(c, model, train_set, val_set)
     batches = _batches(train_set, c, rank, world, start, pin=device.type == "cuda")
     log = _Log(out_dir, rank == 0, c.tensorboard)
     losses: list[float] = []
@@ -451,7 +588,10 @@ def train(config: TrainConfig) -> TrainResult:
                 save(_rng_state())
     except KeyboardInterrupt:
         if iteration > start:  # an interrupt must not lose the steps since the last save
-            save(rng, collective=False)
+            with deferred_interrupts(reraise=False):  # a second Ctrl-C waits for the save
+                save(rng, collective=False)
+            if rank == 0:
+                raise KeyboardInterrupt(f"checkpoint saved to {ckpt_path}") from None
         raise
     finally:
         bar.close()
@@ -490,23 +630,40 @@ def _parser() -> Parser:
         help="imagenet (VGG16 through torchvision), none, or a weights file",
     )
     p.add_argument("--init-from", help="trained coarser FCN to start from (staged training)")
-    p.add_argument("--lr", type=float, help="default: the recipe's (paper: per variant)")
-    p.add_argument("--momentum", type=float)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--batch-size", type=int, help="per process")
-    p.add_argument("--crop-size", type=int)
-    p.add_argument("--iterations", type=int, default=d.iterations)
-    p.add_argument("--stop-at", type=int, help="stop after this iteration (resume later)")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
-    p.add_argument("--val-every", type=int, default=d.val_every)
+    # Bounds are part of each type: a NaN learning rate or a zero batch is a usage error
+    # at once, not a NaN loss (or a ZeroDivisionError) after VGG16 has been built.
+    p.add_argument(
+        "--lr", type=float_arg(1e-20, 10.0), help="default: the recipe's (paper: per variant)"
+    )
+    p.add_argument("--momentum", type=float_arg(0.0, 1.0))
+    p.add_argument("--weight-decay", type=float_arg(0.0, 1.0), default=d.weight_decay)
+    p.add_argument("--batch-size", type=int_arg(1, 4096), help="per process")
+    p.add_argument("--crop-size", type=int_arg(1, 8192))
+    p.add_argument("--iterations", type=int_arg(1, 10**9), default=d.iterations)
+    p.add_argument(
+        "--stop-at", type=int_arg(1, 10**9), help="stop after this iteration (resume later)"
+    )
+    p.add_argument("--checkpoint-every", type=int_arg(1, 10**9), default=d.checkpoint_every)
+    p.add_argument("--val-every", type=int_arg(1, 10**9), default=d.val_every)
     p.add_argument("--out-dir", default=d.out_dir)
     p.add_argument("--resume", action="store_true", help="continue OUT_DIR/checkpoint.pt")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="start over in OUT_DIR: remove its checkpoint.pt, log.csv and tensorboard/",
+    )
+    p.add_argument("--seed", type=int_arg(0, 2**31 - 1), default=d.seed)
     p.add_argument("--device", default=d.device)
     p.add_argument("--amp", action="store_true", help="float16 mixed precision (CUDA)")
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--workers", type=int, default=d.workers)
-    p.add_argument("--width-divisor", type=int, default=d.width_divisor, help=argparse.SUPPRESS)
+    p.add_argument("--workers", type=workers_arg, default=d.workers)
+    p.add_argument(
+        "--width-divisor",
+        type=int,
+        choices=WIDTH_DIVISORS,
+        default=d.width_divisor,
+        help=argparse.SUPPRESS,
+    )
     p.add_argument("--download", action="store_true", help="fetch VOC/SBD when missing")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=d.progress)
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=d.tensorboard)
@@ -518,7 +675,6 @@ def _main(argv: Sequence[str] | None) -> int:
     args["voc_root"] = str(args["voc_root"])
     if args["weights"] in ("none", "None", ""):
         args["weights"] = None
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # torchrun stops with SIGTERM
     try:
         result = train(TrainConfig(**args))
     finally:

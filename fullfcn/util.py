@@ -1,16 +1,19 @@
-"""Small helpers fullfcn's command-line tools share: argument checks and one-line errors.
+"""Argument types fullfcn's three command-line tools share.
 
-Parsers, devices and atomic writes come from :mod:`fcnbase`, shared by the whole project.
+The parser, the error path (:func:`fcnbase.run_cli`), devices and safe outputs come from
+:mod:`fcnbase`, shared by the whole project; only what is about VOC and data loading
+lives here.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Sequence
+import os
 from pathlib import Path
 
-__all__ = ["run_cli", "voc_root_arg"]
+from fcnbase.cli import int_arg
+
+__all__ = ["CORES", "DEFAULT_WORKERS", "voc_root_arg", "workers_arg"]
 
 
 def voc_root_arg(value: str) -> Path:
@@ -21,18 +24,9 @@ def voc_root_arg(value: str) -> Path:
     return path
 
 
-def run_cli(
-    prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None
-) -> int:
-    """Run ``main``; bad input ends in one ``prog: error: ...`` line, not a traceback."""
-    try:
-        return main(argv)
-    except SystemExit as done:  # argparse: --help (0) or a usage error (2, already said)
-        return done.code if isinstance(done.code, int) else 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    except (FileNotFoundError, ValueError, OSError) as err:
-        # One line, whatever the message: a multi-line library error is folded, not dumped.
-        print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
+#: The cores this process may run on.
+CORES = len(os.sched_getaffinity(0))
+#: ``--workers``: data-loading processes, at most one per available core (more only cost
+#: memory: each worker is a copy of the process).
+workers_arg = int_arg(0, CORES)
+DEFAULT_WORKERS = min(2, CORES)

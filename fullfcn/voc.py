@@ -28,8 +28,10 @@ __all__ = [
     "NUM_CLASSES",
     "SEG11VALID_URL",
     "VOC_CLASSES",
+    "LabelError",
     "SBDSegmentation",
     "VOCSegmentation",
+    "check_label",
     "colorize",
     "find_voc2012",
     "voc_palette",
@@ -93,6 +95,57 @@ def find_voc2012(root: str | os.PathLike[str]) -> Path:
     )
 
 
+class LabelError(ValueError):
+    """A label file that is not a VOC label for its image (one line, naming the file).
+
+    A DataLoader worker hands an exception back by re-creating it from its whole
+    formatted traceback; this class keeps only the message, so ``--workers 2`` reports
+    the same one line as ``--workers 0``.
+    """
+
+    def __init__(self, message: str) -> None:
+        if "Original Traceback" in message:  # re-raised by torch's worker machinery
+            last = message.rstrip().splitlines()[-1]
+            message = last.split(": ", 1)[1] if ": " in last else last
+        super().__init__(message)
+
+
+def check_label(image: Image.Image, label: Image.Image, label_path: str) -> None:
+    """Raise :class:`LabelError` unless ``label`` is a VOC label for ``image``.
+
+    A VOC label is a palette ("P") image whose *indices* are the classes 0..20 and 255
+    (void); a grey ("L") image of the same indices is accepted too. An RGB rendering of
+    the colours, another palette (its index 3 not meaning "boat") or a mask resized apart
+    from its photo would train and evaluate without any error, on wrong targets.
+    """
+    if label.size != image.size:
+        raise LabelError(
+            f"label {label_path} is {label.width}x{label.height}, its image "
+            f"{image.width}x{image.height}"
+        )
+    if label.mode not in ("P", "L"):
+        raise LabelError(
+            f"label {label_path} is a {label.mode} image; VOC labels are palette images "
+            "whose indices are the classes"
+        )
+    values = np.unique(np.asarray(label))
+    bad = [int(v) for v in values if v >= NUM_CLASSES and v != IGNORE_INDEX]
+    if bad:
+        raise LabelError(
+            f"label {label_path} holds class {bad[0]}: VOC classes are 0..{NUM_CLASSES - 1} "
+            f"and {IGNORE_INDEX} (void)"
+        )
+    palette = label.getpalette() if label.mode == "P" else None
+    if palette is not None:
+        voc = voc_palette()
+        for v in values.tolist():
+            if palette[3 * v : 3 * v + 3] != voc[3 * v : 3 * v + 3]:
+                raise LabelError(
+                    f"label {label_path} does not use the VOC palette: index {v} is "
+                    f"{tuple(palette[3 * v : 3 * v + 3])}, VOC's is {tuple(voc[3 * v : 3 * v + 3])}"
+                )
+
+
 class VOCSegmentation(datasets.VOCSegmentation):
     """torchvision's VOC 2012 segmentation set, for any split list and either layout.
 
@@ -126,6 +179,15 @@ class VOCSegmentation(datasets.VOCSegmentation):
             raise FileNotFoundError(
                 f"{len(missing)} files of split {image_set!r} are missing, e.g. {missing[0]}"
             )
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        """The pair ``index``, its label checked against its image (:func:`check_label`)."""
+        image = Image.open(self.images[index]).convert("RGB")
+        label = Image.open(self.targets[index])
+        check_label(image, label, self.targets[index])
+        if self.transforms is not None:
+            return self.transforms(image, label)
+        return image, label
 
 
 class SBDSegmentation(datasets.SBDataset):

@@ -1,14 +1,16 @@
-"""fullfcn-train / -eval / -predict end to end, and one clear line for bad input."""
+"""fullfcn-train / -eval / -predict end to end, and the table of bad inputs each refuses."""
 
 from __future__ import annotations
 
 import json
-import re
+import struct
 import subprocess
 import sys
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -16,7 +18,9 @@ from PIL import Image
 from fullfcn import evaluate, predict, train
 from fullfcn.model import build
 from fullfcn.pytorch_fcn import to_pytorch_fcn
-from tests.fullfcn.conftest import WIDTH
+from fullfcn.voc import colorize
+from tests.cli_table import assert_refused
+from tests.fullfcn.conftest import WIDTH, make_voc
 
 
 @pytest.fixture(scope="module")
@@ -117,74 +121,438 @@ def test_train_eval_predict(
     assert not list((tmp_path / "pred").glob(".*tmp*"))  # temporary names were renamed
 
 
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims ``width x height`` with almost no pixel data: what a
+    decompression bomb looks like to ``Image.open``, which reads only the header."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grey
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+    path.write_bytes(data + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b""))
+    return path
+
+
+def _bad_label_voc(root: Path, split: str, damage: Callable[[Path, Path], None]) -> Path:
+    """A two-image VOC split whose every label ``damage(image, label)`` has spoiled."""
+    make_voc(root, {split: 2})
+    voc = root / "VOC2012"
+    for image_id in (voc / "ImageSets/Segmentation" / f"{split}.txt").read_text().split():
+        damage(
+            voc / "JPEGImages" / f"{image_id}.jpg", voc / "SegmentationClass" / f"{image_id}.png"
+        )
+    return root
+
+
+def _rgb_label(image: Path, label: Path) -> None:
+    Image.open(label).convert("RGB").save(label)
+
+
+def _other_palette(image: Path, label: Path) -> None:
+    mask = Image.open(label)
+    mask.putpalette([255 - v for v in mask.getpalette()])
+    mask.save(label)
+
+
+def _other_size(image: Path, label: Path) -> None:
+    Image.open(label).resize((40, 30), Image.Resampling.NEAREST).save(label)
+
+
+def _class_37(image: Path, label: Path) -> None:
+    mask = np.array(Image.open(label))
+    mask[:4, :4] = 37
+    colorize(mask).save(label)
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every hostile input of the table, in one folder that no case may change."""
+    root = tmp_path_factory.mktemp("bad")
+    (root / "empty").mkdir()
+    (root / "notes.txt").write_text("not an image")
+    Image.new("RGB", (40, 30), (90, 120, 30)).save(root / "photo.png")
+    Image.new("P", (40, 30)).save(root / "existing.png")
+    Image.new("F", (8, 8)).save(root / "float.tif")
+    png_header_only(root / "bomb.png", 30_000, 30_000)  # 900 MP: past PIL's bomb limit
+    png_header_only(root / "big.png", 5_000, 4_000)  # 20 MP: past fullfcn's 16 MP limit
+    thin32 = to_pytorch_fcn(build("fcn32s", width_divisor=WIDTH))
+    torch.save(thin32, root / "fcn32s_from_caffe.pth")
+    thin8 = dict(to_pytorch_fcn(build("fcn8s", width_divisor=WIDTH)))  # no metadata
+    torch.save(thin8, root / "mine.pth")
+    torch.save({"arch": "FCN8sAtOnce", "model_state_dict": thin8}, root / "trainer.pth.tar")
+    torch.save({"arch": "FCN4s", "model_state_dict": thin8}, root / "badarch.pth.tar")
+    ours = {"variant": "fcn32s", "width_divisor": WIDTH, "preprocess": "torchvision"}
+    torch.save({"variant": "fcn32s"}, root / "nomodel.pt")
+    torch.save({**ours, "model": dict(thin32), "width_divisor": 0}, root / "width0.pt")
+    torch.save({**ours, "model": dict(thin32), "variant": "fcn4s"}, root / "fcn4s.pt")
+    nobias = {k: v for k, v in thin32.items() if k != "score_fr.bias"}
+    torch.save({**ours, "model": nobias}, root / "nobias.pt")
+    for run in ("prevrun", "junkrun", "halfrun", "logonly"):
+        (root / run).mkdir()
+    (root / "prevrun" / "checkpoint.pt").write_bytes(b"a trained checkpoint")
+    (root / "prevrun" / "log.csv").write_text("iteration,loss\n1,0.5\n")
+    (root / "junkrun" / "checkpoint.pt").write_text("not a checkpoint")
+    torch.save({"variant": "fcn32s", "width_divisor": WIDTH}, root / "halfrun" / "checkpoint.pt")
+    (root / "logonly" / "log.csv").write_text("iteration,loss\n")
+    _bad_label_voc(root / "rgb_voc", "train", _rgb_label)
+    _bad_label_voc(root / "palette_voc", "val", _other_palette)
+    _bad_label_voc(root / "size_voc", "val", _other_size)
+    _bad_label_voc(root / "class_voc", "val", _class_37)
+    return {p.name: p for p in root.iterdir()} | {"root": root, "missing": root / "missing"}
+
+
+_THIN = ["--width-divisor", str(WIDTH)]
+_FAST = ["--weights", "none", *_THIN, "--recipe", "modern", "--batch-size", "1",
+         "--crop-size", "32", "--iterations", "1", "--workers", "0", "--no-progress",
+         "--no-tensorboard"]  # fmt: skip
+_EVAL = ["--workers", "0", "--no-progress", "--split", "val"]
+
+# (command, argv, exit status, message in the one stderr line, fresh outputs it may create)
+# "{x}" is a path of the ``bad`` fixture, "{voc}" the synthetic VOC, "{new}" a fresh folder.
+CASES: list[tuple[Callable[[Sequence[str] | None], int], list[str], int, str, list[str]]] = [
+    # fullfcn-train: options, refused at parse time
+    (train.main, ["--voc-root", "{missing}"], 2, "is not a directory", []),
+    (train.main, ["--voc-root", "{voc}", "--lr", "nan"], 2, "expected a finite number", []),
+    (train.main, ["--voc-root", "{voc}", "--lr", "-1"], 2, "outside", []),
+    (train.main, ["--voc-root", "{voc}", "--momentum", "1.5"], 2, "outside", []),
+    (train.main, ["--voc-root", "{voc}", "--batch-size", "0"], 2, "outside", []),
+    (train.main, ["--voc-root", "{voc}", "--iterations", "1" + "0" * 30], 2, "outside", []),
+    (train.main, ["--voc-root", "{voc}", "--workers", "1000"], 2, "outside", []),
+    (train.main, ["--voc-root", "{voc}", "--width-divisor", "3"], 2, "invalid choice", []),
+    (train.main, ["--voc-root", "{voc}", "--seed", "x"], 2, "expected an integer", []),
+    (train.main, ["--voc-root", "{voc}", "--resume", "--force"], 2, "give one of them", []),
+    # fullfcn-train: inputs and the output directory, refused before VGG16 is built
+    (
+        train.main,
+        ["--voc-root", "{empty}", *_FAST, "--out-dir", "{new}"],
+        1,
+        "no PASCAL VOC 2012 found",
+        [],
+    ),
+    (
+        train.main,
+        ["--voc-root", "{voc}", *_FAST, "--val-split", "nosuch", "--out-dir", "{new}"],
+        1,
+        "nosuch.txt not found",
+        [],
+    ),
+    (
+        train.main,
+        ["--voc-root", "{voc}", *_FAST, "--sbd-root", "{empty}", "--out-dir", "{new}"],
+        1,
+        "no SBD found",
+        [],
+    ),
+    (
+        train.main,
+        ["--voc-root", "{voc}", *_FAST, "--init-from", "{missing}", "--out-dir", "{new}"],
+        1,
+        "missing not found",
+        [],
+    ),
+    (
+        train.main,
+        ["--voc-root", "{voc}", *_FAST, "--out-dir", "{prevrun}"],
+        1,
+        "holds a previous run (checkpoint.pt, log.csv); use --resume",
+        [],
+    ),
+    (
+        train.main,
+        [
+            "--voc-root",
+            "{voc}",
+            *_FAST,
+            "--out-dir",
+            "{prevrun}",
+            "--force",
+            "--init-from",
+            "{prevrun}/checkpoint.pt",
+        ],
+        2,
+        "is also an input",
+        [],
+    ),
+    (
+        train.main,
+        ["--voc-root", "{voc}", *_FAST, "--out-dir", "{logonly}", "--resume"],
+        1,
+        "no checkpoint.pt to continue",
+        [],
+    ),
+    (
+        train.main,
+        ["--voc-root", "{voc}", *_FAST, "--out-dir", "{junkrun}", "--resume"],
+        1,
+        "checkpoint.pt is not a PyTorch weights file",
+        [],
+    ),
+    (
+        train.main,
+        ["--voc-root", "{voc}", *_FAST, "--out-dir", "{halfrun}", "--resume"],
+        1,
+        "lacks 'model': not a complete fullfcn-train checkpoint",
+        [],
+    ),
+    (
+        train.main,
+        ["--voc-root", "{voc}", *_FAST, "--out-dir", "{notes.txt}"],
+        1,
+        "exists and is not a directory",
+        [],
+    ),
+    (
+        train.main,
+        ["--voc-root", "{voc}", *_FAST, "--device", "nosuch", "--out-dir", "{new}"],
+        2,
+        "not a torch device",
+        [],
+    ),
+    # fullfcn-train: a label that is not a VOC label for its image (first batch)
+    (
+        train.main,
+        ["--voc-root", "{rgb_voc}", *_FAST, "--out-dir", "{new}"],
+        1,
+        "is a RGB image; VOC labels are palette images",
+        ["{new}"],
+    ),
+    # fullfcn-eval
+    (
+        evaluate.main,
+        ["--weights", "{fcn32s_from_caffe.pth}", "--variant", "fcn8s", "--voc-root", "{voc}"],
+        1,
+        "holds a fcn32s model, not fcn8s",
+        [],
+    ),
+    (
+        evaluate.main,
+        ["--weights", "{mine.pth}", "--voc-root", "{voc}"],
+        1,
+        "give --variant fcn8s or --variant fcn8s_atonce",
+        [],
+    ),
+    (
+        evaluate.main,
+        ["--weights", "{trainer.pth.tar}", "--variant", "fcn8s", "--voc-root", "{voc}"],
+        1,
+        "holds a fcn8s_atonce model, not fcn8s",
+        [],
+    ),
+    (
+        evaluate.main,
+        ["--weights", "{badarch.pth.tar}", "--voc-root", "{voc}"],
+        1,
+        "arch 'FCN4s' is not one of",
+        [],
+    ),
+    (
+        evaluate.main,
+        ["--weights", "{nomodel.pt}", "--voc-root", "{voc}"],
+        1,
+        "nomodel.pt lacks 'model'",
+        [],
+    ),
+    (
+        evaluate.main,
+        ["--weights", "{width0.pt}", "--voc-root", "{voc}"],
+        1,
+        "width_divisor 0 is not one of",
+        [],
+    ),
+    (
+        evaluate.main,
+        ["--weights", "{fcn4s.pt}", "--voc-root", "{voc}"],
+        1,
+        "variant 'fcn4s' is not one of",
+        [],
+    ),
+    (
+        evaluate.main,
+        ["--weights", "{nobias.pt}", "--voc-root", "{voc}"],
+        1,
+        "nobias.pt lacks score_fr.bias",
+        [],
+    ),
+    (
+        evaluate.main,
+        ["--weights", "{notes.txt}", "--voc-root", "{voc}"],
+        1,
+        "is not a PyTorch weights file",
+        [],
+    ),
+    (
+        evaluate.main,
+        ["--weights", "{fcn32s_from_caffe.pth}", "--voc-root", "{empty}"],
+        1,
+        "no PASCAL VOC 2012 found",
+        [],
+    ),
+    (
+        evaluate.main,
+        ["--weights", "{fcn32s_from_caffe.pth}", "--voc-root", "{voc}", "--json", "{existing.png}"],
+        1,
+        "existing.png exists (use --force",
+        [],
+    ),
+    (
+        evaluate.main,
+        [
+            "--weights",
+            "{fcn32s_from_caffe.pth}",
+            "--voc-root",
+            "{voc}",
+            "--json",
+            "{fcn32s_from_caffe.pth}",
+            "--force",
+        ],
+        2,
+        "is also an input",
+        [],
+    ),
+    (
+        evaluate.main,
+        ["--weights", "{fcn32s_from_caffe.pth}", "--voc-root", "{voc}", "--workers", "-1"],
+        2,
+        "outside",
+        [],
+    ),
+    (
+        evaluate.main,
+        ["--weights", "{fcn32s_from_caffe.pth}", "--voc-root", "{palette_voc}", *_EVAL],
+        1,
+        "does not use the VOC palette",
+        [],
+    ),
+    (
+        evaluate.main,
+        ["--weights", "{fcn32s_from_caffe.pth}", "--voc-root", "{size_voc}", *_EVAL],
+        1,
+        "is 40x30, its image 96x72",
+        [],
+    ),
+    (
+        evaluate.main,
+        [
+            "--weights",
+            "{fcn32s_from_caffe.pth}",
+            "--voc-root",
+            "{class_voc}",
+            *_EVAL,
+            "--workers",
+            "1",
+        ],
+        1,
+        "holds class 37: VOC classes are 0..20",
+        [],
+    ),
+    # fullfcn-predict: outputs, checked before anything is decoded or loaded
+    (
+        predict.main,
+        ["{photo.png}", "-o", "{new}/m.png", "--overlay", "{photo.png}"],
+        2,
+        "photo.png is also an input",
+        [],
+    ),
+    (predict.main, ["{photo.png}", "-o", "{photo.png}", "--force"], 2, "is also an input", []),
+    (
+        predict.main,
+        [
+            "{photo.png}",
+            "-o",
+            "{new}/m.png",
+            "--weights",
+            "{mine.pth}",
+            "--overlay",
+            "{mine.pth}",
+            "--force",
+        ],
+        2,
+        "mine.pth is also an input",
+        [],
+    ),
+    (
+        predict.main,
+        ["{photo.png}", "-o", "{new}/x.png", "--overlay", "{new}/x.png"],
+        2,
+        "is given as two different outputs",
+        [],
+    ),
+    (
+        predict.main,
+        ["{photo.png}", "-o", "{existing.png}"],
+        1,
+        "existing.png exists (use --force",
+        [],
+    ),
+    (predict.main, ["{photo.png}", "-o", "{new}/m.jpg"], 2, "must be a .png", []),
+    (predict.main, ["{photo.png}", "-o", "{new}/m.png", "--max-pixels", "0"], 2, "outside", []),
+    # fullfcn-predict: hostile images
+    (predict.main, ["{notes.txt}", "-o", "{new}/m.png"], 1, "is not an image PIL can read", []),
+    (predict.main, ["{missing}", "-o", "{new}/m.png"], 1, "missing not found", []),
+    (predict.main, ["{bomb.png}", "-o", "{new}/m.png"], 1, "refused as a decompression bomb", []),
+    (
+        predict.main,
+        ["{big.png}", "-o", "{new}/m.png"],
+        1,
+        "is 5000x4000 (20,000,000 pixels), more than the limit of 16,000,000",
+        [],
+    ),
+    (
+        predict.main,
+        ["{photo.png}", "-o", "{new}/m.png", "--max-pixels", "100"],
+        1,
+        "more than the limit of 100",
+        [],
+    ),
+    (predict.main, ["{float.tif}", "-o", "{new}/m.png"], 1, "floating-point pixels", []),
+    (
+        predict.main,
+        ["{photo.png}", "-o", "{new}/m.png", "--weights", "{notes.txt}"],
+        1,
+        "notes.txt is not a PyTorch weights file",
+        [],
+    ),
+    (
+        predict.main,
+        ["{photo.png}", "-o", "{new}/m.png", "--weights", "{mine.pth}"],
+        1,
+        "give --variant fcn8s or --variant fcn8s_atonce",
+        [],
+    ),
+]
+
+
 @pytest.mark.parametrize(
-    "cli, args, message",
-    [
-        (train.main, ["--voc-root", "{missing}"], "VOC root .* is not a directory"),
-        (train.main, ["--voc-root", "{empty}", "--weights", "none"], "no PASCAL VOC 2012 found"),
-        (
-            evaluate.main,
-            ["--weights", "{ckpt32}", "--variant", "fcn8s", "--voc-root", "{voc}"],
-            "holds a fcn32s model, not fcn8s",
-        ),
-        (
-            evaluate.main,
-            ["--weights", "{ckpt32}", "--voc-root", "{empty}"],
-            "no PASCAL VOC 2012 found",
-        ),
-        (predict.main, ["{text}", "-o", "{out}"], "is not an image"),
-        (predict.main, ["{missing}", "-o", "{out}"], "not found"),
-        (predict.main, ["{text}", "-o", "{out}", "--weights", "{text}"], "is not an image"),
-        (
-            predict.main,
-            ["{image}", "-o", "{out}", "--weights", "{text}"],
-            "notes.txt is not a PyTorch weights file",
-        ),
-        (
-            train.main,
-            [
-                "--voc-root",
-                "{voc}",
-                "--weights",
-                "none",
-                "--out-dir",
-                "{junkrun}",
-                "--resume",
-                "--no-progress",
-            ],
-            "checkpoint.pt is not a PyTorch weights file",
-        ),
-    ],
+    "cli, argv, code, message, fresh",
+    CASES,
+    ids=[f"{i:02d}-{c[0].__module__.split('.')[-1]}" for i, c in enumerate(CASES)],
 )
-def test_bad_input_gets_one_line(
-    cli: Callable[[list[str]], int],
-    args: list[str],
+def test_bad_input_is_refused(
+    cli: Callable[[Sequence[str] | None], int],
+    argv: list[str],
+    code: int,
     message: str,
-    tmp_path: Path,
+    fresh: list[str],
+    bad: dict[str, Path],
     tiny_voc: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "notes.txt").write_text("not an image")
-    Image.new("RGB", (40, 30)).save(tmp_path / "photo.png")
-    (tmp_path / "junkrun").mkdir()
-    (tmp_path / "junkrun" / "checkpoint.pt").write_text("not a checkpoint")
-    ckpt = tmp_path / "fcn32s_from_caffe.pth"
-    torch.save(to_pytorch_fcn(build("fcn32s", width_divisor=WIDTH)), ckpt)
-    paths = {
-        "missing": tmp_path / "missing",
-        "empty": tmp_path / "empty",
-        "text": tmp_path / "notes.txt",
-        "out": tmp_path / "o.png",
-        "ckpt32": ckpt,
-        "voc": tiny_voc,
-        "image": tmp_path / "photo.png",
-        "junkrun": tmp_path / "junkrun",
-    }
-    assert cli([a.format(**paths) for a in args]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("fullfcn-") and ": error: " in err[0], err
-    assert re.search(message, err[0]), err[0]
+    """Exit status, one stderr line naming the problem, and nothing changed in the inputs'
+    folder (the photo, the weights, a previous run) or in the synthetic VOC."""
+    paths = {**bad, "voc": tiny_voc, "new": tmp_path / "new"}
+
+    def fill(text: str) -> str:
+        for name, path in paths.items():
+            text = text.replace("{" + name + "}", str(path))
+        return text
+
+    assert_refused(capsys, cli, [fill(a) for a in argv], code, message, root=bad["root"],
+                   fresh=[Path(fill(f)) for f in fresh])  # fmt: skip
+    assert not (tmp_path / "new").exists() or fresh, "a refused run left an output behind"
 
 
 def test_installed_entry_point_has_no_traceback(tmp_path: Path) -> None:
@@ -195,5 +563,5 @@ def test_installed_entry_point_has_no_traceback(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     assert proc.stderr.strip() == f"fullfcn-predict: error: {bad} is not an image PIL can read"

@@ -9,7 +9,7 @@ import torch
 import torchvision
 
 from fullfcn.model import FCN, build, load_model
-from fullfcn.pytorch_fcn import check_state_dict, to_pytorch_fcn
+from fullfcn.pytorch_fcn import check_state_dict, save_pytorch_fcn, to_pytorch_fcn
 from fullfcn.transforms import CAFFE, TORCHVISION
 from tests.fullfcn.conftest import WIDTH
 from tinyfcn.convert import convolutionalize
@@ -89,8 +89,12 @@ def test_wrong_checkpoint_for_the_variant_is_named(tmp_path: Path) -> None:
     torch.save(to_pytorch_fcn(build("fcn32s", width_divisor=WIDTH)), path)
     with pytest.raises(ValueError, match="holds a fcn32s model, not fcn16s"):
         load_model(path, "fcn16s")
+    with pytest.raises(ValueError, match="holds a fcn32s model, not fcn16s"):
+        build("fcn16s", weights=path, width_divisor=WIDTH)  # the export records its variant
+    bare = tmp_path / "weights.pth"  # a plain dict of tensors: only the keys can tell
+    torch.save(dict(to_pytorch_fcn(build("fcn32s", width_divisor=WIDTH))), bare)
     with pytest.raises(ValueError, match=r"lacks score_pool4\.weight .*fcn32s"):
-        build("fcn16s", weights=path, width_divisor=WIDTH)
+        build("fcn16s", weights=bare, width_divisor=WIDTH)
     with pytest.raises(ValueError, match=r"conv1_1\.weight has shape \(4, 3, 3, 3\)"):
         build("fcn32s", weights=path, width_divisor=WIDTH // 2)  # other widths: shapes differ
 
@@ -135,3 +139,64 @@ def test_preprocessing_by_origin() -> None:
     )
     for p in (CAFFE, TORCHVISION):
         assert torch.equal(p.denormalize(p(image)), image)
+
+
+def _atonce_files(tmp_path: Path, model: FCN) -> dict[str, Path]:
+    """An at-once model in each format that must come back as at-once."""
+    state = dict(to_pytorch_fcn(model))  # a plain dict: no metadata
+    files = {
+        "published name": tmp_path / "fcn8s-atonce_from_caffe.pth",
+        "pytorch-fcn trainer": tmp_path / "checkpoint.pth.tar",
+        "our export": tmp_path / "export.pth",
+        "our export, saved by hand": tmp_path / "by_hand.pth",
+        "fullfcn-train checkpoint": tmp_path / "ours.pt",
+    }
+    torch.save(state, files["published name"])
+    torch.save({"arch": "FCN8sAtOnce", "model_state_dict": state, "iteration": 7},
+               files["pytorch-fcn trainer"])  # fmt: skip
+    save_pytorch_fcn(model, files["our export"])
+    torch.save(to_pytorch_fcn(model), files["our export, saved by hand"])
+    torch.save({"variant": model.variant, "width_divisor": WIDTH, "preprocess": "torchvision",
+                "model": model.state_dict()}, files["fullfcn-train checkpoint"])  # fmt: skip
+    return files
+
+
+def test_atonce_is_recognised_in_every_format_and_outputs_match(tmp_path: Path) -> None:
+    """Loaded as plain FCN-8s, at-once weights give other scores (no pool scaling): the
+    variant must come from the file, and the loaded net must compute the original's output."""
+    torch.manual_seed(0)
+    atonce = build("fcn8s_atonce", width_divisor=WIDTH).eval()
+    with torch.no_grad():
+        for name, p in atonce.named_parameters():
+            if name.startswith("score"):
+                p.normal_(0, 1.0)
+    x = torch.rand(1, 3, 40, 52)
+    with torch.no_grad():
+        expected = atonce(x)
+        plain = build("fcn8s", width_divisor=WIDTH).eval()
+        plain.load_state_dict(atonce.state_dict())
+        assert not torch.allclose(plain(x), expected)  # the trap is real
+    for kind, path in _atonce_files(tmp_path, atonce).items():
+        model = load_model(path).eval()
+        assert model.variant == "fcn8s_atonce", kind
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), expected, msg=kind)
+        with pytest.raises(ValueError, match="holds a fcn8s_atonce model, not fcn8s"):
+            load_model(path, "fcn8s")
+
+
+def test_bare_fcn8s_weights_are_never_guessed(tmp_path: Path) -> None:
+    """Same keys, two nets: a bare state dict under an uninformative name is refused
+    without a variant, loads as the one asked for, and the published plain name is FCN-8s."""
+    state = dict(to_pytorch_fcn(build("fcn8s", width_divisor=WIDTH)))
+    bare = tmp_path / "weights.pth"
+    torch.save(state, bare)
+    with pytest.raises(ValueError, match="give --variant fcn8s or --variant fcn8s_atonce"):
+        load_model(bare)
+    assert load_model(bare, "fcn8s_atonce").variant == "fcn8s_atonce"
+    assert load_model(bare, "fcn8s").variant == "fcn8s"
+    published = tmp_path / "fcn8s_from_caffe.pth"
+    torch.save(state, published)
+    assert load_model(published).variant == "fcn8s"
+    with pytest.raises(ValueError, match="holds a fcn8s model, not fcn8s_atonce"):
+        build("fcn8s_atonce", weights=published, width_divisor=WIDTH)
