@@ -1,0 +1,111 @@
+"""The issue-8 findings, each reproduced: what a command must never destroy or get wrong."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fcnbase import lock_dir
+from fullfcn import train as train_module
+from fullfcn.predict import load_image
+from fullfcn.voc import find_voc2012
+from tests.fullfcn.conftest import WIDTH
+
+
+def _train_argv(voc: Path, out: Path, *extra: str) -> list[str]:
+    return ["--voc-root", str(voc), "--out-dir", str(out), "--variant", "fcn32s",
+            "--recipe", "modern", "--weights", "none", "--width-divisor", str(WIDTH),
+            "--batch-size", "1", "--crop-size", "32", "--workers", "0", "--no-progress",
+            "--no-tensorboard", *extra]  # fmt: skip
+
+
+def _iteration(out: Path) -> int:
+    return torch.load(out / "checkpoint.pt", weights_only=True)["iteration"]
+
+
+def test_force_starts_over_and_removes_only_the_runs_own_files(
+    tiny_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found: a re-run replaced a trained checkpoint (iteration 4 -> 1) and appended to
+    the old log. Now it is refused; --force starts over and leaves no stale row."""
+    out = tmp_path / "run"
+    assert train_module.main(_train_argv(tiny_voc, out, "--iterations", "3")) == 0
+    assert _iteration(out) == 3
+    trained = (out / "checkpoint.pt").read_bytes()
+    board = out / "tensorboard"
+    board.mkdir()
+    (board / "events.out.tfevents.1.host").write_bytes(b"old events")
+    (out / "notes.md").write_text("the user's own file")
+
+    assert train_module.main(_train_argv(tiny_voc, out, "--iterations", "1")) == 1
+    assert "holds a previous run" in capsys.readouterr().err
+    assert (out / "checkpoint.pt").read_bytes() == trained  # untouched
+
+    assert train_module.main(_train_argv(tiny_voc, out, "--iterations", "1", "--force")) == 0
+    assert _iteration(out) == 1
+    rows = list(csv.reader((out / "log.csv").open()))
+    assert [r[0] for r in rows] == ["iteration", "1"]  # a fresh log, not appended
+    assert not board.exists()  # --no-tensorboard rewrites no events: the stale ones went
+    assert (out / "notes.md").read_text() == "the user's own file"
+
+
+def test_a_locked_out_dir_is_refused(
+    tiny_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    with lock_dir(out):  # another run holds it
+        assert train_module.main(_train_argv(tiny_voc, out, "--iterations", "1")) == 1
+    assert "another run is writing into this directory" in capsys.readouterr().err
+    assert list(out.iterdir()) == []
+
+
+def test_double_ctrl_c_waits_for_the_save(
+    tiny_voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Ctrl-C at step 3 saves the two finished steps; a second Ctrl-C arriving during
+    that save waits for it; the command exits 130 saying where the checkpoint is."""
+    calls = {"n": 0}
+    real_loss, real_checkpoint = train_module.F.cross_entropy, train_module._checkpoint
+
+    def interrupted_on_third_step(*args: Any, **kw: Any) -> torch.Tensor:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_loss(*args, **kw)
+
+    def impatient_save(*args: Any, **kw: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C, in the middle of the save
+        real_checkpoint(*args, **kw)
+
+    monkeypatch.setattr(train_module.F, "cross_entropy", interrupted_on_third_step)
+    monkeypatch.setattr(train_module, "_checkpoint", impatient_save)
+    out = tmp_path / "run"
+    argv = _train_argv(tiny_voc, out, "--iterations", "5", "--checkpoint-every", "100")
+    assert train_module.main(argv) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"fullfcn-train: interrupted; checkpoint saved to {out / 'checkpoint.pt'}"]
+    assert _iteration(out) == 2
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(voc_root: Path, tmp_path: Path) -> None:
+    """Found: a 16-bit PNG became 99.5 % white (PIL clips 16-bit values to 255). A genuine
+    16-bit PNG of a real photo must read back as that photo's 8-bit grey values."""
+    photo = find_voc2012(voc_root) / "JPEGImages" / "2007_000032.jpg"
+    grey = np.array(Image.open(photo).convert("L"))
+    sixteen = tmp_path / "deep.png"
+    Image.fromarray(grey.astype(np.uint16) * 257).save(sixteen)  # 0..255 -> 0..65535
+    assert Image.open(sixteen).mode.startswith("I")  # PIL reads it as 16-bit
+    rgb = np.array(load_image(sixteen))
+    assert rgb.shape == (*grey.shape, 3)
+    assert np.array_equal(rgb[..., 0], grey) and np.array_equal(rgb[..., 2], grey)
+    assert (rgb == 255).mean() < 0.05
