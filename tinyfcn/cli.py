@@ -3,58 +3,79 @@
 A thin shell over :func:`tinyfcn.train.run`. It writes ``OUT/<variant>.pt`` (state dict
 plus config, loadable with ``weights_only=True``) and ``OUT/<variant>.png`` (predictions
 beside the truth), prints the paper's four metrics, and ends with the line
-``miou=<float> seconds=<float>``. Errors are one line on stderr and a non-zero exit.
+``miou=<float> seconds=<float>``.
+
+It never replaces a result it did not make in this run: existing outputs are refused
+unless ``--force``, or ``--resume OUT/<variant>.pt`` (continuing a checkpoint replaces it
+by its continuation). Everything that can be checked -- arguments, checkpoint, output
+folder -- is checked before any data is made, and the output folder is locked for the run.
+Exit status: 0 done, 1 runtime error, 2 usage error, 130 interrupted (after saving the FCN
+trained so far). Every error is one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
+from fcnbase import Parser, check_outputs, check_writable, lock_dir, run_cli
+from fcnbase.cli import float_arg, int_arg
+from fcnbase.outputs import PARTIAL
 from tinyfcn.metrics import format_metrics
 from tinyfcn.model import VARIANTS
 from tinyfcn.train import CLASS_NAMES, TrainConfig, pick_device, plot_predictions, run
 
 PROG = "tinyfcn-train"
 
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line, ``prog: error: ...`` (exit 2), like every other
-    error of the project's tools (fullfcn's CLIs use it too)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+#: Upper bounds of the numeric options: far above any sensible run, low enough that a typo
+#: is a usage error at once rather than an ``OverflowError`` or a 100 GB allocation later.
+MAX_IMAGES = 100_000
+MAX_EPOCHS = 10_000.0
+MAX_SECONDS = 30 * 24 * 3600.0
 
 
 def _parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
+    images = int_arg(1, MAX_IMAGES)
     p = Parser(prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("--variant", choices=VARIANTS, default=defaults.variant)
     p.add_argument("--out", type=Path, default=Path("out/tinyfcn"), help="output folder")
-    p.add_argument("--resume", type=Path, help="continue training this checkpoint")
+    p.add_argument(
+        "--resume",
+        type=Path,
+        help="continue training this checkpoint (OUT/<variant>.pt itself may be replaced)",
+    )
+    p.add_argument("--force", action="store_true", help="replace existing outputs in OUT")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--mnist-dir", help="folder with the MNIST IDX files (else M2NIST_MNIST_DIR)")
     src.add_argument("--sample", action="store_true", help="use m2nist's bundled MNIST sample")
-    p.add_argument("--train-images", type=int, default=defaults.train_images)
-    p.add_argument("--test-images", type=int, default=defaults.test_images)
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--classifier-epochs", type=float, default=defaults.classifier_epochs)
+    p.add_argument("--train-images", type=images, default=defaults.train_images)
+    p.add_argument("--test-images", type=images, default=defaults.test_images)
+    p.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=defaults.seed)
+    p.add_argument(
+        "--classifier-epochs", type=float_arg(0, MAX_EPOCHS), default=defaults.classifier_epochs
+    )
     p.add_argument(
         "--classifier-shift",
-        type=int,
+        type=int_arg(0, 14),
         default=defaults.classifier_shift,
         help="random shifts (pixels) of the digits while training the classifier",
     )
-    p.add_argument("--epochs", type=float, help="FCN epochs (default: seconds only)")
+    p.add_argument("--epochs", type=float_arg(0, MAX_EPOCHS), help="FCN epochs (default: seconds)")
     p.add_argument(
-        "--seconds", type=float, default=defaults.seconds, help="wall-clock budget of the run"
+        "--seconds",
+        type=float_arg(0, MAX_SECONDS),
+        default=defaults.seconds,
+        help="wall-clock budget of the whole run (0: epochs only)",
     )
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--eval-every", type=float, default=defaults.eval_every, help="seconds")
+    p.add_argument("--batch-size", type=int_arg(1, 4096), default=defaults.batch_size)
+    p.add_argument("--lr", type=float_arg(0, 10), default=defaults.lr)
+    p.add_argument(
+        "--eval-every", type=float_arg(0, MAX_SECONDS), default=defaults.eval_every, help="seconds"
+    )
     p.add_argument(
         "--frozen-upsampling", action="store_true", help="keep the bilinear kernels fixed"
     )
@@ -67,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
+    """The run's config; its own checks raise UsageError (exit 2), as argparse's do."""
     source = "sample" if args.sample else args.mnist_dir
-    seconds = None if args.seconds is not None and args.seconds <= 0 else args.seconds
     return TrainConfig(
         variant=args.variant,
         pretrained=not args.no_pretrained,
@@ -80,43 +101,79 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         classifier_epochs=args.classifier_epochs,
         classifier_shift=args.classifier_shift,
         epochs=args.epochs,
-        seconds=seconds,
+        seconds=args.seconds or None,
         batch_size=args.batch_size,
         lr=args.lr,
         eval_every=args.eval_every,
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 1 run-time error, 2 usage error)."""
+def _continues_itself(resume: Path | None, checkpoint: Path) -> bool:
+    """Whether ``--resume`` names the very checkpoint this run writes."""
+    if resume is None or not checkpoint.exists():
+        return False
+    return os.path.samefile(resume, checkpoint)
+
+
+def _remove_stale(outputs: Sequence[Path]) -> None:
+    """``--force``: remove the temporary files an interrupted earlier run left for our
+    outputs (we hold the folder's lock, so no running writer owns them)."""
+    for out in outputs:
+        for leftover in out.parent.glob(f".{out.name}.*{PARTIAL}"):
+            leftover.unlink(missing_ok=True)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        config = _config(args)
-        device = pick_device(args.device)
-        if args.resume is not None and not args.resume.is_file():
-            raise FileNotFoundError(f"checkpoint {args.resume} does not exist")
-        checkpoint = args.out / f"{config.variant}.pt"
-        result = run(
-            config,
-            checkpoint=checkpoint,
-            resume=args.resume,
-            device=device,
-            progress=not args.no_progress,
-        )
-        picture = plot_predictions(result.model, result.test, args.out / f"{config.variant}.png")
-    except (ValueError, OSError, RuntimeError) as exc:  # MnistSourceError is a RuntimeError
-        print(f"{PROG}: error: {exc}".splitlines()[0], file=sys.stderr)
-        return 1
-    picture.clear()
+    config = _config(args)
+    device = pick_device(args.device)
+    if args.resume is not None and not args.resume.is_file():
+        raise FileNotFoundError(f"checkpoint {args.resume} does not exist")
+    checkpoint = args.out / f"{config.variant}.pt"
+    picture = args.out / f"{config.variant}.png"
+    outputs = [checkpoint, picture]
+    check_writable(args.out)
+    with lock_dir(args.out):
+        # Checked under the lock: a run starting beside us cannot slip its outputs in.
+        replace = args.force or _continues_itself(args.resume, checkpoint)
+        check_outputs(outputs, force=replace, hint="--force, or --resume of that checkpoint")
+        if args.force:
+            _remove_stale(outputs)
+        try:
+            result = run(
+                config,
+                checkpoint=checkpoint,
+                resume=args.resume,
+                device=device,
+                progress=not args.no_progress,
+            )
+        except KeyboardInterrupt as stop:
+            if not str(stop):  # stopped while making the data or training the classifier
+                raise KeyboardInterrupt("no FCN step was made; nothing saved") from None
+            if str(stop).startswith("checkpoint saved"):
+                # A picture there shows the previous model, not the one just saved.
+                picture.unlink(missing_ok=True)
+            raise
+        try:
+            figure = plot_predictions(result.model, result.test, picture)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(f"checkpoint saved to {checkpoint}; no picture") from None
+    figure.clear()
     if result.classifier_accuracy is not None:
         print(
             f"classifier: test accuracy {result.classifier_accuracy:.4f} "
             f"in {result.classifier_seconds:.1f} s"
         )
     print(format_metrics(result.metrics, CLASS_NAMES))
-    print(f"checkpoint {checkpoint}\npredictions {args.out / f'{config.variant}.png'}")
+    print(f"checkpoint {checkpoint}\npredictions {picture}")
     print(f"miou={result.metrics['mean_iou']:.4f} seconds={result.seconds:.1f}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 ok, 1 runtime error, 2 usage error, 130
+    interrupted)."""
+    return run_cli(PROG, _main, argv)
 
 
 if __name__ == "__main__":

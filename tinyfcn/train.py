@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from fcnbase import atomic_write, pick_device
+from fcnbase import CliError, UsageError, atomic_write, deferred_interrupts, pick_device
 from m2nist.dataset import to_tensors
 from m2nist.viz import colorize
 from tinyfcn.classifier import MnistClassifier
@@ -37,9 +37,12 @@ from tinyfcn.model import NUM_CLASSES, VARIANTS, TinyFCN
 __all__ = [
     "CLASS_NAMES",
     "Budget",
+    "BudgetError",
+    "CheckpointError",
     "M2nistData",
     "RunResult",
     "TrainConfig",
+    "TrainingInterrupted",
     "evaluate",
     "evaluate_classifier",
     "load_checkpoint",
@@ -82,24 +85,50 @@ class TrainConfig:
     eval_every: float = 30.0  # seconds between history points (the clock pauses to evaluate)
 
     def __post_init__(self) -> None:
+        # UsageError is a ValueError: the API and the CLI refuse the same mistakes alike.
         if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; choose one of {VARIANTS}")
+            raise UsageError(f"unknown variant {self.variant!r}; choose one of {VARIANTS}")
         if self.epochs is None and self.seconds is None:
-            raise ValueError("give a budget: epochs, seconds, or both")
+            raise UsageError("give a budget: epochs, seconds, or both")
         for name in ("train_images", "test_images", "batch_size", "classifier_batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
+        # NaN compares false with everything ("nan < 0" is false) and a NaN budget never runs
+        # out: only finite numbers pass. A learning rate of 0 would "train" without learning.
         for name in (
-            "epochs",
-            "seconds",
-            "classifier_epochs",
-            "classifier_shift",
-            "lr",
-            "eval_every",
+            *("epochs", "seconds", "classifier_epochs", "classifier_shift", "eval_every"),
+            *("weight_decay", "lr", "classifier_lr"),
         ):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
+            positive = name in ("lr", "classifier_lr")
+            if value is not None and (
+                not math.isfinite(value) or value < 0 or (positive and value == 0)
+            ):
+                bound = "> 0" if positive else ">= 0"
+                raise UsageError(f"{name} must be a finite number {bound}, got {value}")
+
+
+class BudgetError(CliError):
+    """The wall-clock budget cannot pay for an FCN step: a run that trained nothing must
+    not look like one that trained (exit 1, nothing saved)."""
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable tinyfcn checkpoint; the message names the file."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) during training, always raised *between* two complete steps.
+
+    ``step`` counts the steps done in total and ``new_steps`` those done by this call;
+    :func:`train_fcn` adds ``state``, a complete training state (what it returns on
+    success), so the run can be saved and resumed exactly where it stopped.
+    """
+
+    def __init__(self, step: int, new_steps: int) -> None:
+        super().__init__()
+        self.step, self.new_steps = step, new_steps
+        self.state: dict[str, object] | None = None
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -219,31 +248,40 @@ def _fit(
     """
     model.train()
     n = len(images)
+    first = step
     bar = tqdm(total=budget.steps, initial=step, desc=desc, disable=not progress, leave=False)
     budget.start()
-    while budget.fraction(step) < 1.0:
-        order = torch.randperm(n, generator=generator)
-        for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
-            fraction = budget.fraction(step)
-            if fraction >= 1.0:
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = _cosine(lr, fraction)
-            idx = order[i : i + batch_size]
-            x = images[idx] if augment is None else augment(images[idx])
-            x, y = x.to(device), targets[idx].to(device)
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            if progress:  # loss.item() waits for the device: only when someone looks
-                bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}", s=f"{budget.elapsed:.0f}")
-            if on_tick is not None:
-                on_tick(step)
-    budget.pause()
-    bar.close()
+    try:
+        while budget.fraction(step) < 1.0:
+            order = torch.randperm(n, generator=generator)
+            for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
+                fraction = budget.fraction(step)
+                if fraction >= 1.0:
+                    break
+                # A Ctrl-C in the middle of optimizer.step() would leave half the weights
+                # updated: signals wait for the step to complete, so the model, the
+                # optimizer and ``step`` always agree when an interrupt is saved.
+                with deferred_interrupts():
+                    for group in optimizer.param_groups:
+                        group["lr"] = _cosine(lr, fraction)
+                    idx = order[i : i + batch_size]
+                    x = images[idx] if augment is None else augment(images[idx])
+                    x, y = x.to(device), targets[idx].to(device)
+                    loss = F.cross_entropy(model(x), y)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    step += 1
+                if progress:  # loss.item() waits for the device: only when someone looks
+                    bar.update()
+                    bar.set_postfix(loss=f"{loss.item():.3f}", s=f"{budget.elapsed:.0f}")
+                if on_tick is not None:
+                    on_tick(step)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(step, step - first) from None
+    finally:
+        budget.pause()
+        bar.close()
     return step
 
 
@@ -271,7 +309,11 @@ def _steps(epochs: float | None, n: int, batch_size: int) -> int | None:
 
 
 def train_classifier(
-    config: TrainConfig, *, device: torch.device | None = None, progress: bool = True
+    config: TrainConfig,
+    *,
+    device: torch.device | None = None,
+    progress: bool = True,
+    deadline: float | None = None,
 ) -> tuple[MnistClassifier, float, float]:
     """Train :class:`MnistClassifier` on MNIST train; return it, test accuracy and seconds.
 
@@ -279,6 +321,12 @@ def train_classifier(
     at random by up to ``config.classifier_shift`` pixels (:func:`random_shift`). Short and
     shifted, because the classifier's job here is to hand the FCN features that recognise
     digits off centre; the accuracy returned is on the (centred) MNIST test digits.
+
+    The classifier's budget is epochs, not seconds (its recipe must not depend on the
+    machine's speed). ``deadline`` (a ``time.perf_counter()`` value) is when the FCN's
+    wall-clock budget runs out: the stage measures its own pace and raises
+    :class:`BudgetError` within its first steps when it would end after the deadline,
+    rather than spend the whole budget and leave the FCN none.
     """
     device = pick_device(device)
     torch.manual_seed(config.seed)
@@ -286,19 +334,53 @@ def train_classifier(
     images, labels = load_digits(True, config.source)
     model = MnistClassifier().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.classifier_lr)
-    budget = Budget(
-        _steps(config.classifier_epochs, len(images), config.classifier_batch_size), None
-    )
+    total = _steps(config.classifier_epochs, len(images), config.classifier_batch_size)
+    budget = Budget(total, None)
     generator = torch.Generator().manual_seed(config.seed)
+    on_tick = None if deadline is None else _pace_check(total, deadline, config)
+    if deadline is not None and time.perf_counter() >= deadline:
+        raise BudgetError(_no_room(config, "making the data"))
     _fit(
         model, optimizer, images, labels,
         batch_size=config.classifier_batch_size, lr=config.classifier_lr, budget=budget, step=0,
         generator=generator, device=device, desc="classifier", progress=progress,
-        augment=lambda x: random_shift(x, config.classifier_shift, generator),
+        on_tick=on_tick, augment=lambda x: random_shift(x, config.classifier_shift, generator),
     )  # fmt: skip
     seconds = time.perf_counter() - start
     test_images, test_labels = load_digits(False, config.source)
     return model, evaluate_classifier(model, test_images, test_labels), seconds
+
+
+#: Classifier steps timed before judging its pace: the first ones pay for warm-up.
+PACE_STEPS = 3
+
+
+def _pace_check(total: int, deadline: float, config: TrainConfig) -> Callable[[int], None]:
+    """An ``on_tick`` for the classifier: from its pace so far, will it end before ``deadline``?
+
+    The pace is measured from the end of step 1 (step 1 pays for allocations and kernel
+    choice, and would make the estimate pessimistic).
+    """
+    marks: dict[int, float] = {}
+
+    def check(step: int) -> None:
+        now = time.perf_counter()
+        if step == 1:
+            marks[1] = now
+        if step < PACE_STEPS or 1 not in marks:
+            return
+        finish = now + (total - step) * (now - marks[1]) / (step - 1)
+        if finish >= deadline:
+            raise BudgetError(_no_room(config, f"the classifier ({total} steps)"))
+
+    return check
+
+
+def _no_room(config: TrainConfig, stage: str) -> str:
+    return (
+        f"the budget of {config.seconds:g} s cannot cover {stage} and leave the FCN any "
+        "training: raise --seconds, or lower --classifier-epochs or --train-images"
+    )
 
 
 @torch.no_grad()
@@ -382,20 +464,34 @@ def train_fcn(
         model.train()
         budget.start()
 
-    step = _fit(
-        model, optimizer, train.images, train.labels,
-        batch_size=config.batch_size, lr=config.lr, budget=budget, step=step,
-        generator=generator, device=device, desc=f"{model.variant}", progress=progress,
-        on_tick=on_tick,
-    )  # fmt: skip
+    def reached(step: int) -> dict[str, object]:
+        return {
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "elapsed": budget.elapsed,
+            "history": history,
+        }
+
+    first = step
+    try:
+        step = _fit(
+            model, optimizer, train.images, train.labels,
+            batch_size=config.batch_size, lr=config.lr, budget=budget, step=step,
+            generator=generator, device=device, desc=f"{model.variant}", progress=progress,
+            on_tick=on_tick,
+        )  # fmt: skip
+    except TrainingInterrupted as stop:
+        stop.state = reached(stop.step)
+        raise
+    if step == first:  # the budget was spent before: a "trained" result would be a lie
+        spent = f"step {step}, {budget.elapsed:.1f} s" if first else f"{budget.elapsed:.1f} s"
+        raise BudgetError(
+            f"no FCN step fits in the budget (epochs {config.epochs}, seconds "
+            f"{config.seconds}): {spent} were already spent; give a larger budget"
+        )
     if test is not None:  # _fit has paused the clock
         history.append(point(step))
-    return {
-        "optimizer": optimizer.state_dict(),
-        "step": step,
-        "elapsed": budget.elapsed,
-        "history": history,
-    }
+    return reached(step)
 
 
 # -- the whole recipe ---------------------------------------------------------------------
@@ -430,9 +526,16 @@ def run(
     wall time of the recipe (evaluations for the history excluded). ``resume`` continues
     a checkpoint's training (weights, optimizer, step, clock) to the config's budget; the
     classifier stage is then skipped. ``checkpoint`` is where to save the result.
+
+    A seconds budget covers the whole recipe, so the classifier stage is held to it (see
+    :func:`train_classifier`'s ``deadline``) and a run that made no FCN step raises
+    :class:`BudgetError` instead of returning an untrained model. On Ctrl-C during FCN
+    training the model reached so far is saved to ``checkpoint`` (resumable) and a
+    ``KeyboardInterrupt`` says where; without a step made, nothing is saved.
     """
     device = pick_device(device)
     start = time.perf_counter()
+    deadline = None if config.seconds is None else start + config.seconds
     accuracy = classifier_seconds = None
     # A wrong or broken checkpoint is reported before any data is made or downloaded.
     resumed = load_checkpoint(resume, map_location=device, expect=config) if resume else None
@@ -444,7 +547,7 @@ def run(
         classifier = None
         if config.pretrained:
             classifier, accuracy, classifier_seconds = train_classifier(
-                config, device=device, progress=progress
+                config, device=device, progress=progress, deadline=deadline
             )
         torch.manual_seed(config.seed)
         model = TinyFCN(
@@ -452,11 +555,18 @@ def run(
         )
         state = None
     spent = time.perf_counter() - start
-    state = train_fcn(
-        model, train, test, config, device=device, progress=progress, state=state, elapsed=spent
-    )
+    try:
+        state = train_fcn(
+            model, train, test, config, device=device, progress=progress, state=state,
+            elapsed=spent,
+        )  # fmt: skip
+    except TrainingInterrupted as stop:
+        if checkpoint is None or not stop.new_steps or stop.state is None:
+            raise KeyboardInterrupt("no FCN step was made; nothing saved") from None
+        _save_for_good(checkpoint, model, config, stop.state)
+        raise KeyboardInterrupt(f"checkpoint saved to {checkpoint}") from None
     if checkpoint is not None:
-        save_checkpoint(checkpoint, model, config, state)
+        _save_for_good(checkpoint, model, config, state)
     history = state["history"]
     return RunResult(
         model=model,
@@ -468,6 +578,18 @@ def run(
         seconds=float(state["elapsed"]),
         test=test,
     )
+
+
+def _save_for_good(
+    path: str | os.PathLike, model: TinyFCN, config: TrainConfig, state: dict[str, object]
+) -> None:
+    """Save a checkpoint that an impatient Ctrl-C cannot abandon half-way; one arriving
+    during the save is reported once it is done, with where it went."""
+    try:
+        with deferred_interrupts():
+            save_checkpoint(path, model, config, state)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"checkpoint saved to {path}") from None
 
 
 # -- checkpoints --------------------------------------------------------------------------
@@ -514,26 +636,111 @@ def load_checkpoint(
     try:
         saved = torch.load(path, map_location=map_location, weights_only=True)
     except Exception:  # unpickling errors come in many types; all mean "not ours"
-        raise ValueError(
+        raise CheckpointError(
             f"{path} is not a readable tinyfcn checkpoint (weights_only torch.load refused it)"
         ) from None
     if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a tinyfcn checkpoint (no {CHECKPOINT_FORMAT!r} tag)")
-    arch = saved["model"]
+        raise CheckpointError(f"{path} is not a tinyfcn checkpoint (no {CHECKPOINT_FORMAT!r} tag)")
+    model = _checked_model(path, saved)
     if expect is not None:
         for key in ("variant", "learnable_upsampling"):
-            if arch[key] != getattr(expect, key):
-                raise ValueError(
-                    f"{path} holds a {key}={arch[key]!r} model, but {key}="
+            if getattr(model, key) != getattr(expect, key):
+                raise CheckpointError(
+                    f"{path} holds a {key}={getattr(model, key)!r} model, but {key}="
                     f"{getattr(expect, key)!r} was asked for"
                 )
-    model = TinyFCN(
-        arch["variant"],
-        num_classes=arch["num_classes"],
-        learnable_upsampling=arch["learnable_upsampling"],
-    )
-    model.load_state_dict(saved["state_dict"])
+    _check_train_state(path, saved["train_state"], model)
     return model.to(map_location), saved
+
+
+def _checked_model(path: Path, saved: dict) -> TinyFCN:
+    """The model a checkpoint describes, with its weights, or a :class:`CheckpointError`.
+
+    A checkpoint is data from anywhere: every field is checked before use, so a damaged
+    or hand-made one is one line naming the file, not a ``KeyError`` deep in the code.
+    """
+    missing = [k for k in ("config", "model", "state_dict", "train_state") if k not in saved]
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(missing)} (a damaged checkpoint?)")
+    arch, weights = saved["model"], saved["state_dict"]
+    for key, kind in (("config", dict), ("model", dict), ("state_dict", dict)):
+        if not isinstance(saved[key], kind):
+            raise CheckpointError(f"{path}: {key} is a {type(saved[key]).__name__}, not a dict")
+    variant, classes, learnable = (
+        arch.get(k) for k in ("variant", "num_classes", "learnable_upsampling")
+    )
+    if variant not in VARIANTS:
+        raise CheckpointError(f"{path}: model variant {variant!r} is not one of {VARIANTS}")
+    if not isinstance(classes, int) or isinstance(classes, bool) or not 1 <= classes <= 1000:
+        raise CheckpointError(f"{path}: model num_classes {classes!r} is not a class count")
+    if not isinstance(learnable, bool):
+        raise CheckpointError(f"{path}: model learnable_upsampling {learnable!r} is not a bool")
+    model = TinyFCN(variant, num_classes=classes, learnable_upsampling=learnable)
+    expected = model.state_dict()
+    for name, value in weights.items():
+        if name not in expected:
+            raise CheckpointError(f"{path}: weight {name!r} is not part of a {variant} model")
+        if not isinstance(value, Tensor) or value.shape != expected[name].shape:
+            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise CheckpointError(
+                f"{path}: weight {name!r} is {shape}, a {variant} model needs "
+                f"{tuple(expected[name].shape)}"
+            )
+    absent = [name for name in expected if name not in weights]
+    if absent:
+        raise CheckpointError(f"{path} lacks the weights {', '.join(absent[:3])}")
+    model.load_state_dict(weights)
+    return model
+
+
+def _check_train_state(path: Path, state: object, model: TinyFCN) -> None:
+    """Raise :class:`CheckpointError` unless ``state`` can resume ``model``'s training.
+
+    ``{}`` (weights without a training state) is valid: training then starts afresh. The
+    optimizer state must hold one Adam group over exactly the model's trainable weights,
+    with moments shaped like them: anything else would fail inside the first step.
+    """
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: train_state is a {type(state).__name__}, not a dict")
+    step, elapsed = state.get("step", 0), state.get("elapsed", 0.0)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise CheckpointError(f"{path}: train_state step {step!r} is not a step count")
+    if not isinstance(elapsed, (int, float)) or not (math.isfinite(elapsed) and elapsed >= 0):
+        raise CheckpointError(f"{path}: train_state elapsed {elapsed!r} is not a duration")
+    history = state.get("history", [])
+    if not isinstance(history, list) or not all(
+        isinstance(h, dict) and "step" in h and "seconds" in h and "mean_iou" in h for h in history
+    ):
+        raise CheckpointError(f"{path}: train_state history is not a list of evaluations")
+    if "optimizer" not in state:
+        return
+    optimizer = state["optimizer"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = optimizer.get("param_groups") if isinstance(optimizer, dict) else None
+    moments = optimizer.get("state") if isinstance(optimizer, dict) else None
+    if (
+        not isinstance(groups, list)
+        or len(groups) != 1
+        or not isinstance(groups[0], dict)
+        or not isinstance(groups[0].get("params"), list)
+        or len(groups[0]["params"]) != len(params)
+        or not isinstance(moments, dict)
+    ):
+        raise CheckpointError(
+            f"{path}: its optimizer state does not cover the {len(params)} trainable weights "
+            f"of a {model.variant} model"
+        )
+    ids = groups[0]["params"]
+    for key, moment in moments.items():
+        if key not in ids or not isinstance(moment, dict):
+            raise CheckpointError(f"{path}: optimizer state for unknown weight {key!r}")
+        shape = params[ids.index(key)].shape
+        for name, value in moment.items():
+            if isinstance(value, Tensor) and value.dim() > 0 and value.shape != shape:
+                raise CheckpointError(
+                    f"{path}: optimizer {name} of weight {key} is {tuple(value.shape)}, "
+                    f"the weight is {tuple(shape)}"
+                )
 
 
 # -- pictures -----------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     x = data[1].images
     with torch.no_grad():
         assert torch.equal(model.eval()(x), result.model.eval()(x))
-    assert not list(tmp_path.glob("ckpt/.*.tmp")), "temporary file left behind"
+    assert not list(tmp_path.glob("ckpt/.*.partial")), "temporary file left behind"
 
 
 def test_resume_continues_training(tmp_path: Path) -> None:
@@ -133,7 +133,9 @@ def test_missing_and_foreign_checkpoints(tmp_path: Path) -> None:
         ({"variant": "fcn8s"}, "unknown variant"),
         ({"epochs": None, "seconds": None}, "give a budget"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
-        ({"lr": -1.0}, "lr must be >= 0"),
+        ({"lr": -1.0}, "lr must be a finite number > 0"),
+        ({"lr": 0.0}, "lr must be a finite number > 0"),
+        ({"seconds": float("nan")}, "seconds must be a finite number >= 0"),
     ],
 )
 def test_bad_configs(overrides: dict[str, object], message: str) -> None:
