@@ -14,15 +14,17 @@ for the default recipe.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
+from fcnbase import CliError, Parser, atomic_write, check_outputs, run_cli
+from fcnbase.cli import float_arg, int_arg
 from tinyfcn import TrainConfig, run, train_classifier
 
 
@@ -34,18 +36,20 @@ def _curve(history: list[dict[str, object]]) -> str:
     )
 
 
-def main() -> int:
+def _main(argv: Sequence[str] | None) -> int:
     defaults = TrainConfig()
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seconds", type=float, default=defaults.seconds)
-    p.add_argument("--eval-every", type=float, default=defaults.eval_every)
-    p.add_argument("--seed", type=int, default=defaults.seed)
+    p = Parser(prog="bench_tinyfcn", description=__doc__.split("\n")[0])
+    p.add_argument("--seconds", type=float_arg(0, 86400), default=defaults.seconds)
+    p.add_argument("--eval-every", type=float_arg(0, 86400), default=defaults.eval_every)
+    p.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=defaults.seed)
     p.add_argument("--ablation", action="store_true", help="also the article and no-pretraining")
     p.add_argument("--json", type=Path, help="write every run's history here")
-    args = p.parse_args()
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
+    args = p.parse_args(argv)
     if not os.environ.get("M2NIST_MNIST_DIR"):
-        print("bench_tinyfcn: error: set M2NIST_MNIST_DIR to the MNIST IDX folder", file=sys.stderr)
-        return 1
+        raise CliError("set M2NIST_MNIST_DIR to the MNIST IDX folder")
+    if args.json is not None:  # before the minutes of training, not after
+        check_outputs([args.json], force=args.force)
     base = replace(defaults, seconds=args.seconds, eval_every=args.eval_every, seed=args.seed)
     runs = {"default": base}
     if args.ablation:
@@ -74,7 +78,8 @@ def main() -> int:
             name: {"config": asdict(r.config), "history": r.history, "seconds": r.seconds}
             for name, r in results.items()
         }
-        args.json.write_text(json.dumps(payload, indent=1))
+        with atomic_write(args.json) as f:
+            f.write(json.dumps(payload, indent=1).encode())
     if len(results) > 1:
         print("| run | variant | mIoU | pixel acc | seconds |\n|---|---|---|---|---|")
         for name, r in results.items():
@@ -86,6 +91,11 @@ def main() -> int:
     final = results["default"]
     print(f"miou={final.metrics['mean_iou']:.4f} seconds={final.seconds:.1f}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0 done, 1 runtime error, 2 usage error, 130 interrupted."""
+    return run_cli("bench_tinyfcn", _main, argv)
 
 
 if __name__ == "__main__":
