@@ -25,7 +25,7 @@ from m2nist.compose import (
     default_workers,
     digit_pool,
 )
-from m2nist.io import METADATA, check_destination, output_names, shard_rows, write_dataset
+from m2nist.io import shard_rows, write_dataset
 from m2nist.mnist import SAMPLE
 from m2nist.verify import REGENERATE, check
 
@@ -167,17 +167,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _validate(args: argparse.Namespace, formats: list[str]) -> tuple[Params, str | Path | None]:
-    """Check everything that can be checked before the progress bar starts: params, source,
-    fit, OUT and ``--preview`` (:func:`write_dataset` checks OUT again, under its lock)."""
+class _LazyBar:
+    """A tqdm bar that appears with the first image written, i.e. after every check and the
+    lock on OUT: a refusal is then the only line on stderr, not a bar and then an error."""
+
+    def __init__(self, **options: object) -> None:
+        self.options, self.bar = options, None
+
+    def update(self, n: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(**self.options)
+        self.bar.update(n)
+
+    def __enter__(self) -> _LazyBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _validate(args: argparse.Namespace) -> tuple[Params, str | Path | None]:
+    """Check the parameters, the MNIST source and the fit (:func:`write_dataset` checks OUT
+    and ``--preview``, before its first image)."""
     if (args.out is None) == (args.verify is None):
         raise UsageError("give exactly one of OUT or --verify OUT")
     params = Params(args.digits, args.size, args.margin, args.threshold)
     source = SAMPLE if args.sample else args.mnist_dir
     for split in ("train", "test"):
         check_fits(params, digit_pool(split, params, source))
-    finals = [args.out / name for name in [*output_names(["train", "test"], formats), METADATA]]
-    check_destination(args.out, finals, source=source, preview=args.preview, force=args.force)
     return params, source
 
 
@@ -200,15 +220,13 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.verify is not None and args.out is None:
         return _verify(args)
     formats = ["npz", "kaggle"] if args.format == "both" else [args.format]
-    params, source = _validate(args, formats)
+    params, source = _validate(args)
     counts = {"train": args.train, "test": args.test}
     total = sum(
         stop - start for start, stop in (shard_rows(n, args.shard) for n in counts.values())
     )
-    from tqdm import tqdm
-
     started = time.perf_counter()
-    with tqdm(total=total, unit="img", disable=args.quiet, file=sys.stderr, leave=False) as bar:
+    with _LazyBar(total=total, unit="img", disable=args.quiet, file=sys.stderr, leave=False) as bar:
         metadata = write_dataset(
             args.out,
             counts=counts,
