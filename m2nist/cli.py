@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from fcnbase.cli import Parser, UsageError, int_arg, run_cli
@@ -167,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@contextmanager
+def _interrupt_says(what: str) -> Iterator[None]:
+    """Add ``what`` to the ``interrupted`` line of :func:`fcnbase.cli.run_cli`."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(what) from None
+
+
 class _LazyBar:
     """A tqdm bar that appears with the first image written, i.e. after every check and the
     lock on OUT: a refusal is then the only line on stderr, not a bar and then an error."""
@@ -226,7 +236,10 @@ def _main(argv: Sequence[str] | None) -> int:
         stop - start for start, stop in (shard_rows(n, args.shard) for n in counts.values())
     )
     started = time.perf_counter()
-    with _LazyBar(total=total, unit="img", disable=args.quiet, file=sys.stderr, leave=False) as bar:
+    with (
+        _interrupt_says("temporary files removed, existing files untouched"),
+        _LazyBar(total=total, unit="img", disable=args.quiet, file=sys.stderr, leave=False) as bar,
+    ):
         metadata = write_dataset(
             args.out,
             counts=counts,

@@ -92,8 +92,9 @@ def zip_info(name: str, compress: bool) -> zipfile.ZipInfo:
     return info
 
 
-def write_npz(path: Path, arrays: dict[str, np.ndarray], compress: bool = False) -> None:
-    """Write small in-memory arrays as a reproducible ``.npz`` (used for the sample)."""
+def write_npz(path: Path | BinaryIO, arrays: dict[str, np.ndarray], compress: bool = False) -> None:
+    """Write small in-memory arrays as a reproducible ``.npz`` (used for the sample);
+    ``path`` may be an open file, e.g. from :func:`fcnbase.outputs.atomic_write`."""
     with zipfile.ZipFile(path, "w") as zf:
         for name, array in arrays.items():
             array = np.ascontiguousarray(array)
@@ -689,7 +690,8 @@ def _write_locked(
             staging.commit()
             _remove_stale(out, stale)
     finally:
-        staging.cleanup()
+        with deferred_interrupts():  # an impatient second Ctrl-C must not strand temporaries
+            staging.cleanup()
     return metadata
 
 

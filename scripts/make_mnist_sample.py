@@ -15,11 +15,14 @@ CC BY-SA 3.0; the same license applies to the sample (see PROVENANCE.md).
 
 from __future__ import annotations
 
-import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from fcnbase.cli import CliError, Parser, run_cli
+from fcnbase.outputs import atomic_write
 from m2nist.io import write_npz
 from m2nist.mnist import KNOWN_MD5, load_idx_folder
 
@@ -79,29 +82,29 @@ def build(mnist_dir: Path, out: Path) -> Path:
         source = load_idx_folder(mnist_dir, train)
         for name, info in source.source["files"].items():
             if info["verified"] != "md5":
-                raise SystemExit(f"{mnist_dir / name}: not the original MNIST file (md5)")
+                raise CliError(f"{mnist_dir / name}: not the original MNIST file (md5)")
         index = first_per_class(source.labels, k)
         arrays[f"{split}_images"] = source.images[index]
         arrays[f"{split}_labels"] = source.labels[index]
         arrays[f"{split}_indices"] = index.astype(np.int32)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "mnist_sample.npz"
-    write_npz(path, arrays, compress=True)
+    with atomic_write(path) as f:  # the package's own data: never half-rewritten
+        write_npz(f, arrays, compress=True)
     md5_rows = "\n".join(f"| {name} | {md5} |" for name, md5 in KNOWN_MD5.items())
-    (out / "PROVENANCE.md").write_text(
-        PROVENANCE.format(
-            n_train=len(arrays["train_labels"]),
-            n_test=len(arrays["test_labels"]),
-            train_k=TRAIN_PER_CLASS,
-            test_k=TEST_PER_CLASS,
-            md5_rows=md5_rows,
-        )
+    text = PROVENANCE.format(
+        n_train=len(arrays["train_labels"]),
+        n_test=len(arrays["test_labels"]),
+        train_k=TRAIN_PER_CLASS,
+        test_k=TEST_PER_CLASS,
+        md5_rows=md5_rows,
     )
+    with atomic_write(out / "PROVENANCE.md") as f:
+        f.write(text.encode())
     return path
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _main(argv: Sequence[str] | None) -> int:
+    parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--mnist-dir",
         type=Path,
@@ -109,10 +112,16 @@ def main() -> None:
         help="folder with the four original MNIST IDX files",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     path = build(args.mnist_dir, args.out)
     print(f"wrote {path} ({path.stat().st_size} bytes)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Rebuild the sample; errors are one line (exit 1/2), as in every command."""
+    return run_cli("make_mnist_sample", _main, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

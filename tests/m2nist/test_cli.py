@@ -22,12 +22,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-def test_end_to_end_in_a_subprocess(tmp_path, mnist_dir):
+def _source_args(mnist_source: str) -> list[str]:
+    return ["--sample"] if mnist_source == "sample" else ["--mnist-dir", mnist_source]
+
+
+def test_end_to_end_in_a_subprocess(tmp_path, mnist_source):
     out = tmp_path / "o"
     done = run_cli(
         str(out),
-        "--mnist-dir",
-        str(mnist_dir),
+        *_source_args(mnist_source),
         "--train",
         "300",
         "--test",
@@ -44,7 +47,7 @@ def test_end_to_end_in_a_subprocess(tmp_path, mnist_dir):
     assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     checked = run_cli("--verify", str(out))
     assert checked.returncode == 0 and "OK" in checked.stdout
-    again = run_cli(str(out), "--mnist-dir", str(mnist_dir), "--train", "300")
+    again = run_cli(str(out), *_source_args(mnist_source), "--train", "300")
     assert again.returncode == 1 and "use --force" in again.stderr
     (out / "train.npz").write_bytes(b"garbage")
     broken = run_cli("--verify", str(out))

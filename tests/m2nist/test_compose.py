@@ -23,8 +23,8 @@ from m2nist.io import invariant_errors
 
 
 @pytest.fixture(scope="module")
-def real(mnist_dir) -> m2nist.M2nistArrays:
-    return m2nist.generate(3000, split="train", seed=7, source=mnist_dir)
+def real(mnist_source) -> m2nist.M2nistArrays:
+    return m2nist.generate(3000, split="train", seed=7, source=mnist_source)
 
 
 def test_invariants_hold_on_real_mnist(real):
@@ -63,11 +63,11 @@ def _crop_hashes(images: np.ndarray) -> set[str]:
     return hashes
 
 
-def test_train_digits_come_from_train_and_test_from_test(mnist_dir):
-    train = m2nist.generate(150, split="train", seed=1, source=mnist_dir)
-    test = m2nist.generate(150, split="test", seed=1, source=mnist_dir)
-    train_set = _crop_hashes(m2nist.load_mnist(True, mnist_dir)[0])
-    test_set = _crop_hashes(m2nist.load_mnist(False, mnist_dir)[0])
+def test_train_digits_come_from_train_and_test_from_test(mnist_source):
+    train = m2nist.generate(150, split="train", seed=1, source=mnist_source)
+    test = m2nist.generate(150, split="test", seed=1, source=mnist_source)
+    train_set = _crop_hashes(m2nist.load_mnist(True, mnist_source)[0])
+    test_set = _crop_hashes(m2nist.load_mnist(False, mnist_source)[0])
     for arrays, own, other in ((train, train_set, test_set), (test, test_set, train_set)):
         for image, boxes in zip(arrays.images, arrays.boxes, strict=True):
             for _, y0, x0, y1, x1 in boxes[boxes[:, 0] >= 0]:
