@@ -218,6 +218,15 @@ class SBDSegmentation(datasets.SBDataset):
             transforms=transforms,
         )
 
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        """The pair ``index``, its label checked against its image (:func:`check_label`)."""
+        image = Image.open(self.images[index]).convert("RGB")
+        label = self._get_target(self.masks[index])
+        check_label(image, label, self.masks[index])
+        if self.transforms is not None:
+            return self.transforms(image, label)
+        return image, label
+
 
 def _split_file(voc: Path, image_set: str, download: bool) -> Path:
     """Where the id list of ``image_set`` lives, fetching ``seg11valid`` if allowed."""

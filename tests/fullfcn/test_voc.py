@@ -112,3 +112,29 @@ def test_missing_sbd_is_one_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(FileNotFoundError, match="no SBD found"):
         SBDSegmentation(tmp_path, "train")
+
+
+def test_a_label_of_another_size_is_named(voc_root: Path, tmp_path: Path) -> None:
+    """A mask resized apart from its photo would train on misplaced targets: in VOC's PNGs
+    and SBD's MATLAB files alike, reading the pair names the label file instead."""
+    from scipy.io import savemat
+
+    from fullfcn.voc import LabelError, SBDSegmentation
+
+    voc = tmp_path / "voc" / "VOC2012"
+    shutil.copytree(find_voc2012(voc_root), voc)
+    label = voc / "SegmentationClass" / "2007_000032.png"
+    Image.open(label).resize((250, 140), Image.Resampling.NEAREST).save(label)
+    with pytest.raises(LabelError, match=r"2007_000032\.png is 250x140, its image 500x281"):
+        VOCSegmentation(tmp_path / "voc", "train")[0]
+
+    sbd = tmp_path / "sbd"
+    (sbd / "img").mkdir(parents=True)
+    (sbd / "cls").mkdir()
+    shutil.copy(voc / "JPEGImages" / "2007_000032.jpg", sbd / "img")
+    savemat(
+        sbd / "cls" / "2007_000032.mat", {"GTcls": {"Segmentation": np.array(Image.open(label))}}
+    )
+    (sbd / "train.txt").write_text("2007_000032\n")
+    with pytest.raises(LabelError, match=r"2007_000032\.mat is 250x140, its image 500x281"):
+        SBDSegmentation(sbd, "train")[0]
