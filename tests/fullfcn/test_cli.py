@@ -118,7 +118,17 @@ def test_train_eval_predict(
     mask = Image.open(mask_path)
     assert mask.mode == "P" and mask.size == (500, 281)
     assert Image.open(tmp_path / "pred" / "mask_overlay.png").size == (500, 281)
-    assert not list((tmp_path / "pred").glob(".*tmp*"))  # temporary names were renamed
+    assert not list((tmp_path / "pred").glob(".*.partial"))  # temporaries were renamed
+
+    # A second run replaces the mask only when asked, and then gives the same bytes.
+    first = mask_path.read_bytes()
+    mask_path.write_bytes(b"the user's edits")
+    assert predict.main([str(image), "-o", str(mask_path), "--weights", str(trained)]) == 1
+    assert "mask.png exists (use --force" in capsys.readouterr().err
+    assert mask_path.read_bytes() == b"the user's edits"
+    argv = [str(image), "-o", str(mask_path), "--weights", str(trained), "--force"]
+    assert predict.main(argv) == 0
+    assert mask_path.read_bytes() == first
 
 
 def png_header_only(path: Path, width: int, height: int) -> Path:
