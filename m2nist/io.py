@@ -618,7 +618,6 @@ def write_dataset(
     with lock_dir(out):
         check_outputs(finals, force=force)  # again: a run may have finished meanwhile
         stale = stale_outputs(out, finals + ([preview] if preview is not None else []))
-        (out / METADATA).unlink(missing_ok=True)  # an interrupted --force run must not verify
         metadata = _write_locked(
             out, splits, counts, seed, params, source, formats, workers, shard, progress, stale
         )
@@ -687,6 +686,10 @@ def _write_locked(
                 "bytes": tmp.stat().st_size,
             }
         with deferred_interrupts():  # the renames and removals together, or not at all
+            # The old metadata goes first: from here on the directory is the new run's, and
+            # until the new metadata.json is written it must not verify. Before this point an
+            # interrupt leaves the previous run complete and verifying.
+            (out / METADATA).unlink(missing_ok=True)
             staging.commit()
             _remove_stale(out, stale)
     finally:

@@ -79,6 +79,28 @@ def test_preview_in_out_is_recorded_and_verified(tmp_path):
     assert any("p.png" in p for p in verify(out))
 
 
+def test_an_interrupted_force_run_leaves_the_previous_run_intact(tmp_path, capsys, monkeypatch):
+    from m2nist import io
+
+    out = generate_dir(tmp_path / "o", *SMALL, "--format", "both")
+    real, calls = io.compose_range, []
+
+    def interrupted(*args, **kwargs):  # Ctrl-C while the second block is being made
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(io, "compose_range", interrupted)
+    argv = [str(out), *SMALL, "--seed", "9", "--force", "--quiet"]
+    line = assert_refused(
+        capsys, main, argv, 130, "interrupted; temporary files removed", root=tmp_path
+    )
+    assert line == "m2nist-gen: interrupted; temporary files removed, existing outputs untouched"
+    monkeypatch.undo()
+    assert verify(out) == []
+
+
 def test_workers_above_the_cores_are_capped(tmp_path):
     one = generate_dir(tmp_path / "one", *SMALL, "--workers", "1")
     many = generate_dir(tmp_path / "many", *SMALL, "--workers", "1000")
