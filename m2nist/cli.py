@@ -237,7 +237,7 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     started = time.perf_counter()
     with (
-        _interrupt_says("temporary files removed, existing outputs untouched"),
+        _interrupt_says("temporary files removed"),
         _LazyBar(total=total, unit="img", disable=args.quiet, file=sys.stderr, leave=False) as bar,
     ):
         metadata = write_dataset(
