@@ -331,7 +331,7 @@ def _read_stored(raw: Any, source: str) -> _Stored:
     A file that loads but lacks a key must be one line naming the file and the key, not a
     ``KeyError`` (or a ``ZeroDivisionError`` from ``width_divisor=0``) deep in the build.
     """
-    from fullfcn.pytorch_fcn import load_pytorch_fcn, stated_variant
+    from fullfcn.pytorch_fcn import load_pytorch_fcn, stated_preprocess, stated_variant
 
     if isinstance(raw, Mapping) and ("variant" in raw or "model" in raw):  # ours
         for key in ("variant", "model", "preprocess", "width_divisor"):
@@ -361,7 +361,16 @@ def _read_stored(raw: Any, source: str) -> _Stored:
     first = state.get("conv1_1.weight")
     channels = first.shape[0] if first is not None and first.ndim == 4 else 64
     width = 64 // channels if channels and 64 % channels == 0 else 1
-    return _Stored(state, stated_variant(raw, source), CAFFE, width, _num_classes(state, source))
+    preprocess = stated_preprocess(raw)
+    if preprocess is not None and preprocess not in PREPROCESS:
+        raise ValueError(f"{source}: preprocess {preprocess!r} is not one of {tuple(PREPROCESS)}")
+    return _Stored(
+        state,
+        stated_variant(raw, source),
+        PREPROCESS[preprocess] if preprocess else CAFFE,
+        width,
+        _num_classes(state, source),
+    )
 
 
 def _load_into(model: FCN, stored: _Stored, source: str) -> FCN:

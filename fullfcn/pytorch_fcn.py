@@ -34,15 +34,17 @@ __all__ = [
     "guess_variant",
     "load_pytorch_fcn",
     "save_pytorch_fcn",
+    "stated_preprocess",
     "stated_variant",
     "to_pytorch_fcn",
 ]
 
 #: pytorch-fcn's model class names, as its trainer records them in ``"arch"``.
 ARCHS = {"FCN32s": "fcn32s", "FCN16s": "fcn16s", "FCN8s": "fcn8s", "FCN8sAtOnce": "fcn8s_atonce"}
-#: Where :func:`to_pytorch_fcn` records the variant: the root entry of the state dict's
-#: ``_metadata``, which ``torch.save`` keeps and ``load_state_dict`` ignores.
-VARIANT_METADATA = "fullfcn.variant"
+#: Where :func:`to_pytorch_fcn` records the variant and the input normalisation: the root
+#: entry of the state dict's ``_metadata``, which ``torch.save`` keeps and
+#: ``load_state_dict`` ignores.
+VARIANT_METADATA, PREPROCESS_METADATA = "fullfcn.variant", "fullfcn.preprocess"
 #: pytorch-fcn's published name of the plain FCN-8s Caffe conversion.
 PUBLISHED_FCN8S = "fcn8s_from_caffe.pth"
 
@@ -71,6 +73,22 @@ def guess_variant(keys: Any) -> str:
     return "fcn16s" if "score_pool4.weight" in keys else "fcn32s"
 
 
+def _recorded(raw: Any) -> Mapping[str, Any]:
+    """What :func:`to_pytorch_fcn` recorded in a state dict's root metadata (or nothing)."""
+    state = raw.get("model_state_dict", raw) if isinstance(raw, Mapping) else raw
+    root = (getattr(state, "_metadata", None) or {}).get("", {})
+    return root if isinstance(root, Mapping) else {}
+
+
+def stated_preprocess(raw: Any) -> str | None:
+    """The input normalisation our export recorded (``"caffe"``, ``"torchvision"``), if any.
+
+    pytorch-fcn's own files record none: they are the Caffe models, so Caffe's it is. An
+    export of a net trained on torchvision's normalisation must not come back as Caffe's.
+    """
+    return _recorded(raw).get(PREPROCESS_METADATA)
+
+
 def stated_variant(raw: Any, source: str | os.PathLike[str]) -> str | None:
     """The variant a pytorch-fcn-format file states, or None when it states none.
 
@@ -85,10 +103,9 @@ def stated_variant(raw: Any, source: str | os.PathLike[str]) -> str | None:
         if raw["arch"] not in ARCHS:
             raise ValueError(f"{source}: arch {raw['arch']!r} is not one of {tuple(ARCHS)}")
         return ARCHS[raw["arch"]]
-    state = raw.get("model_state_dict", raw) if isinstance(raw, Mapping) else raw
-    root = (getattr(state, "_metadata", None) or {}).get("", {})
-    if isinstance(root, Mapping) and root.get(VARIANT_METADATA) in ARCHS.values():
-        return root[VARIANT_METADATA]
+    recorded = _recorded(raw).get(VARIANT_METADATA)
+    if recorded in ARCHS.values():
+        return recorded
     name = Path(source).name.lower()
     if "atonce" in name.replace("-", "").replace("_", ""):
         return "fcn8s_atonce"
@@ -118,15 +135,18 @@ def check_state_dict(model: nn.Module, state: Mapping[str, Tensor], source: str)
 def to_pytorch_fcn(model: nn.Module) -> dict[str, Tensor]:
     """Our model's weights as a pytorch-fcn state dict (same keys; copies on the CPU).
 
-    The variant rides along in the dict's ``_metadata`` (see :data:`VARIANT_METADATA`), so
-    an exported FCN-8s at-once comes back as at-once from :func:`fullfcn.load_model`,
-    while pytorch-fcn's own ``load_state_dict`` still reads the file as it always did.
+    The variant and the preprocessing ride along in the dict's ``_metadata`` (see
+    :data:`VARIANT_METADATA`), so an exported FCN-8s at-once comes back as at-once, with
+    the normalisation it was trained on, from :func:`fullfcn.load_model`, while
+    pytorch-fcn's own ``load_state_dict`` still reads the file as it always did.
     """
     source = model.state_dict()
     state = OrderedDict((k, v.detach().cpu().clone()) for k, v in source.items())
     metadata = {k: dict(v) for k, v in getattr(source, "_metadata", {}).items()}
     if hasattr(model, "variant"):
         metadata.setdefault("", {})[VARIANT_METADATA] = model.variant
+    if hasattr(model, "preprocess"):
+        metadata.setdefault("", {})[PREPROCESS_METADATA] = model.preprocess.name
     state._metadata = metadata  # type: ignore[attr-defined]
     return state
 

@@ -179,6 +179,9 @@ def test_atonce_is_recognised_in_every_format_and_outputs_match(tmp_path: Path) 
     for kind, path in _atonce_files(tmp_path, atonce).items():
         model = load_model(path).eval()
         assert model.variant == "fcn8s_atonce", kind
+        # pytorch-fcn's files are Caffe's models; ours keep the normalisation they had
+        ours = kind.startswith(("our", "fullfcn"))
+        assert model.preprocess is (TORCHVISION if ours else CAFFE), kind
         with torch.no_grad():
             torch.testing.assert_close(model(x), expected, msg=kind)
         with pytest.raises(ValueError, match="holds a fcn8s_atonce model, not fcn8s"):
