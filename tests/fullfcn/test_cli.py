@@ -19,7 +19,7 @@ from fullfcn import evaluate, predict, train
 from fullfcn.model import build
 from fullfcn.pytorch_fcn import to_pytorch_fcn
 from fullfcn.voc import colorize
-from tests.cli_table import assert_refused
+from tests.cli_table import assert_refused, tree_state
 from tests.fullfcn.conftest import WIDTH, make_voc
 
 
@@ -221,7 +221,8 @@ _FAST = ["--weights", "none", *_THIN, "--recipe", "modern", "--batch-size", "1",
 _EVAL = ["--workers", "0", "--no-progress", "--split", "val"]
 
 # (command, argv, exit status, message in the one stderr line, fresh outputs it may create)
-# "{x}" is a path of the ``bad`` fixture, "{voc}" the synthetic VOC, "{new}" a fresh folder.
+# "{x}" is a path of the ``bad`` fixture, "{voc}" the genuine VOC pairs, "{new}" a fresh
+# folder.
 CASES: list[tuple[Callable[[Sequence[str] | None], int], list[str], int, str, list[str]]] = [
     # fullfcn-train: options, refused at parse time
     (train.main, ["--voc-root", "{missing}"], 2, "is not a directory", []),
@@ -547,13 +548,14 @@ def test_bad_input_is_refused(
     message: str,
     fresh: list[str],
     bad: dict[str, Path],
-    tiny_voc: Path,
+    voc_root: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Exit status, one stderr line naming the problem, and nothing changed in the inputs'
-    folder (the photo, the weights, a previous run) or in the synthetic VOC."""
-    paths = {**bad, "voc": tiny_voc, "new": tmp_path / "new"}
+    folder (the photo, the weights, a previous run) or in the genuine VOC pairs."""
+    paths = {**bad, "voc": voc_root, "new": tmp_path / "new"}
+    voc_before = tree_state(voc_root)
 
     def fill(text: str) -> str:
         for name, path in paths.items():
@@ -563,6 +565,7 @@ def test_bad_input_is_refused(
     assert_refused(capsys, cli, [fill(a) for a in argv], code, message, root=bad["root"],
                    fresh=[Path(fill(f)) for f in fresh])  # fmt: skip
     assert not (tmp_path / "new").exists() or fresh, "a refused run left an output behind"
+    assert tree_state(voc_root) == voc_before
 
 
 def test_installed_entry_point_has_no_traceback(tmp_path: Path) -> None:
