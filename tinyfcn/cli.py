@@ -135,8 +135,14 @@ def _main(argv: Sequence[str] | None) -> int:
     check_writable(args.out)
     with lock_dir(args.out):
         # Checked under the lock: a run starting beside us cannot slip its outputs in.
-        replace = args.force or _continues_itself(args.resume, checkpoint)
-        check_outputs(outputs, force=replace, hint="--force, or --resume of that checkpoint")
+        continues = _continues_itself(args.resume, checkpoint)
+        replace = args.force or continues
+        check_outputs(
+            outputs,
+            inputs=[] if continues else [args.resume],  # continuing X may replace X itself
+            force=replace,
+            hint="--force, or --resume of that checkpoint",
+        )
         if args.force:
             _remove_stale(outputs)
         try:
@@ -157,6 +163,7 @@ def _main(argv: Sequence[str] | None) -> int:
         try:
             figure = plot_predictions(result.model, result.test, picture)
         except KeyboardInterrupt:
+            picture.unlink(missing_ok=True)  # it would show the previous model
             raise KeyboardInterrupt(f"checkpoint saved to {checkpoint}; no picture") from None
     figure.clear()
     if result.classifier_accuracy is not None:

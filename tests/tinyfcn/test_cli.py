@@ -62,6 +62,7 @@ def _bad_checkpoints(root: Path) -> None:
     save_checkpoint(root / "spent.pt", TinyFCN("fcn2s", learnable_upsampling=True), config, spent)
     (root / "done").mkdir()
     (root / "done" / "fcn2s.pt").write_bytes(good.read_bytes())
+    (root / "done" / "fcn2s.png").write_bytes(good.read_bytes())  # a checkpoint, misnamed
     (root / "a-file").write_text("")
 
 
@@ -95,6 +96,8 @@ CASES = [
     (["--out", "{root}/done"], 1, "done/fcn2s.pt exists (use --force"),
     (["--out", "{root}/done", "--resume", "{root}/good.pt"], 1, "fcn2s.pt exists"),
     (["--out", "{root}/a-file"], 1, "a-file exists and is not a directory"),
+    (["--out", "{root}/a-file/sub"], 1, "a-file is not a directory"),
+    (["--out", "{root}/done", "--resume", "{root}/done/fcn2s.png", "--force"], 2, "is also an"),
     (["--mnist-dir", "{root}/nowhere"], 1, "nowhere"),
     (["--resume", "{root}/spent.pt", "{data}"], 1, "no FCN step fits in the budget"),
     (["{data}", "--no-pretrained", "--seconds", "1e-9"], 1, "no FCN step fits in the budget"),
