@@ -28,7 +28,7 @@ from m2nist.compose import (
 )
 from m2nist.io import shard_rows, write_dataset
 from m2nist.mnist import SAMPLE
-from m2nist.verify import REGENERATE, check
+from m2nist.verification import REGENERATE, check
 
 PROG = "m2nist-gen"
 EXAMPLES = """\

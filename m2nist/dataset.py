@@ -27,7 +27,7 @@ from m2nist.compose import (
     make_params,
 )
 from m2nist.io import METADATA, load_arrays, write_dataset
-from m2nist.verify import check_file, missing_split
+from m2nist.verification import check_file, missing_split
 
 Transform = Callable[[torch.Tensor], object] | None
 

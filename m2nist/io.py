@@ -9,7 +9,7 @@
   (``.NAME.<random>.partial``, from :func:`fcnbase.outputs.create_temp`: never a fixed
   name another run shares, never followed through a planted symlink) and renamed only
   when complete; ``metadata.json`` (with each file's sha256) comes last, so an
-  interrupted run never leaves a directory that passes :func:`m2nist.verify.verify`.
+  interrupted run never leaves a directory that passes :func:`m2nist.verification.verify`.
 * A run holds :func:`fcnbase.outputs.lock_dir` on OUT from its first check to its last
   rename: a second run into the same OUT fails at once instead of interleaving files.
 """

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from m2nist.cli import main
-from m2nist.verify import verify
+from m2nist.verification import verify
 
 CLI = [sys.executable, "-m", "m2nist.cli"]
 

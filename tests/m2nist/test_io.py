@@ -10,7 +10,7 @@ import pytest
 
 import m2nist
 from m2nist.io import load_arrays, member_memmap
-from m2nist.verify import verify
+from m2nist.verification import verify
 
 from .conftest import generate_dir
 

@@ -18,7 +18,7 @@ from fcnbase.outputs import lock_dir
 from m2nist.cli import main
 from m2nist.io import file_sha256, load_arrays, write_npz
 from m2nist.mnist import MnistSourceError, idx_names, load_idx_folder
-from m2nist.verify import check, verify
+from m2nist.verification import check, verify
 from tests.cli_table import assert_refused
 
 from .conftest import generate_dir
