@@ -90,7 +90,12 @@ def test_double_ctrl_c_waits_for_the_save(
     monkeypatch.setattr(train_module, "_checkpoint", impatient_save)
     out = tmp_path / "run"
     argv = _train_argv(tiny_voc, out, "--iterations", "5", "--checkpoint-every", "100")
-    assert train_module.main(argv) == 130
+    # Ctrl-C as in a terminal (a background job may have inherited SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert train_module.main(argv) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"fullfcn-train: interrupted; checkpoint saved to {out / 'checkpoint.pt'}"]
     assert _iteration(out) == 2
