@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fcnbase import lock_dir
 from tests.cli_table import assert_refused
 from tinyfcn import TinyFCN, TrainConfig, load_checkpoint, save_checkpoint
 from tinyfcn.cli import main
@@ -229,3 +230,13 @@ def test_interrupt_before_any_fcn_step_saves_nothing(
     err = capsys.readouterr().err.strip()
     assert err == "tinyfcn-train: interrupted; no FCN step was made; nothing saved"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_another_run_holds_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with lock_dir(tmp_path):  # what a running tinyfcn-train holds on its OUT
+        assert_refused(
+            capsys, main, [*TINY, "--out", str(tmp_path)], 1, "another run is writing",
+            root=tmp_path,
+        )  # fmt: skip
