@@ -117,6 +117,8 @@ def one_line(exc: BaseException) -> str:
 
 def _say(text: str) -> None:
     """Print to stderr; a closed or broken stderr must not turn an error into a traceback."""
+    if sys.stderr is None:  # started with stderr closed (2>&-): print() would pick stdout
+        return
     with suppress(OSError, ValueError, AttributeError):
         print(text, file=sys.stderr, flush=True)
 

@@ -105,6 +105,7 @@ def test_closed_stderr_gives_the_exit_code_without_noise() -> None:
         preexec_fn=lambda: os.close(2),
     )
     assert r.returncode == 1
+    assert r.stdout == ""  # the error line must not land on stdout instead
 
 
 def test_sigterm_takes_the_interrupt_path() -> None:
