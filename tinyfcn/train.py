@@ -561,8 +561,10 @@ def run(
             elapsed=spent,
         )  # fmt: skip
     except TrainingInterrupted as stop:
-        if checkpoint is None or not stop.new_steps or stop.state is None:
+        if not stop.new_steps or stop.state is None:
             raise KeyboardInterrupt("no FCN step was made; nothing saved") from None
+        if checkpoint is None:
+            raise KeyboardInterrupt("no checkpoint path was given; nothing saved") from None
         _save_for_good(checkpoint, model, config, stop.state)
         raise KeyboardInterrupt(f"checkpoint saved to {checkpoint}") from None
     if checkpoint is not None:

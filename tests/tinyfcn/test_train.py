@@ -17,6 +17,7 @@ from tinyfcn import (
     run,
     save_checkpoint,
 )
+from tinyfcn.train import BudgetError
 
 
 def _toy_data(n: int = 8, seed: int = 0) -> M2nistData:
@@ -147,3 +148,14 @@ def test_bad_configs(overrides: dict[str, object], message: str) -> None:
 def test_mismatched_data_is_refused() -> None:
     with pytest.raises(ValueError, match="do not match"):
         M2nistData(torch.zeros(2, 1, 32, 32), torch.zeros(2, 32, 31, dtype=torch.long))
+
+
+def test_a_run_that_makes_no_fcn_step_fails_and_saves_nothing(tmp_path: Path) -> None:
+    """Resuming a checkpoint that already spent its epoch budget has nothing to train."""
+    data = (_toy_data(), _toy_data(4, seed=1))
+    path = tmp_path / "fcn2s.pt"
+    run(_toy_config(epochs=1), data=data, checkpoint=path, progress=False)
+    before = path.read_bytes()
+    with pytest.raises(BudgetError, match="no FCN step fits in the budget"):
+        run(_toy_config(epochs=1), data=data, resume=path, checkpoint=path, progress=False)
+    assert path.read_bytes() == before
