@@ -198,15 +198,20 @@ def run_cli(
             _say(f"{prog}: error: {one_line(exc)}")
             status = EXIT_USAGE
         except KeyboardInterrupt as exc:
-            with deferred_interrupts(
-                reraise=False
-            ):  # a further Ctrl-C must not interrupt the report
+            # A further Ctrl-C must not interrupt the report...
+            with deferred_interrupts(reraise=False):
                 saved = one_line(exc) if str(exc) else ""
                 _say(f"{prog}: interrupted{'; ' + saved if saved else ''}")
             status = EXIT_INTERRUPT
         except RUNTIME_ERRORS as exc:
             _say(f"{prog}: error: {one_line(exc)}")
             status = EXIT_RUNTIME
+    if status == EXIT_INTERRUPT and argv is None and _in_main_thread():
+        # ...nor kill the process while it winds down (interpreter and torch teardown take
+        # a moment), which would replace exit 130 with death by SIGINT. Only for a real
+        # command line (argv None: sys.argv); an in-process caller keeps its own Ctrl-C.
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
     _flush_stdout()
     return status
 

@@ -120,3 +120,24 @@ def test_sigterm_takes_the_interrupt_path() -> None:
         """
     )
     assert r.returncode == 130 and r.stderr.strip() == "prog: interrupted"
+
+
+def test_a_ctrl_c_after_the_interrupt_report_keeps_exit_130() -> None:
+    r = _child(
+        """
+        import os, signal
+        def main(argv):
+            raise KeyboardInterrupt("checkpoint saved to a.pt")
+        status = run_cli("prog", main)  # argv None: a real command line
+        os.kill(os.getpid(), signal.SIGINT)  # the impatient second Ctrl-C, while exiting
+        sys.exit(status)
+        """
+    )
+    assert r.returncode == 130, r.stderr
+    assert r.stderr.strip() == "prog: interrupted; checkpoint saved to a.pt"
+
+
+def test_in_process_callers_keep_their_ctrl_c() -> None:
+    assert run_cli("prog", _raiser(KeyboardInterrupt()), []) == 130
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
