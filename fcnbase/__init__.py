@@ -12,7 +12,7 @@ so every package (and ``m2nist-gen``, which must start fast) may import it witho
 """
 
 from fcnbase.cli import CliError, Parser, UsageError, deferred_interrupts, run_cli
-from fcnbase.device import pick_device
+from fcnbase.device import available_cores, pick_device
 from fcnbase.outputs import (
     OutputBusyError,
     OutputExistsError,
@@ -30,6 +30,7 @@ __all__ = [
     "Parser",
     "UsageError",
     "atomic_write",
+    "available_cores",
     "check_outputs",
     "check_writable",
     "create_temp",

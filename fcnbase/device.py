@@ -1,14 +1,27 @@
-"""Which device a run uses: the GPU when there is one, and a clear error when asked for a
-GPU that is not there (rather than torch's error deep inside the first ``.to(device)``)."""
+"""What a run computes on: the torch device (the GPU when there is one, and a clear error when
+asked for a GPU that is not there, rather than torch's error deep inside the first
+``.to(device)``) and the CPU cores it may use."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from fcnbase.cli import UsageError
 
 if TYPE_CHECKING:
     import torch
+
+
+def available_cores() -> int:
+    """The cores this process may run on: its CPU affinity, not the machine's core count.
+
+    A container or ``taskset`` often grants fewer cores than ``os.cpu_count()`` reports;
+    workers beyond the granted ones only add memory and contention.
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def pick_device(name: str | torch.device | None = "auto") -> torch.device:

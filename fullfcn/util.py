@@ -8,10 +8,10 @@ lives here.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from fcnbase.cli import int_arg
+from fcnbase.device import available_cores
 
 __all__ = ["CORES", "DEFAULT_WORKERS", "voc_root_arg", "workers_arg"]
 
@@ -25,7 +25,7 @@ def voc_root_arg(value: str) -> Path:
 
 
 #: The cores this process may run on.
-CORES = len(os.sched_getaffinity(0))
+CORES = available_cores()
 #: ``--workers``: data-loading processes, at most one per available core (more only cost
 #: memory: each worker is a copy of the process).
 workers_arg = int_arg(0, CORES)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fcnbase.cli import UsageError
+from fcnbase.device import available_cores
 from m2nist.mnist import load_split, resolve_source
 
 BACKGROUND = 10
@@ -463,4 +464,4 @@ def generate(
 
 def default_workers() -> int:
     """Threads used by :func:`generate`: one per available core."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return available_cores()
