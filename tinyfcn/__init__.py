@@ -21,24 +21,38 @@ from tinyfcn.geometry import (
 )
 from tinyfcn.metrics import ConfusionMatrix, format_metrics
 from tinyfcn.model import BACKGROUND, NUM_CLASSES, VARIANTS, TinyFCN
-from tinyfcn.train import (
-    CLASS_NAMES,
-    M2nistData,
-    RunResult,
-    TrainConfig,
-    evaluate,
-    evaluate_classifier,
-    load_checkpoint,
-    load_m2nist,
-    pick_device,
-    plot_predictions,
-    predict,
-    run,
-    save_checkpoint,
-    train_classifier,
-    train_fcn,
-)
 from tinyfcn.upsample import bilinear_kernel, upsample_layer
+
+#: The training API lives in :mod:`tinyfcn.train`, which needs m2nist to make its data. It is
+#: imported on first use, so that the machinery above -- what ``fullfcn`` builds VGG16 FCNs
+#: with -- loads without the M2NIST generator.
+_TRAIN_API = (
+    "CLASS_NAMES",
+    "M2nistData",
+    "RunResult",
+    "TrainConfig",
+    "evaluate",
+    "evaluate_classifier",
+    "load_checkpoint",
+    "load_m2nist",
+    "pick_device",
+    "plot_predictions",
+    "predict",
+    "run",
+    "save_checkpoint",
+    "train_classifier",
+    "train_fcn",
+)
+
+
+def __getattr__(name: str) -> object:
+    """``tinyfcn.run`` and the rest of the training API, imported when first asked for."""
+    if name in _TRAIN_API:
+        from tinyfcn import train
+
+        return getattr(train, name)
+    raise AttributeError(f"module 'tinyfcn' has no attribute {name!r}")
+
 
 __all__ = [
     "BACKGROUND",
