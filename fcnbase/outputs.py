@@ -88,20 +88,46 @@ def create_temp(final: str | os.PathLike[str]) -> tuple[int, Path]:
 
 
 @contextmanager
-def atomic_write(final: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+def atomic_write(final: str | os.PathLike[str], *, replace: bool = True) -> Iterator[BinaryIO]:
     """A binary file to write ``final`` through; it takes the final name only on success.
 
     ``torch.save``, ``Figure.savefig``, ``PIL.Image.save`` and ``json`` all write to an open
     file, so every output of the project goes through here. On any exception the temporary
     file is removed and ``final`` is untouched.
+
+    ``replace=False`` makes the last step *no-clobber*: the file is published with a hard
+    link, which fails if ``final`` exists, so a file that appeared since the up-front checks
+    (another run writing the same name) is never replaced -- :class:`OutputExistsError`
+    instead. A check followed by a rename could not promise that: between the two, the
+    other run's file can land and would be overwritten.
     """
+    final = Path(final)
     fd, tmp = create_temp(final)
     try:
         with os.fdopen(fd, "wb") as file:
             yield file
-        os.replace(tmp, final)
+        if replace:
+            os.replace(tmp, final)
+        else:
+            _publish_new(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _publish_new(tmp: Path, final: Path) -> None:
+    """Give ``tmp`` the name ``final`` only if nothing has that name yet."""
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise OutputExistsError(
+            f"{final} appeared while this run was writing it (another run?); not replaced"
+        ) from None
+    except OSError as exc:  # a file system without hard links: check, then rename
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        if final.exists() or final.is_symlink():
+            raise OutputExistsError(f"{final} appeared while this run was writing it") from None
+        os.replace(tmp, final)
 
 
 @contextmanager

@@ -137,7 +137,7 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     print(format_metrics(metrics, names))
     if args.json:
-        with atomic_write(args.json) as f:
+        with atomic_write(args.json, replace=args.force) as f:
             f.write(
                 json.dumps(
                     {"variant": model.variant, "split": args.split, **metrics}, indent=2

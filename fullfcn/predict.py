@@ -143,9 +143,9 @@ def _main(argv: Sequence[str] | None) -> int:
         load_model(args.weights, args.variant) if args.weights else build(args.variant or "fcn8s")
     )
     mask = predict(model, image, device, args.amp)
-    with atomic_write(output) as f:
+    with atomic_write(output, replace=args.force) as f:
         colorize(mask).save(f, format="PNG")
-    with atomic_write(over) as f:
+    with atomic_write(over, replace=args.force) as f:
         overlay(image, mask).save(f, format="PNG")
     found = [VOC_CLASSES[c] for c in mask.unique().tolist() if 0 < c < len(VOC_CLASSES)]
     print(f"fullfcn-predict: {output} and {over} ({', '.join(found) or 'background only'})")

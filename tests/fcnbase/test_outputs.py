@@ -113,3 +113,19 @@ def test_check_writable_refuses_a_file_in_the_way(tmp_path: Path) -> None:
         check_writable(tmp_path / "f")
     with pytest.raises(CliError, match="not a directory"):
         check_writable(tmp_path / "f" / "sub")
+
+
+def test_no_clobber_write_never_replaces_a_file_that_appeared(tmp_path: Path) -> None:
+    final = tmp_path / "mask.png"
+    with (
+        pytest.raises(OutputExistsError, match="appeared"),
+        atomic_write(final, replace=False) as f,
+    ):
+        f.write(b"ours")
+        final.write_bytes(b"another run's")  # lands after the up-front checks
+    assert final.read_bytes() == b"another run's"
+    assert os.listdir(tmp_path) == ["mask.png"]
+    final.unlink()
+    with atomic_write(final, replace=False) as f:
+        f.write(b"ours")
+    assert final.read_bytes() == b"ours" and final.stat().st_nlink == 1
