@@ -11,19 +11,30 @@ so every package (and ``m2nist-gen``, which must start fast) may import it witho
   checks (exists, is an input, writable) made before any work starts.
 """
 
-from fcnbase.cli import CliError, Parser, UsageError, deferred_interrupts, run_cli
+from fcnbase.cli import (
+    CliError,
+    Parser,
+    UsageError,
+    deferred_interrupts,
+    float_arg,
+    int_arg,
+    run_cli,
+)
 from fcnbase.device import available_cores, pick_device
 from fcnbase.outputs import (
+    PARTIAL,
     OutputBusyError,
     OutputExistsError,
     atomic_write,
     check_outputs,
     check_writable,
     create_temp,
+    is_partial,
     lock_dir,
 )
 
 __all__ = [
+    "PARTIAL",
     "CliError",
     "OutputBusyError",
     "OutputExistsError",
@@ -35,6 +46,9 @@ __all__ = [
     "check_writable",
     "create_temp",
     "deferred_interrupts",
+    "float_arg",
+    "int_arg",
+    "is_partial",
     "lock_dir",
     "pick_device",
     "run_cli",
