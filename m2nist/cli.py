@@ -26,9 +26,10 @@ from m2nist.compose import (
     default_workers,
     digit_pool,
 )
-from m2nist.io import shard_rows, write_dataset
+from m2nist.metadata import shard_rows
 from m2nist.mnist import SAMPLE
 from m2nist.verification import REGENERATE, check
+from m2nist.writing import write_dataset
 
 PROG = "m2nist-gen"
 EXAMPLES = """\

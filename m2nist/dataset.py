@@ -26,8 +26,10 @@ from m2nist.compose import (
     digit_pool,
     make_params,
 )
-from m2nist.io import METADATA, load_arrays, write_dataset
+from m2nist.metadata import METADATA
+from m2nist.npz import load_arrays
 from m2nist.verification import check_file, missing_split
+from m2nist.writing import write_dataset
 
 Transform = Callable[[torch.Tensor], object] | None
 
@@ -54,7 +56,7 @@ def _to_tensors(
 class M2NIST(Dataset):
     """A generated M2NIST directory as a map-style dataset (torchvision style).
 
-    ``root`` is a directory written by ``m2nist-gen`` (or :func:`m2nist.io.write_dataset`);
+    ``root`` is a directory written by ``m2nist-gen`` (or :func:`m2nist.writing.write_dataset`);
     ``split`` is "train" or "test". The ``.npz`` arrays are memory-mapped, so opening a
     million-image split costs nothing. With ``generate=True`` a missing split is
     generated first; ``generate_kwargs`` are ``train``/``test`` (image counts, default

@@ -7,12 +7,12 @@ not worth decoding):
    that ``metadata.json`` does not list (an extra file, or the file of a split removed
    from the metadata, is reported: the directory must be exactly what one run wrote).
 2. **The metadata itself**: every field has the right type and a value a run could have
-   written (see :func:`parse_metadata`); malformed metadata is one problem line, never a
-   traceback.
+   written (see :func:`m2nist.metadata.parse_metadata`); malformed metadata is one
+   problem line, never a traceback.
 3. **The files against the metadata**: every listed file exists with the recorded size
    and sha256; then every row is re-read block by block (memory stays flat) and the
-   M2NIST invariants (:func:`m2nist.io.invariant_errors`), the Kaggle one-hot encoding,
-   agreement between formats and the per-count tallies are re-checked.
+   M2NIST invariants (:func:`m2nist.invariants.invariant_errors`), the Kaggle one-hot
+   encoding, agreement between formats and the per-count tallies are re-checked.
 4. **Regeneration**: generation is deterministic, so rows are generated again from the
    recorded seed, parameters and MNIST source (identified by its recorded checksums)
    and compared byte for byte. This is what makes ``seed``, ``source`` and the exact
@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import secrets
 import zipfile
 from collections.abc import Iterator
@@ -39,42 +38,19 @@ from pathlib import Path
 import numpy as np
 
 from fcnbase.outputs import is_partial
-from m2nist.compose import (
-    BLOCK,
-    PLACEMENT_ROUNDS,
-    M2nistArrays,
-    ParamError,
-    Params,
-    block_spans,
-    compose_range,
-    digit_pool,
-    make_params,
-)
-from m2nist.io import (
-    ARRAY_NAMES,
+from m2nist.compose import M2nistArrays, Params, block_spans, compose_range, digit_pool
+from m2nist.invariants import digit_counts, invariant_errors, kaggle_errors, one_hot
+from m2nist.metadata import (
     METADATA,
-    _kaggle_errors,
-    digit_counts,
+    Metadata,
     file_sha256,
-    invariant_errors,
-    member_memmap,
-    one_hot,
-    open_npy,
-    output_names,
-    read_rows,
-    shard_rows,
+    parse_metadata,
+    tally,
 )
 from m2nist.mnist import SAMPLE, MnistSourceError, load_split, sample_path
+from m2nist.npz import ARRAY_NAMES, member_memmap, open_npy, read_rows
 
 REGENERATE = ("none", "sample", "all")
-SHA256 = re.compile(r"[0-9a-f]{64}")
-KEYS = {"generator", "version", "seed", "params", "formats", "shard", "splits", "source", "files"}
-SPLIT_KEYS = {"total", "start", "stop", "images", "per_digit_count"}
-PARAM_KEYS = {"digits", "size", "margin", "threshold", "block", "placement_rounds"}
-
-
-class MetadataError(ValueError):
-    """A field of ``metadata.json`` that no run could have written."""
 
 
 @dataclass
@@ -84,136 +60,6 @@ class Report:
 
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Metadata:
-    """The parsed, type-checked ``metadata.json``."""
-
-    seed: int
-    params: Params
-    formats: list[str]
-    shard: tuple[int, int] | None
-    splits: dict[str, dict]
-    source: dict[str, dict]
-    files: dict[str, dict]
-    version: str
-
-
-def _int(value: object, where: str, low: int = 0) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise MetadataError(f"{where}: expected an integer >= {low}, got {value!r}")
-    return value
-
-
-def _dict(value: object, where: str, keys: set[str] | None = None) -> dict:
-    if not isinstance(value, dict):
-        raise MetadataError(f"{where}: expected an object, got {type(value).__name__}")
-    if keys is not None and set(value) != keys:
-        odd = sorted(set(value) ^ keys)
-        raise MetadataError(f"{where}: unexpected or missing fields {', '.join(odd)}")
-    return value
-
-
-def parse_metadata(meta: object) -> Metadata:
-    """Check every field of ``metadata.json``; raise :class:`MetadataError` naming the first
-    bad one.
-
-    Checked here: the set of fields (none unknown, none missing); ``generator``;
-    ``params`` (valid, and ``block``/``placement_rounds`` those of this version, without
-    which regeneration could not reproduce the rows); ``formats`` (non-empty, known);
-    ``shard``; each split's ``start``/``stop`` equal to the shard of ``total`` and
-    ``images`` to their difference; ``per_digit_count`` keys and sum; ``source`` present
-    per split, with its checksums; ``files`` exactly the names the splits and formats
-    produce (plus a ``.png`` preview), each with a sha256 and a size. ``seed``, ``source``
-    and ``params`` are then proven by regeneration; ``version`` is informational (reported
-    when regeneration disagrees).
-    """
-    top = _dict(meta, "metadata", KEYS)
-    if top["generator"] != "m2nist":
-        raise MetadataError(f"generator: {top['generator']!r}, expected 'm2nist'")
-    if not isinstance(top["version"], str):
-        raise MetadataError(f"version: expected a string, got {top['version']!r}")
-    seed = _int(top["seed"], "seed")
-    raw = _dict(top["params"], "params", PARAM_KEYS)
-    if raw["block"] != BLOCK or raw["placement_rounds"] != PLACEMENT_ROUNDS:
-        raise MetadataError(
-            f"params: block {raw['block']!r}, placement_rounds {raw['placement_rounds']!r}; "
-            f"this version generates blocks of {BLOCK} with {PLACEMENT_ROUNDS} rounds"
-        )
-    try:
-        params = make_params(raw["digits"], raw["size"], raw["margin"], raw["threshold"])
-    except ParamError as exc:
-        raise MetadataError(f"params: {exc}") from None
-    formats = top["formats"]
-    if (
-        not isinstance(formats, list)
-        or not formats
-        or len(set(map(str, formats))) != len(formats)
-        or not set(formats) <= {"npz", "kaggle"}
-    ):
-        raise MetadataError(f"formats: expected a non-empty list of npz/kaggle, got {formats!r}")
-    shard = top["shard"]
-    if shard is not None:
-        if not isinstance(shard, list) or len(shard) != 2:
-            raise MetadataError(f"shard: expected null or [I, N], got {shard!r}")
-        index, count = _int(shard[0], "shard I"), _int(shard[1], "shard N", 1)
-        if index >= count:
-            raise MetadataError(f"shard: {shard!r} needs I < N")
-        shard = (index, count)
-    splits = _dict(top["splits"], "splits")
-    if not splits or not set(splits) <= {"train", "test"}:
-        raise MetadataError(f"splits: expected train and/or test, got {sorted(splits)}")
-    for name, info in splits.items():
-        _split(name, _dict(info, f"splits.{name}", SPLIT_KEYS), shard, params)
-    source = _dict(top["source"], "source", set(splits))
-    for name, info in source.items():
-        _source(name, _dict(info, f"source.{name}"))
-    files = _dict(top["files"], "files")
-    expected = set(output_names(list(splits), formats))
-    listed = {n for n in files if not (n.endswith(".png") and "/" not in n)}
-    if listed != expected:
-        odd = ", ".join(sorted(listed ^ expected))
-        raise MetadataError(f"files: do not match the splits and formats recorded ({odd})")
-    for name, info in files.items():
-        info = _dict(info, f"files.{name}", {"sha256", "bytes"})
-        if not isinstance(info["sha256"], str) or not SHA256.fullmatch(info["sha256"]):
-            raise MetadataError(f"files.{name}.sha256: not a sha256 digest")
-        _int(info["bytes"], f"files.{name}.bytes")
-    return Metadata(seed, params, formats, shard, splits, source, files, top["version"])
-
-
-def _split(name: str, info: dict, shard: tuple[int, int] | None, params: Params) -> None:
-    total = _int(info["total"], f"splits.{name}.total")
-    start, stop = _int(info["start"], f"{name}.start"), _int(info["stop"], f"{name}.stop")
-    if (start, stop) != shard_rows(total, shard):
-        raise MetadataError(
-            f"splits.{name}: rows {start}-{stop} are not shard {shard} of {total} images"
-        )
-    if _int(info["images"], f"splits.{name}.images") != stop - start:
-        raise MetadataError(f"splits.{name}.images: {info['images']}, rows say {stop - start}")
-    tally = _dict(info["per_digit_count"], f"splits.{name}.per_digit_count")
-    keys = {str(k) for k in range(params.digits[0], params.digits[1] + 1)}
-    if set(tally) != keys or sum(_int(v, f"{name}.per_digit_count") for v in tally.values()) != (
-        stop - start
-    ):
-        raise MetadataError(f"splits.{name}.per_digit_count: not a tally of {stop - start} images")
-
-
-def _source(name: str, info: dict) -> None:
-    kind = info.get("kind")
-    if kind == SAMPLE:
-        if not isinstance(info.get("sha256"), str):
-            raise MetadataError(f"source.{name}: the sample's sha256 is missing")
-    elif kind == "idx":
-        files = _dict(info.get("files"), f"source.{name}.files")
-        if not isinstance(info.get("path"), str) or len(files) != 2:
-            raise MetadataError(f"source.{name}: expected a path and two IDX files")
-        for entry in files.values():
-            if not isinstance(_dict(entry, f"source.{name}.files").get("md5_uncompressed"), str):
-                raise MetadataError(f"source.{name}.files: an md5 is missing")
-    else:
-        raise MetadataError(f"source.{name}.kind: {kind!r}, expected 'idx' or 'sample'")
 
 
 def verify(
@@ -340,16 +186,12 @@ def _verify_split(
                 problems += [f"{where}: {e}" for e in invariant_errors(arrays, params, row)]
                 per_count += np.bincount(digit_counts(arrays.boxes), minlength=len(per_count))
             if "kaggle" in formats:
-                problems += _kaggle_errors(chunk, params, where)
+                problems += kaggle_errors(chunk, params, where)
             if problems:
                 return problems
-    if "npz" in formats and _tally(per_count, params) != info["per_digit_count"]:
+    if "npz" in formats and tally(per_count, params) != info["per_digit_count"]:
         problems.append(f"{out}: {split}: per-digit-count tally differs from metadata")
     return problems
-
-
-def _tally(per_count: np.ndarray, params: Params) -> dict[str, int]:
-    return {str(k): int(v) for k, v in enumerate(per_count) if k >= params.digits[0]}
 
 
 def matching_source(
@@ -420,7 +262,7 @@ def _regenerate(
                 )
                 return
     rows = sum(b - a for a, b in spans)
-    if rows == stop - start and _tally(per_count, meta.params) != info["per_digit_count"]:
+    if rows == stop - start and tally(per_count, meta.params) != info["per_digit_count"]:
         report.problems.append(f"{out}: {split}: per-digit-count tally differs from metadata")
         return
     report.notes.append(f"{split}: {rows} of {stop - start} rows regenerated from {why}: identical")

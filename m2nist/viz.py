@@ -83,7 +83,7 @@ def save_preview(
     import matplotlib.pyplot as plt
 
     from fcnbase.outputs import atomic_write
-    from m2nist.io import load_arrays
+    from m2nist.npz import load_arrays
 
     arrays = load_arrays(out, split) if arrays is None else arrays
     png = Path(png)

@@ -23,8 +23,8 @@ import numpy as np
 
 from fcnbase.cli import CliError, Parser, run_cli
 from fcnbase.outputs import atomic_write
-from m2nist.io import write_npz
 from m2nist.mnist import KNOWN_MD5, load_idx_folder
+from m2nist.npz import write_npz
 
 TRAIN_PER_CLASS = 300
 TEST_PER_CLASS = 100

@@ -19,7 +19,7 @@ from m2nist.compose import (
     digit_pool,
     fallback_rate,
 )
-from m2nist.io import invariant_errors
+from m2nist.invariants import invariant_errors
 
 
 @pytest.fixture(scope="module")

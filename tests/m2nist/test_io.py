@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import m2nist
-from m2nist.io import load_arrays, member_memmap
+from m2nist.npz import load_arrays, member_memmap
 from m2nist.verification import verify
 
 from .conftest import generate_dir
@@ -106,7 +106,8 @@ def test_verify_rechecks_invariants_not_only_checksums(tmp_path):
     arrays = load_arrays(out, "train", mmap=False)
     labels = arrays.labels.copy()
     labels[labels == 3] = 5
-    from m2nist.io import file_sha256, write_npz
+    from m2nist.metadata import file_sha256
+    from m2nist.npz import write_npz
 
     write_npz(
         out / "train.npz",

@@ -16,8 +16,9 @@ import m2nist
 from fcnbase.cli import UsageError
 from fcnbase.outputs import lock_dir
 from m2nist.cli import main
-from m2nist.io import file_sha256, load_arrays, write_npz
+from m2nist.metadata import file_sha256
 from m2nist.mnist import MnistSourceError, idx_names, load_idx_folder
+from m2nist.npz import load_arrays, write_npz
 from m2nist.verification import check, verify
 from tests.cli_table import assert_refused
 
@@ -80,10 +81,10 @@ def test_preview_in_out_is_recorded_and_verified(tmp_path):
 
 
 def test_an_interrupted_force_run_leaves_the_previous_run_intact(tmp_path, capsys, monkeypatch):
-    from m2nist import io
+    from m2nist import writing
 
     out = generate_dir(tmp_path / "o", *SMALL, "--format", "both")
-    real, calls = io.compose_range, []
+    real, calls = writing.compose_range, []
 
     def interrupted(*args, **kwargs):  # Ctrl-C while the second block is being made
         calls.append(1)
@@ -91,7 +92,7 @@ def test_an_interrupted_force_run_leaves_the_previous_run_intact(tmp_path, capsy
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(io, "compose_range", interrupted)
+    monkeypatch.setattr(writing, "compose_range", interrupted)
     argv = [str(out), *SMALL, "--seed", "9", "--force", "--quiet"]
     line = assert_refused(
         capsys, main, argv, 130, "interrupted; temporary files removed", root=tmp_path

@@ -1,0 +1,238 @@
+"""``metadata.json``: what a run records, written by the writer and checked by the verifier.
+
+Both sides live here so that the fields a run writes (:func:`new_metadata`) and the
+fields :func:`parse_metadata` accepts cannot drift apart. The metadata is the last
+file of a run and lists every other file with its sha256, so it is also where the
+names a run may write (:func:`output_names`), the rows of a shard
+(:func:`shard_rows`) and the per-digit-count tally (:func:`tally`) are defined.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fcnbase.outputs import atomic_write
+from m2nist.compose import BLOCK, PLACEMENT_ROUNDS, ParamError, Params, make_params
+from m2nist.mnist import SAMPLE
+
+METADATA = "metadata.json"
+HASH_CHUNK = 1 << 24
+SHA256 = re.compile(r"[0-9a-f]{64}")
+KEYS = {"generator", "version", "seed", "params", "formats", "shard", "splits", "source", "files"}
+SPLIT_KEYS = {"total", "start", "stop", "images", "per_digit_count"}
+PARAM_KEYS = {"digits", "size", "margin", "threshold", "block", "placement_rounds"}
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in chunks (memory stays flat)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def output_names(splits: list[str], formats: list[str]) -> list[str]:
+    """Relative paths of the data files a run writes, in writing order."""
+    names = []
+    for split in splits:
+        if "npz" in formats:
+            names.append(f"{split}.npz")
+        if "kaggle" in formats:
+            names += [f"{split}/combined.npy", f"{split}/segmented.npy"]
+    return names
+
+
+#: Every data file name any run can write: the only names ``--force`` may delete as stale.
+ALL_OUTPUTS = frozenset(output_names(["train", "test"], ["npz", "kaggle"]))
+
+
+def shard_rows(total: int, shard: tuple[int, int] | None) -> tuple[int, int]:
+    """Rows ``[start, stop)`` of shard ``I/N`` (0-based I): contiguous, in order."""
+    index, count = shard or (0, 1)
+    return index * total // count, (index + 1) * total // count
+
+
+def tally(per_count: np.ndarray, params: Params) -> dict[str, int]:
+    """``per_digit_count`` as recorded: images per digit count, from ``params.digits[0]`` up."""
+    return {str(k): int(v) for k, v in enumerate(per_count) if k >= params.digits[0]}
+
+
+def package_version() -> str:
+    """Version of the installed distribution this package ships in."""
+    try:
+        return importlib.metadata.version("tinyfcn")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def new_metadata(
+    seed: int, params: Params, formats: list[str], shard: tuple[int, int] | None
+) -> dict:
+    """The metadata of a run before it writes anything: ``splits``, ``source`` and ``files``
+    are filled in as each split is written."""
+    return {
+        "generator": "m2nist",
+        "version": package_version(),
+        "seed": seed,
+        "params": {
+            "digits": list(params.digits),
+            "size": list(params.size),
+            "margin": params.margin,
+            "threshold": params.threshold,
+            "block": BLOCK,
+            "placement_rounds": PLACEMENT_ROUNDS,
+        },
+        "formats": formats,
+        "shard": list(shard) if shard else None,
+        "splits": {},
+        "source": {},
+        "files": {},
+    }
+
+
+def save_metadata(path: Path, metadata: dict) -> None:
+    """Write ``metadata.json`` atomically (it is the last file of a run)."""
+    with atomic_write(path) as f:
+        f.write((json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode())
+
+
+class MetadataError(ValueError):
+    """A field of ``metadata.json`` that no run could have written."""
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """The parsed, type-checked ``metadata.json``."""
+
+    seed: int
+    params: Params
+    formats: list[str]
+    shard: tuple[int, int] | None
+    splits: dict[str, dict]
+    source: dict[str, dict]
+    files: dict[str, dict]
+    version: str
+
+
+def _int(value: object, where: str, low: int = 0) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise MetadataError(f"{where}: expected an integer >= {low}, got {value!r}")
+    return value
+
+
+def _dict(value: object, where: str, keys: set[str] | None = None) -> dict:
+    if not isinstance(value, dict):
+        raise MetadataError(f"{where}: expected an object, got {type(value).__name__}")
+    if keys is not None and set(value) != keys:
+        odd = sorted(set(value) ^ keys)
+        raise MetadataError(f"{where}: unexpected or missing fields {', '.join(odd)}")
+    return value
+
+
+def parse_metadata(meta: object) -> Metadata:
+    """Check every field of ``metadata.json``; raise :class:`MetadataError` naming the first
+    bad one.
+
+    Checked here: the set of fields (none unknown, none missing); ``generator``;
+    ``params`` (valid, and ``block``/``placement_rounds`` those of this version, without
+    which regeneration could not reproduce the rows); ``formats`` (non-empty, known);
+    ``shard``; each split's ``start``/``stop`` equal to the shard of ``total`` and
+    ``images`` to their difference; ``per_digit_count`` keys and sum; ``source`` present
+    per split, with its checksums; ``files`` exactly the names the splits and formats
+    produce (plus a ``.png`` preview), each with a sha256 and a size. ``seed``, ``source``
+    and ``params`` are then proven by regeneration; ``version`` is informational (reported
+    when regeneration disagrees).
+    """
+    top = _dict(meta, "metadata", KEYS)
+    if top["generator"] != "m2nist":
+        raise MetadataError(f"generator: {top['generator']!r}, expected 'm2nist'")
+    if not isinstance(top["version"], str):
+        raise MetadataError(f"version: expected a string, got {top['version']!r}")
+    seed = _int(top["seed"], "seed")
+    raw = _dict(top["params"], "params", PARAM_KEYS)
+    if raw["block"] != BLOCK or raw["placement_rounds"] != PLACEMENT_ROUNDS:
+        raise MetadataError(
+            f"params: block {raw['block']!r}, placement_rounds {raw['placement_rounds']!r}; "
+            f"this version generates blocks of {BLOCK} with {PLACEMENT_ROUNDS} rounds"
+        )
+    try:
+        params = make_params(raw["digits"], raw["size"], raw["margin"], raw["threshold"])
+    except ParamError as exc:
+        raise MetadataError(f"params: {exc}") from None
+    formats = top["formats"]
+    if (
+        not isinstance(formats, list)
+        or not formats
+        or len(set(map(str, formats))) != len(formats)
+        or not set(formats) <= {"npz", "kaggle"}
+    ):
+        raise MetadataError(f"formats: expected a non-empty list of npz/kaggle, got {formats!r}")
+    shard = top["shard"]
+    if shard is not None:
+        if not isinstance(shard, list) or len(shard) != 2:
+            raise MetadataError(f"shard: expected null or [I, N], got {shard!r}")
+        index, count = _int(shard[0], "shard I"), _int(shard[1], "shard N", 1)
+        if index >= count:
+            raise MetadataError(f"shard: {shard!r} needs I < N")
+        shard = (index, count)
+    splits = _dict(top["splits"], "splits")
+    if not splits or not set(splits) <= {"train", "test"}:
+        raise MetadataError(f"splits: expected train and/or test, got {sorted(splits)}")
+    for name, info in splits.items():
+        _split(name, _dict(info, f"splits.{name}", SPLIT_KEYS), shard, params)
+    source = _dict(top["source"], "source", set(splits))
+    for name, info in source.items():
+        _source(name, _dict(info, f"source.{name}"))
+    files = _dict(top["files"], "files")
+    expected = set(output_names(list(splits), formats))
+    listed = {n for n in files if not (n.endswith(".png") and "/" not in n)}
+    if listed != expected:
+        odd = ", ".join(sorted(listed ^ expected))
+        raise MetadataError(f"files: do not match the splits and formats recorded ({odd})")
+    for name, info in files.items():
+        info = _dict(info, f"files.{name}", {"sha256", "bytes"})
+        if not isinstance(info["sha256"], str) or not SHA256.fullmatch(info["sha256"]):
+            raise MetadataError(f"files.{name}.sha256: not a sha256 digest")
+        _int(info["bytes"], f"files.{name}.bytes")
+    return Metadata(seed, params, formats, shard, splits, source, files, top["version"])
+
+
+def _split(name: str, info: dict, shard: tuple[int, int] | None, params: Params) -> None:
+    total = _int(info["total"], f"splits.{name}.total")
+    start, stop = _int(info["start"], f"{name}.start"), _int(info["stop"], f"{name}.stop")
+    if (start, stop) != shard_rows(total, shard):
+        raise MetadataError(
+            f"splits.{name}: rows {start}-{stop} are not shard {shard} of {total} images"
+        )
+    if _int(info["images"], f"splits.{name}.images") != stop - start:
+        raise MetadataError(f"splits.{name}.images: {info['images']}, rows say {stop - start}")
+    tally = _dict(info["per_digit_count"], f"splits.{name}.per_digit_count")
+    keys = {str(k) for k in range(params.digits[0], params.digits[1] + 1)}
+    if set(tally) != keys or sum(_int(v, f"{name}.per_digit_count") for v in tally.values()) != (
+        stop - start
+    ):
+        raise MetadataError(f"splits.{name}.per_digit_count: not a tally of {stop - start} images")
+
+
+def _source(name: str, info: dict) -> None:
+    kind = info.get("kind")
+    if kind == SAMPLE:
+        if not isinstance(info.get("sha256"), str):
+            raise MetadataError(f"source.{name}: the sample's sha256 is missing")
+    elif kind == "idx":
+        files = _dict(info.get("files"), f"source.{name}.files")
+        if not isinstance(info.get("path"), str) or len(files) != 2:
+            raise MetadataError(f"source.{name}: expected a path and two IDX files")
+        for entry in files.values():
+            if not isinstance(_dict(entry, f"source.{name}.files").get("md5_uncompressed"), str):
+                raise MetadataError(f"source.{name}.files: an md5 is missing")
+    else:
+        raise MetadataError(f"source.{name}.kind: {kind!r}, expected 'idx' or 'sample'")

@@ -1,0 +1,368 @@
+"""Writing a generated dataset into OUT: checked first, streamed, crash-safe.
+
+* Every data file (``SPLIT.npz``, the Kaggle ``SPLIT/{combined,segmented}.npy``) is
+  written under a fresh, exclusively created temporary name (``.NAME.<random>.partial``,
+  from :func:`fcnbase.outputs.create_temp`: never a fixed name another run shares, never
+  followed through a planted symlink). :class:`Staging` renames them into place
+  together only once every split is complete.
+* The ``--preview`` PNG and ``metadata.json`` do not go through :class:`Staging`: each is
+  written by :func:`fcnbase.outputs.atomic_write` (a temporary file of its own, renamed
+  when complete), the preview after the data files and ``metadata.json`` last, since it
+  records every file's sha256. An interrupted run therefore never leaves a directory
+  that passes :func:`m2nist.verification.verify`.
+* A run holds :func:`fcnbase.outputs.lock_dir` on OUT from the second check of its
+  outputs (the first, :func:`check_destination`, fails fast before the lock) to its last
+  rename: a second run into the same OUT fails at once instead of interleaving files.
+* With ``--force``, the previous run's files that this run does not rewrite are removed
+  (:func:`stale_outputs`), but only names an m2nist run can write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, suppress
+from pathlib import Path
+
+import numpy as np
+
+from fcnbase.cli import UsageError, deferred_interrupts
+from fcnbase.outputs import check_outputs, check_writable, create_temp, lock_dir
+from m2nist.compose import (
+    NUM_CLASSES,
+    DigitPool,
+    M2nistArrays,
+    Params,
+    block_spans,
+    compose_range,
+    digit_pool,
+)
+from m2nist.invariants import digit_counts, one_hot
+from m2nist.metadata import (
+    ALL_OUTPUTS,
+    METADATA,
+    file_sha256,
+    new_metadata,
+    output_names,
+    save_metadata,
+    shard_rows,
+    tally,
+)
+from m2nist.mnist import SAMPLE, load_split, resolve_source, sample_path
+from m2nist.npz import ARRAY_NAMES, NpzStreamWriter, npy_header
+
+ONE_HOT_ROWS = 512
+PREVIEW_IMAGES = 16
+
+
+class Staging:
+    """Temporary files of a run: renamed into place together at the end, else deleted."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Path, Path]] = []
+        self.sha256: dict[Path, str] = {}  # digests computed while writing
+
+    def stage(self, final: Path) -> int:
+        """A new exclusive temporary file for ``final``; returns its open descriptor."""
+        fd, tmp = create_temp(final)
+        self.pending.append((tmp, final))
+        return fd
+
+    def commit(self) -> None:
+        for tmp, final in self.pending:
+            tmp.replace(final)
+        self.pending.clear()
+
+    def cleanup(self) -> None:
+        for tmp, _ in self.pending:
+            tmp.unlink(missing_ok=True)
+
+
+class HashingFile:
+    """A staged ``.npy`` file written sequentially, hashed (sha256) on the way."""
+
+    def __init__(self, staging: Staging, final: Path, shape: tuple[int, ...]) -> None:
+        self.staging = staging
+        self.file = os.fdopen(staging.stage(final), "wb")
+        self.path = staging.pending[-1][0]
+        self.digest = hashlib.sha256()
+        self.write(np.frombuffer(npy_header(np.uint8, shape), np.uint8))
+
+    def write(self, array: np.ndarray) -> None:
+        data = memoryview(np.ascontiguousarray(array)).cast("B")
+        self.file.write(data)
+        self.digest.update(data)
+
+    def __enter__(self) -> HashingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+        self.staging.sha256[self.path] = self.digest.hexdigest()
+
+
+def _ordered_chunks(jobs: list, run, workers: int) -> Iterator:
+    """``map(run, jobs)`` on ``workers`` threads, in order, with few results in flight."""
+    if workers <= 1:
+        yield from map(run, jobs)
+        return
+    with ThreadPoolExecutor(workers) as ex:
+        window: deque = deque()
+        for job in jobs:
+            window.append(ex.submit(run, job))
+            if len(window) > workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+
+
+def write_split(
+    out: Path,
+    staging: Staging,
+    split: str,
+    rows: tuple[int, int],
+    *,
+    pool: DigitPool,
+    params: Params,
+    seed: int,
+    formats: list[str],
+    workers: int,
+    progress,
+) -> dict:
+    """Generate rows ``rows`` of one split straight into its files; return its counts.
+
+    Blocks stream from the worker threads, in order, into an :class:`NpzStreamWriter`
+    (all four arrays at once) and into the Kaggle ``.npy`` files, whose sha256 is
+    computed on the way since they are written sequentially.
+    """
+    start, stop = rows
+    n, (height, width) = stop - start, params.size
+    shapes = {
+        "images": (n, height, width),
+        "labels": (n, height, width),
+        "instances": (n, height, width),
+        "boxes": (n, params.max_digits, 5),
+    }
+    npz = kaggle = None
+    if "npz" in formats:
+        dtypes = {name: np.int16 if name == "boxes" else np.uint8 for name in ARRAY_NAMES}
+        npz = NpzStreamWriter(
+            staging.stage(out / f"{split}.npz"), {k: (dtypes[k], shapes[k]) for k in ARRAY_NAMES}
+        )
+    per_count = np.zeros(params.max_digits + 1, np.int64)
+
+    def run(span: tuple[int, int]) -> M2nistArrays:
+        return compose_range(pool, params, seed, split, *span)
+
+    with ExitStack() as stack:
+        if npz is not None:
+            stack.enter_context(npz)
+        if "kaggle" in formats:
+            kaggle = {
+                name: stack.enter_context(HashingFile(staging, out / split / f"{name}.npy", shape))
+                for name, shape in (
+                    ("combined", shapes["images"]),
+                    ("segmented", (*shapes["labels"], NUM_CLASSES)),
+                )
+            }
+        for chunk in _ordered_chunks(block_spans(start, stop), run, workers):
+            per_count += np.bincount(digit_counts(chunk.boxes), minlength=len(per_count))
+            if npz is not None:
+                for name, array in zip(ARRAY_NAMES, chunk.arrays(), strict=True):
+                    npz.write(name, array)
+            if kaggle is not None:
+                kaggle["combined"].write(chunk.images)
+                for lo in range(0, len(chunk), ONE_HOT_ROWS):
+                    kaggle["segmented"].write(one_hot(chunk.labels[lo : lo + ONE_HOT_ROWS]))
+            progress.update(len(chunk))
+    return {
+        "start": start,
+        "stop": stop,
+        "images": n,
+        "per_digit_count": tally(per_count, params),
+    }
+
+
+def source_paths(source: str | os.PathLike | None) -> list[Path]:
+    """The files (or, for an IDX folder, the folder) a run reads: never to be written."""
+    resolved = resolve_source(source)
+    return [sample_path()] if resolved == SAMPLE else [Path(resolved)]
+
+
+def check_destination(
+    out: Path,
+    finals: list[Path],
+    *,
+    source: str | os.PathLike | None,
+    preview: Path | None,
+    force: bool,
+) -> None:
+    """Everything about OUT and ``--preview`` that can fail, checked before any work.
+
+    OUT must be a writable directory (or creatable), must not be or contain the MNIST
+    source (``--force`` would then be allowed to replace inputs), and its outputs must
+    be new unless ``force``. The preview must be a ``.png``, not an input, writable.
+    """
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a directory")
+    for src in source_paths(source):
+        folder = src if src.is_dir() else src.parent
+        if out.resolve() == folder.resolve() or folder.resolve().is_relative_to(out.resolve()):
+            raise UsageError(f"output {out} holds the MNIST source {src}; choose another OUT")
+    check_writable(out)
+    outputs = [*finals, *([preview] if preview is not None else [])]
+    if preview is not None and preview.suffix.lower() != ".png":
+        raise UsageError(f"--preview {preview}: must be a .png file")
+    check_outputs(outputs, inputs=source_paths(source), force=force)
+
+
+def stale_outputs(out: Path, keep: list[Path]) -> list[Path]:
+    """Files the previous run's ``metadata.json`` lists that this run will not rewrite.
+
+    Only names an m2nist run can produce (:data:`ALL_OUTPUTS`, or the ``.png`` preview it
+    recorded directly in OUT) are taken from the old metadata: a hand-edited or hostile
+    ``"files": {"../../home": ...}`` can never make ``--force`` delete anything else.
+    """
+    try:
+        previous = json.loads((out / METADATA).read_text())
+        listed = previous["files"]
+        names = list(listed) if isinstance(listed, dict) else []
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    kept = {p.resolve() for p in keep}
+    return [
+        out / name
+        for name in names
+        if isinstance(name, str)
+        and (name in ALL_OUTPUTS or (name.endswith(".png") and "/" not in name))
+        and not name.startswith(".")
+        and (out / name).resolve() not in kept
+        and ((out / name).is_file() or (out / name).is_symlink())
+    ]
+
+
+def _remove_stale(out: Path, stale: list[Path]) -> None:
+    for path in stale:
+        path.unlink(missing_ok=True)
+        if path.parent != out:
+            with suppress(OSError):  # the split folder, when nothing else is in it
+                path.parent.rmdir()
+
+
+def write_dataset(
+    out: str | Path,
+    *,
+    counts: dict[str, int],
+    seed: int,
+    params: Params,
+    source,
+    formats: list[str],
+    workers: int = 1,
+    shard: tuple[int, int] | None = None,
+    force: bool = False,
+    progress=None,
+    preview: str | Path | None = None,
+) -> dict:
+    """Generate every split into ``out`` and write ``metadata.json``; return it.
+
+    Parameters must already be validated (see ``m2nist.cli``). Before any work it
+    checks OUT and ``preview`` (:func:`check_destination`) and takes the directory lock;
+    it refuses to overwrite existing outputs unless ``force``, and with ``force`` also
+    removes the previous run's files that this run does not rewrite (a narrower
+    ``--format`` must not leave old Kaggle files beside the new npz). Killed, it leaves
+    only ``.partial`` files. ``preview``: a ``.png`` of the first images, written before
+    the metadata (which records it when it lies in OUT).
+    """
+    out = Path(out)
+    preview = Path(preview) if preview is not None else None
+    splits = [s for s in ("train", "test") if s in counts]
+    finals = [out / name for name in [*output_names(splits, formats), METADATA]]
+    check_destination(out, finals, source=source, preview=preview, force=force)
+    with lock_dir(out):
+        check_outputs(finals, force=force)  # again: a run may have finished meanwhile
+        stale = stale_outputs(out, finals + ([preview] if preview is not None else []))
+        metadata = _write_locked(
+            out, splits, counts, seed, params, source, formats, workers, shard, progress, stale
+        )
+        if preview is not None:
+            _save_preview(out, preview, metadata, params, source, seed)
+        save_metadata(out / METADATA, metadata)
+    return metadata
+
+
+def _write_locked(
+    out: Path,
+    splits: list[str],
+    counts: dict[str, int],
+    seed: int,
+    params: Params,
+    source,
+    formats: list[str],
+    workers: int,
+    shard: tuple[int, int] | None,
+    progress,
+    stale: list[Path],
+) -> dict:
+    """The data files of :func:`write_dataset`, renamed into place; the metadata to write."""
+    progress = progress or _NoProgress()
+    staging = Staging()
+    metadata = new_metadata(seed, params, formats, shard)
+    try:
+        for split in splits:
+            pool = digit_pool(split, params, source)
+            metadata["source"][split] = load_split(split == "train", resolve_source(source)).source
+            metadata["splits"][split] = {
+                "total": counts[split],
+                **write_split(
+                    out,
+                    staging,
+                    split,
+                    shard_rows(counts[split], shard),
+                    pool=pool,
+                    params=params,
+                    seed=seed,
+                    formats=formats,
+                    workers=workers,
+                    progress=progress,
+                ),
+            }
+        for tmp, final in staging.pending:
+            metadata["files"][final.relative_to(out).as_posix()] = {
+                "sha256": staging.sha256.get(tmp) or file_sha256(tmp),
+                "bytes": tmp.stat().st_size,
+            }
+        with deferred_interrupts():  # the renames and removals together, or not at all
+            # The old metadata goes first: from here on the directory is the new run's, and
+            # until the new metadata.json is written it must not verify. Before this point an
+            # interrupt leaves the previous run complete and verifying.
+            (out / METADATA).unlink(missing_ok=True)
+            staging.commit()
+            _remove_stale(out, stale)
+    finally:
+        with deferred_interrupts():  # an impatient second Ctrl-C must not strand temporaries
+            staging.cleanup()
+    return metadata
+
+
+def _save_preview(out: Path, png: Path, metadata: dict, params: Params, source, seed: int) -> None:
+    """The preview grid, from the first rows written (regenerated: the same bytes as the
+    files, whatever the format); recorded in ``files`` when it lies directly in OUT."""
+    from m2nist.viz import save_preview
+
+    splits = metadata["splits"]
+    split = next((s for s, info in splits.items() if info["images"]), list(splits)[-1])
+    start = metadata["splits"][split]["start"]
+    stop = min(metadata["splits"][split]["stop"], start + PREVIEW_IMAGES)
+    arrays = compose_range(digit_pool(split, params, source), params, seed, split, start, stop)
+    save_preview(out, png, split=split, n=PREVIEW_IMAGES, arrays=arrays)
+    if png.parent.resolve() == out.resolve():
+        metadata["files"][png.name] = {"sha256": file_sha256(png), "bytes": png.stat().st_size}
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
