@@ -8,6 +8,9 @@ import pytest
 
 from m2nist.cli import main
 
+#: Arguments of a small run from the bundled sample (40 train + 10 test images).
+SMALL = ["--sample", "--train", "40", "--test", "10"]
+
 
 def generate_dir(out: Path, *args: str) -> Path:
     """Run ``m2nist-gen OUT ARGS --quiet`` in-process and insist on success."""

@@ -162,3 +162,12 @@ def test_no_source_is_one_line_listing_the_options(monkeypatch, tmp_path, capsys
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--mnist-dir" in err and "--sample" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_closed_stderr_is_not_a_crash(tmp_path):
+    done = subprocess.run(
+        ["bash", "-c", f'"{sys.executable}" -m m2nist.cli {tmp_path}/o --sample --size 1x1 2>&-'],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and not (tmp_path / "o").exists()

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import m2nist
+from fcnbase.cli import UsageError
 from m2nist.compose import (
     BLOCK,
     ParamError,
@@ -135,19 +136,6 @@ def test_dense_requests_use_the_fallback_and_stay_valid():
     assert invariant_errors(arrays, params) == []
 
 
-def test_checker_catches_broken_arrays(real):
-    a = m2nist.M2nistArrays(*(x[:50].copy() for x in real.arrays()))
-    i, y, x = np.argwhere(a.labels != m2nist.BACKGROUND)[0]
-    a.labels[i, y, x] = (a.labels[i, y, x] + 1) % 10
-    assert any("another class" in e for e in invariant_errors(a, Params()))
-    b = m2nist.M2nistArrays(*(x[:50].copy() for x in real.arrays()))
-    b.boxes[0, 0, 3] += 1
-    assert any("not its ink bounding box" in e for e in invariant_errors(b, Params()))
-    c = m2nist.M2nistArrays(*(x[:50].copy() for x in real.arrays()))
-    c.images[0, 0, 0] = 255  # ink with no label
-    assert any("ink and labels" in e for e in invariant_errors(c, Params()))
-
-
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     lo=st.integers(0, 3),
@@ -175,3 +163,14 @@ def test_property_any_feasible_request_is_valid(lo, extra, height, width, margin
         return
     params = Params((lo, hi), (height, width), margin, threshold)
     assert invariant_errors(arrays, params) == []
+
+
+def test_generate_accepts_the_cli_spellings_and_refuses_others_clearly():
+    base = m2nist.generate(8, digits=(2, 2), source="sample")
+    for digits in (2, "2", "2-2", [2, 2]):
+        assert np.array_equal(m2nist.generate(8, digits=digits, source="sample").boxes, base.boxes)
+    assert m2nist.generate(2, size="64x96", source="sample").images.shape == (2, 64, 96)
+    for bad in ({"digits": "x"}, {"digits": 2.5}, {"size": 64}, {"margin": "2"}, {"n": "3"}):
+        kwargs = {"n": 2, "source": "sample", **bad}
+        with pytest.raises(UsageError):
+            m2nist.generate(kwargs.pop("n"), **kwargs)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 import m2nist
+from m2nist.cli import main
 from m2nist.compose import BLOCK
+from m2nist.verification import verify
+
+from .conftest import SMALL, generate_dir
+from .test_mnist import _small_idx
 
 
 def test_map_dataset_defaults(sample_out):
@@ -60,3 +68,35 @@ def test_stream_epochs_are_fresh():
     second = torch.stack([x for x, _ in stream])
     assert not torch.equal(first, second)
     assert len(stream) == 5
+
+
+def test_m2nist_refuses_a_flipped_byte(tmp_path):
+    out = generate_dir(tmp_path / "o", *SMALL)
+    blob = bytearray((out / "train.npz").read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    (out / "train.npz").write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match=r"train\.npz: sha256 differs"):
+        m2nist.M2NIST(out, "train")
+    assert len(m2nist.M2NIST(out, "train", verify_checksum=False)) == 40  # the opt-out
+    assert len(m2nist.M2NIST(out, "test")) == 10
+
+
+def test_kaggle_only_hint_works_when_followed(tmp_path):
+    out = generate_dir(tmp_path / "o", *SMALL, "--format", "kaggle", "--seed", "5")
+    with pytest.raises(FileNotFoundError, match="add the npz files") as caught:
+        m2nist.M2NIST(out, "train", generate=True)
+    command = shlex.split(str(caught.value).split("with: ", 1)[1])
+    assert command[0] == "m2nist-gen" and main([*command[1:], "--quiet"]) == 0
+    ds = m2nist.M2NIST(out, "train")
+    combined = np.load(out / "train" / "combined.npy")
+    assert np.array_equal(ds.images, combined) and verify(out) == []
+
+
+def test_generate_true_honours_the_mnist_dir_variable(tmp_path, monkeypatch):
+    folder = _small_idx(tmp_path / "idx")
+    monkeypatch.setenv("M2NIST_MNIST_DIR", str(folder))
+    monkeypatch.setenv("M2NIST_HOME", str(tmp_path / "no-cache"))
+    ds = m2nist.M2NIST(tmp_path / "o", "train", generate=True, train=20, test=5)
+    meta = json.loads((tmp_path / "o" / "metadata.json").read_text())
+    assert len(ds) == 20 and meta["source"]["train"]["path"] == str(folder)
+    assert not (tmp_path / "no-cache").exists()

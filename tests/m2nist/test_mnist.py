@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from m2nist import mnist
-from m2nist.mnist import MnistSourceError, load_idx_folder, load_mnist, resolve_source
+from m2nist.mnist import MnistSourceError, idx_names, load_idx_folder, load_mnist, resolve_source
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = [*mnist.idx_names(True), *mnist.idx_names(False)]
@@ -199,3 +199,13 @@ def test_wheel_contains_the_sample(tmp_path):
         assert "m2nist/data/PROVENANCE.md" in names
         sample = zf.read("m2nist/data/mnist_sample.npz")
     assert sample == mnist.sample_path().read_bytes()
+
+
+def test_swapped_mnist_files_are_refused(tmp_path, mnist_dir):
+    swapped = tmp_path / "swapped"
+    swapped.mkdir()
+    for train_name, test_name in zip(idx_names(True), idx_names(False), strict=True):
+        (swapped / f"{train_name}.gz").symlink_to(mnist_dir / f"{test_name}.gz")
+        (swapped / f"{test_name}.gz").symlink_to(mnist_dir / f"{train_name}.gz")
+    with pytest.raises(MnistSourceError, match=r"original t10k-images-idx3-ubyte .* not train"):
+        load_idx_folder(swapped, train=True)

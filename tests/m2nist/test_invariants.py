@@ -1,0 +1,47 @@
+"""The M2NIST contract's checkers: each catches the breakage it names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import m2nist
+from m2nist.compose import Params
+from m2nist.invariants import invariant_errors, kaggle_errors, one_hot
+
+
+@pytest.fixture(scope="module")
+def real(mnist_source) -> m2nist.M2nistArrays:
+    """50 images of real MNIST (the first rows of ``test_compose``'s 3000: prefix-stable)."""
+    return m2nist.generate(50, split="train", seed=7, source=mnist_source)
+
+
+def test_checker_catches_broken_arrays(real):
+    a = m2nist.M2nistArrays(*(x.copy() for x in real.arrays()))
+    i, y, x = np.argwhere(a.labels != m2nist.BACKGROUND)[0]
+    a.labels[i, y, x] = (a.labels[i, y, x] + 1) % 10
+    assert any("another class" in e for e in invariant_errors(a, Params()))
+    b = m2nist.M2nistArrays(*(x.copy() for x in real.arrays()))
+    b.boxes[0, 0, 3] += 1
+    assert any("not its ink bounding box" in e for e in invariant_errors(b, Params()))
+    c = m2nist.M2nistArrays(*(x.copy() for x in real.arrays()))
+    c.images[0, 0, 0] = 255  # ink with no label
+    assert any("ink and labels" in e for e in invariant_errors(c, Params()))
+
+
+def test_kaggle_checker_catches_a_broken_encoding(real):
+    chunk = {"combined": real.images, "segmented": one_hot(real.labels)}
+    both = {**chunk, "images": real.images, "labels": real.labels}  # with the npz arrays
+    assert kaggle_errors(chunk, Params(), "here") == kaggle_errors(both, Params(), "") == []
+    two_hot = chunk["segmented"].copy()
+    two_hot[0, 0, 0, 3] = 1  # background and digit 3 at once
+    errors = kaggle_errors({**chunk, "segmented": two_hot}, Params(), "here")
+    assert errors == ["here: segmented.npy is not one-hot over 11 channels"]
+    inkless = chunk["combined"].copy()
+    inkless[real.labels != m2nist.BACKGROUND] = 0
+    errors = kaggle_errors({**chunk, "combined": inkless}, Params(), "here")
+    assert errors == ["here: segmented.npy disagrees with the ink in combined.npy"]
+    other = real.labels.copy()
+    other[real.labels == 3] = 5
+    errors = kaggle_errors({**both, "labels": other}, Params(), "here")
+    assert errors == ["here: Kaggle files disagree with the .npz"]

@@ -1,0 +1,58 @@
+"""metadata.json: what a run records, read back by the parser verification uses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import m2nist
+from m2nist.compose import Params
+from m2nist.metadata import (
+    KEYS,
+    PARAM_KEYS,
+    SPLIT_KEYS,
+    MetadataError,
+    new_metadata,
+    package_version,
+    parse_metadata,
+)
+from m2nist.verification import verify
+
+
+def test_metadata_records_everything(sample_out):
+    meta = json.loads((sample_out / "metadata.json").read_text())
+    assert meta["version"] == m2nist.__version__ and meta["seed"] == 0
+    assert meta["params"] == {
+        "digits": [1, 3],
+        "size": [64, 84],
+        "margin": 2,
+        "threshold": 0,
+        "block": 4096,
+        "placement_rounds": 32,
+    }
+    assert (
+        meta["source"]["train"]["kind"] == "sample" and len(meta["source"]["test"]["sha256"]) == 64
+    )
+    assert sum(meta["splits"]["train"]["per_digit_count"].values()) == 600
+    assert set(meta["files"]) == {
+        "train.npz",
+        "test.npz",
+        "train/combined.npy",
+        "train/segmented.npy",
+        "test/combined.npy",
+        "test/segmented.npy",
+    }
+    assert verify(sample_out) == []
+
+
+def test_the_fields_a_run_writes_are_the_fields_the_parser_accepts(sample_out):
+    fresh = new_metadata(0, Params(), ["npz"], None)
+    assert set(fresh) == KEYS and set(fresh["params"]) == PARAM_KEYS
+    written = json.loads((sample_out / "metadata.json").read_text())
+    assert set(written["splits"]["train"]) == SPLIT_KEYS
+    meta = parse_metadata(written)
+    assert (meta.seed, meta.params, meta.shard) == (0, Params(), None)
+    assert meta.version == package_version()
+    with pytest.raises(MetadataError, match="unexpected or missing fields comment"):
+        parse_metadata({**written, "comment": "hi"})
