@@ -12,8 +12,10 @@ from m2nist.compose import BACKGROUND, M2nistArrays
 def label_palette(alpha: float = 1.0) -> np.ndarray:
     """RGBA colour of each class: tab10 for digits 0-9, background transparent black.
 
-    Every picture of M2NIST labels in the project (previews, predictions beside the
-    truth) uses this one palette, so a digit has the same colour everywhere.
+    The pictures drawn through this module share it: the ``--preview`` grid and its
+    legend (:func:`plot_grid`), :func:`overlay_rgba`, and :func:`colorize`, which tinyfcn
+    uses to show predictions beside the truth. So a digit has the same colour in each of
+    them. A picture drawn with another colormap (``imshow(labels, cmap=...)``) does not.
     """
     from matplotlib import colormaps
 
@@ -36,7 +38,6 @@ def colorize(labels: np.ndarray) -> np.ndarray:
 def plot_grid(images: np.ndarray, labels: np.ndarray, ncols: int = 4, title: str | None = None):
     """A matplotlib Figure: each image in grey with its label map on top, plus a legend."""
     import matplotlib.pyplot as plt
-    from matplotlib import colormaps
     from matplotlib.patches import Patch
 
     n = len(images)
@@ -50,7 +51,8 @@ def plot_grid(images: np.ndarray, labels: np.ndarray, ncols: int = 4, title: str
     for ax, image, label in zip(axes.flat, images, labels, strict=False):
         ax.imshow(image, cmap="gray", vmin=0, vmax=255)
         ax.imshow(overlay_rgba(label))
-    handles = [Patch(color=colormaps["tab10"](c), label=str(c)) for c in range(BACKGROUND)]
+    colours = label_palette()
+    handles = [Patch(color=colours[c], label=str(c)) for c in range(BACKGROUND)]
     fig.legend(
         handles=handles,
         loc="lower center",
