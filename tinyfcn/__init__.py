@@ -8,6 +8,8 @@ training API (:func:`run` and friends) trains them on M2NIST; ``tinyfcn-train`` 
 The geometry, upsampling, conversion and metrics are shared with ``fullfcn`` (VGG16).
 """
 
+import importlib
+
 from tinyfcn.classifier import INPUT_SIZE, MnistClassifier
 from tinyfcn.convert import convolutionalize, linear_to_conv
 from tinyfcn.geometry import (
@@ -23,34 +25,32 @@ from tinyfcn.metrics import ConfusionMatrix, format_metrics
 from tinyfcn.model import BACKGROUND, NUM_CLASSES, VARIANTS, TinyFCN
 from tinyfcn.upsample import bilinear_kernel, upsample_layer
 
-#: The training API lives in :mod:`tinyfcn.train`, which needs m2nist to make its data. It is
-#: imported on first use, so that the machinery above -- what ``fullfcn`` builds VGG16 FCNs
-#: with -- loads without the M2NIST generator.
-_TRAIN_API = (
-    "CLASS_NAMES",
-    "M2nistData",
-    "RunResult",
-    "TrainConfig",
-    "evaluate",
-    "evaluate_classifier",
-    "load_checkpoint",
-    "load_m2nist",
-    "pick_device",
-    "plot_predictions",
-    "predict",
-    "run",
-    "save_checkpoint",
-    "train_classifier",
-    "train_fcn",
-)
+#: The training API needs m2nist to make its data. It is imported on first use, so that the
+#: machinery above -- what ``fullfcn`` builds VGG16 FCNs with -- loads without the M2NIST
+#: generator. Each name maps to the module of its concept (see :mod:`tinyfcn.train`).
+_TRAIN_API = {
+    "CLASS_NAMES": "tinyfcn.data",
+    "M2nistData": "tinyfcn.data",
+    "load_m2nist": "tinyfcn.data",
+    "TrainConfig": "tinyfcn.config",
+    "train_classifier": "tinyfcn.loop",
+    "train_fcn": "tinyfcn.loop",
+    "evaluate": "tinyfcn.evaluation",
+    "evaluate_classifier": "tinyfcn.evaluation",
+    "predict": "tinyfcn.evaluation",
+    "load_checkpoint": "tinyfcn.checkpoint",
+    "save_checkpoint": "tinyfcn.checkpoint",
+    "plot_predictions": "tinyfcn.plot",
+    "RunResult": "tinyfcn.train",
+    "run": "tinyfcn.train",
+    "pick_device": "fcnbase",
+}
 
 
 def __getattr__(name: str) -> object:
     """``tinyfcn.run`` and the rest of the training API, imported when first asked for."""
     if name in _TRAIN_API:
-        from tinyfcn import train
-
-        return getattr(train, name)
+        return getattr(importlib.import_module(_TRAIN_API[name]), name)
     raise AttributeError(f"module 'tinyfcn' has no attribute {name!r}")
 
 

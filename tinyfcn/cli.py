@@ -21,12 +21,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fcnbase import Parser, check_outputs, check_writable, lock_dir, run_cli
+from fcnbase import Parser, check_outputs, check_writable, lock_dir, pick_device, run_cli
 from fcnbase.cli import float_arg, int_arg
 from fcnbase.outputs import PARTIAL
+from tinyfcn.config import TrainConfig
+from tinyfcn.data import CLASS_NAMES
 from tinyfcn.metrics import format_metrics
 from tinyfcn.model import VARIANTS
-from tinyfcn.train import CLASS_NAMES, TrainConfig, pick_device, plot_predictions, run
+from tinyfcn.plot import plot_predictions
+from tinyfcn.train import run
 
 PROG = "tinyfcn-train"
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from tinyfcn import MnistClassifier, TrainConfig, evaluate_classifier, train_classifier
-from tinyfcn.train import PACE_STEPS, BudgetError, load_digits, random_shift
+from tinyfcn.data import load_digits, random_shift
+from tinyfcn.loop import PACE_STEPS, BudgetError
 
 
 def test_classifier_takes_only_digits() -> None:

@@ -17,7 +17,7 @@ from tinyfcn import (
     run,
     save_checkpoint,
 )
-from tinyfcn.train import BudgetError
+from tinyfcn.loop import BudgetError
 
 
 def _toy_data(n: int = 8, seed: int = 0) -> M2nistData:

@@ -1,0 +1,177 @@
+"""Checkpoints: a trained (or half-trained) net that can be shared, reloaded and resumed.
+
+A checkpoint is ``{"format", "config", "model", "state_dict", "train_state"}``: plain Python
+and tensors only, so :func:`load_checkpoint` opens it with ``weights_only=True`` and no
+pickled code runs. It is data from anywhere, so every field is checked before use and a
+damaged or foreign file is one :class:`CheckpointError` naming it, never a ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from fcnbase import atomic_write
+from tinyfcn.config import TrainConfig
+from tinyfcn.model import VARIANTS, TinyFCN
+
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
+
+CHECKPOINT_FORMAT = "tinyfcn-checkpoint-v1"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable tinyfcn checkpoint; the message names the file."""
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: TinyFCN,
+    config: TrainConfig,
+    train_state: dict[str, object] | None = None,
+) -> None:
+    """Save ``{"format", "config", "model", "state_dict", "train_state"}`` atomically.
+
+    Everything but tensors is plain Python, so :func:`load_checkpoint` can use
+    ``weights_only=True`` (no pickled code runs when a checkpoint is opened).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "config": asdict(config),
+        "model": model.config(),
+        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+        "train_state": train_state or {},
+    }
+    with atomic_write(path) as f:
+        torch.save(payload, f)
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    map_location: torch.device | str = "cpu",
+    expect: TrainConfig | None = None,
+) -> tuple[TinyFCN, dict[str, object]]:
+    """Rebuild the model a checkpoint holds; return it and the raw checkpoint.
+
+    ``expect`` is the config the caller means to continue with: a checkpoint of another
+    variant (or upsampling mode) is refused with a ``ValueError`` that says which.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        saved = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception:  # unpickling errors come in many types; all mean "not ours"
+        raise CheckpointError(
+            f"{path} is not a readable tinyfcn checkpoint (weights_only torch.load refused it)"
+        ) from None
+    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a tinyfcn checkpoint (no {CHECKPOINT_FORMAT!r} tag)")
+    model = _checked_model(path, saved)
+    if expect is not None:
+        for key in ("variant", "learnable_upsampling"):
+            if getattr(model, key) != getattr(expect, key):
+                raise CheckpointError(
+                    f"{path} holds a {key}={getattr(model, key)!r} model, but {key}="
+                    f"{getattr(expect, key)!r} was asked for"
+                )
+    _check_train_state(path, saved["train_state"], model)
+    return model.to(map_location), saved
+
+
+def _checked_model(path: Path, saved: dict) -> TinyFCN:
+    """The model a checkpoint describes, with its weights, or a :class:`CheckpointError`.
+
+    A checkpoint is data from anywhere: every field is checked before use, so a damaged
+    or hand-made one is one line naming the file, not a ``KeyError`` deep in the code.
+    """
+    missing = [k for k in ("config", "model", "state_dict", "train_state") if k not in saved]
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(missing)} (a damaged checkpoint?)")
+    arch, weights = saved["model"], saved["state_dict"]
+    for key, kind in (("config", dict), ("model", dict), ("state_dict", dict)):
+        if not isinstance(saved[key], kind):
+            raise CheckpointError(f"{path}: {key} is a {type(saved[key]).__name__}, not a dict")
+    variant, classes, learnable = (
+        arch.get(k) for k in ("variant", "num_classes", "learnable_upsampling")
+    )
+    if variant not in VARIANTS:
+        raise CheckpointError(f"{path}: model variant {variant!r} is not one of {VARIANTS}")
+    if not isinstance(classes, int) or isinstance(classes, bool) or not 1 <= classes <= 1000:
+        raise CheckpointError(f"{path}: model num_classes {classes!r} is not a class count")
+    if not isinstance(learnable, bool):
+        raise CheckpointError(f"{path}: model learnable_upsampling {learnable!r} is not a bool")
+    model = TinyFCN(variant, num_classes=classes, learnable_upsampling=learnable)
+    expected = model.state_dict()
+    for name, value in weights.items():
+        if name not in expected:
+            raise CheckpointError(f"{path}: weight {name!r} is not part of a {variant} model")
+        if not isinstance(value, Tensor) or value.shape != expected[name].shape:
+            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise CheckpointError(
+                f"{path}: weight {name!r} is {shape}, a {variant} model needs "
+                f"{tuple(expected[name].shape)}"
+            )
+    absent = [name for name in expected if name not in weights]
+    if absent:
+        raise CheckpointError(f"{path} lacks the weights {', '.join(absent[:3])}")
+    model.load_state_dict(weights)
+    return model
+
+
+def _check_train_state(path: Path, state: object, model: TinyFCN) -> None:
+    """Raise :class:`CheckpointError` unless ``state`` can resume ``model``'s training.
+
+    ``{}`` (weights without a training state) is valid: training then starts afresh. The
+    optimizer state must hold one Adam group over exactly the model's trainable weights,
+    with moments shaped like them: anything else would fail inside the first step.
+    """
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: train_state is a {type(state).__name__}, not a dict")
+    step, elapsed = state.get("step", 0), state.get("elapsed", 0.0)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise CheckpointError(f"{path}: train_state step {step!r} is not a step count")
+    if not isinstance(elapsed, (int, float)) or not (math.isfinite(elapsed) and elapsed >= 0):
+        raise CheckpointError(f"{path}: train_state elapsed {elapsed!r} is not a duration")
+    history = state.get("history", [])
+    if not isinstance(history, list) or not all(
+        isinstance(h, dict) and "step" in h and "seconds" in h and "mean_iou" in h for h in history
+    ):
+        raise CheckpointError(f"{path}: train_state history is not a list of evaluations")
+    if "optimizer" not in state:
+        return
+    optimizer = state["optimizer"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = optimizer.get("param_groups") if isinstance(optimizer, dict) else None
+    moments = optimizer.get("state") if isinstance(optimizer, dict) else None
+    if (
+        not isinstance(groups, list)
+        or len(groups) != 1
+        or not isinstance(groups[0], dict)
+        or not isinstance(groups[0].get("params"), list)
+        or len(groups[0]["params"]) != len(params)
+        or not isinstance(moments, dict)
+    ):
+        raise CheckpointError(
+            f"{path}: its optimizer state does not cover the {len(params)} trainable weights "
+            f"of a {model.variant} model"
+        )
+    ids = groups[0]["params"]
+    for key, moment in moments.items():
+        if key not in ids or not isinstance(moment, dict):
+            raise CheckpointError(f"{path}: optimizer state for unknown weight {key!r}")
+        shape = params[ids.index(key)].shape
+        for name, value in moment.items():
+            if isinstance(value, Tensor) and value.dim() > 0 and value.shape != shape:
+                raise CheckpointError(
+                    f"{path}: optimizer {name} of weight {key} is {tuple(value.shape)}, "
+                    f"the weight is {tuple(shape)}"
+                )

@@ -1,0 +1,63 @@
+"""What defines a training run, as one dataclass that a checkpoint can carry.
+
+:class:`TrainConfig` is plain Python (no tensors, no paths to open) so that
+:func:`~tinyfcn.checkpoint.save_checkpoint` stores it as a dict and ``weights_only=True``
+loading can rebuild it. It refuses a bad value when it is made, so the API and the CLI
+(whose :class:`~fcnbase.UsageError` it raises) reject the same mistakes with the same words.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from fcnbase import UsageError
+from tinyfcn.model import VARIANTS
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; plain Python so it can live in a checkpoint."""
+
+    variant: str = "fcn1s"
+    pretrained: bool = True  # start from the trained classifier (False: the ablation)
+    learnable_upsampling: bool = True
+    train_images: int = 5000
+    test_images: int = 1000
+    seed: int = 0
+    source: str | None = None  # MNIST source for m2nist: None, "sample" or a folder
+    classifier_epochs: float = 3.0
+    classifier_batch_size: int = 128
+    classifier_lr: float = 3e-3
+    classifier_shift: int = 8  # random translations of up to +-shift pixels while training it
+    epochs: float | None = None  # FCN budget; None: seconds only
+    seconds: float | None = 290.0  # wall-clock budget of the whole run; None: epochs only
+    batch_size: int = 16
+    lr: float = 1e-2
+    weight_decay: float = 0.0
+    eval_every: float = 30.0  # seconds between history points (the clock pauses to evaluate)
+
+    def __post_init__(self) -> None:
+        # UsageError is a ValueError: the API and the CLI refuse the same mistakes alike.
+        if self.variant not in VARIANTS:
+            raise UsageError(f"unknown variant {self.variant!r}; choose one of {VARIANTS}")
+        if self.epochs is None and self.seconds is None:
+            raise UsageError("give a budget: epochs, seconds, or both")
+        for name in ("train_images", "test_images", "batch_size", "classifier_batch_size"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
+        # NaN compares false with everything ("nan < 0" is false) and a NaN budget never runs
+        # out: only finite numbers pass. A learning rate of 0 would "train" without learning.
+        for name in (
+            *("epochs", "seconds", "classifier_epochs", "classifier_shift", "eval_every"),
+            *("weight_decay", "lr", "classifier_lr"),
+        ):
+            value = getattr(self, name)
+            positive = name in ("lr", "classifier_lr")
+            if value is not None and (
+                not math.isfinite(value) or value < 0 or (positive and value == 0)
+            ):
+                bound = "> 0" if positive else ">= 0"
+                raise UsageError(f"{name} must be a finite number {bound}, got {value}")

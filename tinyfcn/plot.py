@@ -1,0 +1,46 @@
+"""The picture a run leaves behind: image, truth and prediction side by side."""
+
+from __future__ import annotations
+
+import os
+
+from torch import nn
+
+from fcnbase import atomic_write
+from m2nist.viz import colorize
+from tinyfcn.data import M2nistData
+from tinyfcn.evaluation import predict
+
+__all__ = ["plot_predictions"]
+
+
+def plot_predictions(
+    model: nn.Module, data: M2nistData, path: str | os.PathLike | None = None, count: int = 4
+):
+    """Image, truth and prediction side by side for the first ``count`` images.
+
+    Saves a PNG when ``path`` is given (atomically) and returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    count = min(count, len(data))
+    pred = predict(model, data.images[:count])
+    fig, axes = plt.subplots(count, 3, figsize=(7.5, 1.9 * count), squeeze=False)
+    for row in range(count):
+        panels = (
+            data.images[row, 0].numpy(),
+            colorize(data.labels[row].numpy()),
+            colorize(pred[row].numpy()),
+        )
+        for ax, panel, title in zip(
+            axes[row], panels, ("image", "truth", "prediction"), strict=True
+        ):
+            ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None)
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(title)
+    fig.tight_layout()
+    if path is not None:
+        with atomic_write(path) as f:
+            fig.savefig(f, format="png", dpi=100)
+    return fig
