@@ -10,10 +10,11 @@ Labels use classes 0-9 for digits and :data:`BACKGROUND` = 10, so there are
 :data:`NUM_CLASSES` = 11 classes.
 """
 
-from m2nist.compose import BACKGROUND, NUM_CLASSES, M2nistArrays, ParamError, generate
+from m2nist.compose import M2nistArrays, generate
 from m2nist.metadata import package_version
 from m2nist.mnist import MnistSourceError, load_mnist
 from m2nist.npz import load_arrays
+from m2nist.params import BACKGROUND, NUM_CLASSES, ParamError
 from m2nist.verification import verify
 
 __version__ = package_version()

@@ -17,17 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fcnbase.cli import Parser, UsageError, int_arg, run_cli
-from m2nist.compose import (
-    MAX_PIXELS,
-    ParamError,
-    Params,
-    as_pair,
-    check_fits,
-    default_workers,
-    digit_pool,
-)
+from m2nist.compose import default_workers
 from m2nist.metadata import shard_rows
 from m2nist.mnist import SAMPLE
+from m2nist.params import MAX_PIXELS, ParamError, Params, as_pair
+from m2nist.pool import check_fits, digit_pool
 from m2nist.verification import REGENERATE, check
 from m2nist.writing import write_dataset
 

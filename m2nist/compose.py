@@ -15,7 +15,7 @@ How one image is made
    random offset inside the cell. With the defaults the fallback is essentially never
    used (see :func:`fallback_rate`), but it is what makes every accepted request
    terminate: feasibility is checked once, up front, as "the grid holds ``max``
-   digits" (:func:`check_fits`).
+   digits" (:func:`m2nist.pool.check_fits`).
 4. Compositing is by maximum. Because ink boxes are disjoint and only the pixels
    inside a digit's ink box are pasted, the maximum is a plain copy, which is what
    the code does (a scatter). Pixels outside the ink box are at most the threshold,
@@ -28,108 +28,18 @@ of the work (workers, chunks, shards) therefore yields the same bytes.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from fcnbase.cli import UsageError
 from fcnbase.device import available_cores
-from m2nist.mnist import load_split, resolve_source
+from m2nist.params import BACKGROUND, BLOCK, SPLIT_IDS, ParamError, Params, make_params
+from m2nist.pool import DigitPool, check_fits, digit_pool, grid_capacity
 
-BACKGROUND = 10
-NUM_CLASSES = 11
-BLOCK = 4096
 PLACEMENT_ROUNDS = 32
-SPLIT_IDS = {"train": 0, "test": 1}
-MNIST_SIDE = 28
-POOL_CHUNK = 8192
-#: Largest canvas, in pixels. A block of :data:`BLOCK` images is the unit of work and of
-#: randomness, so its size cannot shrink for big canvases without changing every output;
-#: instead the canvas is bounded so that one block in flight stays below ~0.4 GB
-#: (4096 images x 32768 pixels x 3 uint8 arrays), whatever ``--size`` asks for.
-MAX_PIXELS = 1 << 15
-
-
-class ParamError(UsageError):
-    """Parameters that can never work (bad ranges, digits that cannot fit).
-
-    A :class:`fcnbase.UsageError` (hence a ``ValueError``), so the Python API and the
-    command line refuse the same request with the same exception and message.
-    """
-
-
-def as_pair(value: object, what: str, sep: str = "-") -> tuple[int, int]:
-    """Read a ``(low, high)`` pair the way the command line spells it, or as Python does.
-
-    Accepts ``(2, 3)``, ``[2, 3]``, ``"2-3"`` (``sep``), and for ``digits`` a single
-    count ``2`` or ``"2"`` meaning ``2-2``. Anything else is a :class:`ParamError`
-    naming ``what``, so ``generate(digits=2)`` and ``m2nist-gen --digits 2`` agree instead
-    of one of them raising a bare ``TypeError``.
-    """
-    if isinstance(value, str):
-        parts = re.split(rf"\s*{sep}\s*", value.strip())
-        if len(parts) == 1 and sep == "-":
-            parts *= 2
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
-            raise ParamError(f"{what} must look like A{sep.strip('[]')[0]}B, got {value!r}")
-        return int(parts[0]), int(parts[1])
-    if isinstance(value, int) and not isinstance(value, bool) and sep == "-":
-        return value, value
-    if (
-        isinstance(value, tuple | list)
-        and len(value) == 2
-        and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in value)
-    ):
-        return int(value[0]), int(value[1])
-    raise ParamError(f"{what} must be a pair of integers, got {value!r}")
-
-
-@dataclass(frozen=True)
-class Params:
-    """Everything besides seed, split and source that determines the output."""
-
-    digits: tuple[int, int] = (1, 3)
-    size: tuple[int, int] = (64, 84)
-    margin: int = 2
-    threshold: int = 0
-
-    def __post_init__(self) -> None:
-        lo, hi = self.digits
-        height, width = self.size
-        if not 0 <= lo <= hi or hi < 1:
-            raise ParamError(f"digits {lo}-{hi}: need 0 <= MIN <= MAX and MAX >= 1")
-        if hi > 255:
-            raise ParamError(f"digits {lo}-{hi}: at most 255 digits per image (uint8 ids)")
-        if height < MNIST_SIDE or width < MNIST_SIDE:
-            raise ParamError(f"size {height}x{width}: each side must be >= {MNIST_SIDE}")
-        if height * width > MAX_PIXELS:
-            raise ParamError(
-                f"size {height}x{width}: canvas larger than {MAX_PIXELS} pixels (memory per "
-                f"block of {BLOCK} images would exceed 0.4 GB)"
-            )
-        if not 0 <= self.margin <= max(height, width):
-            raise ParamError(f"margin {self.margin}: must be in 0..{max(height, width)}")
-        if not 0 <= self.threshold <= 254:
-            raise ParamError(f"threshold {self.threshold}: must be in 0..254")
-
-    @property
-    def max_digits(self) -> int:
-        return self.digits[1]
-
-
-def make_params(digits: object, size: object, margin: object, threshold: object) -> Params:
-    """:class:`Params` from the loose spellings the API accepts (see :func:`as_pair`)."""
-    for name, value in (("margin", margin), ("threshold", threshold)):
-        if not isinstance(value, int | np.integer) or isinstance(value, bool):
-            raise ParamError(f"{name} must be an integer, got {value!r}")
-    return Params(
-        as_pair(digits, "digits"), as_pair(size, "size", "[xX]"), int(margin), int(threshold)
-    )
 
 
 @dataclass(frozen=True)
@@ -171,98 +81,6 @@ class M2nistArrays:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         return self.images, self.labels, self.instances, self.boxes
-
-
-def _ink_boxes(images: np.ndarray, threshold: int) -> np.ndarray:
-    """(N, 4) int64 ink boxes ``[y0, x0, y1, x1]`` (end exclusive; y1 == y0 when no ink)."""
-    ink = images > threshold
-    rows, cols = ink.any(axis=2), ink.any(axis=1)
-    has = rows.any(axis=1)
-    y0, x0 = rows.argmax(1), cols.argmax(1)
-    y1 = np.where(has, MNIST_SIDE - rows[:, ::-1].argmax(1), y0)
-    x1 = np.where(has, MNIST_SIDE - cols[:, ::-1].argmax(1), x0)
-    return np.stack([y0, x0, y1, x1], axis=1).astype(np.int64)
-
-
-class DigitPool:
-    """MNIST digits pre-cut to their ink boxes, in a flat (CSR) layout for scattering.
-
-    For digit ``d``, entries ``ptr[d]:ptr[d+1]`` list its nonzero pixels inside the
-    ink box: ``rel`` is the flat offset from the box's top-left corner on a canvas of
-    width ``width`` and ``val`` the grey value. Digits without any pixel above the
-    threshold are dropped (none of real MNIST's at threshold 0).
-    """
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, threshold: int, width: int):
-        boxes = np.concatenate(
-            [
-                _ink_boxes(images[i : i + POOL_CHUNK], threshold)
-                for i in range(0, len(images), POOL_CHUNK)
-            ]
-        )
-        keep = np.flatnonzero(boxes[:, 2] > boxes[:, 0])
-        y0, x0, y1, x1 = boxes[keep].T
-        self.cls = labels[keep].astype(np.uint8)
-        self.height, self.width = y1 - y0, x1 - x0
-        counts, rel, val = [], [], []
-        ramp = np.arange(MNIST_SIDE)
-        for i in range(0, len(keep), POOL_CHUNK):
-            part = slice(i, i + POOL_CHUNK)
-            in_box = ((ramp >= y0[part, None]) & (ramp < y1[part, None]))[:, :, None] & (
-                (ramp >= x0[part, None]) & (ramp < x1[part, None])
-            )[:, None, :]
-            digits = images[keep[part]]
-            d, yy, xx = np.nonzero(in_box & (digits > 0))
-            counts.append(np.bincount(d, minlength=len(digits)))
-            rel.append(((yy - y0[part][d]) * width + (xx - x0[part][d])).astype(np.int32))
-            val.append(digits[d, yy, xx])
-        self.ptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
-        self.rel, self.val = np.concatenate(rel), np.concatenate(val)
-        is_ink = self.val > threshold
-        self.ink = None if is_ink.all() else is_ink
-        self.max_box = (int(self.height.max()), int(self.width.max()))
-
-    def __len__(self) -> int:
-        return len(self.cls)
-
-
-@functools.lru_cache(maxsize=8)
-def _pool(resolved_source: object, train: bool, threshold: int, width: int) -> DigitPool:
-    split = load_split(train, resolved_source)
-    return DigitPool(split.images, split.labels, threshold, width)
-
-
-def digit_pool(split: str, params: Params, source: str | os.PathLike | None) -> DigitPool:
-    """The (cached) digit pool for a split, threshold and canvas width."""
-    if split not in SPLIT_IDS:
-        raise ParamError(f"split {split!r}: must be 'train' or 'test'")
-    resolved = resolve_source(source)
-    return _pool(resolved, split == "train", params.threshold, params.size[1])
-
-
-def grid_capacity(size: tuple[int, int], margin: int, box: tuple[int, int]) -> int:
-    """How many ``box``-sized cells, ``margin`` apart, tile a canvas of ``size``."""
-    (height, width), (bh, bw) = size, box
-    return ((height + margin) // (bh + margin)) * ((width + margin) // (bw + margin))
-
-
-def check_fits(params: Params, pool: DigitPool) -> None:
-    """Reject requests whose ``max`` digits might not fit, before any work is done.
-
-    The bound uses the pool's largest ink box (20x20 for real MNIST at threshold 0,
-    not the 28x28 frame): a grid of such cells, ``margin`` apart, that holds ``max``
-    digits makes the fallback layout always valid, so generation always terminates.
-    It is sufficient, not necessary: a few denser requests that random packing
-    could often satisfy are refused rather than risk an unbounded search.
-    """
-    capacity = grid_capacity(params.size, params.margin, pool.max_box)
-    if capacity < params.max_digits:
-        (h, w), (bh, bw) = params.size, pool.max_box
-        raise ParamError(
-            f"cannot guarantee {params.max_digits} digits on a {h}x{w} canvas with margin "
-            f"{params.margin}: ink boxes up to {bh}x{bw} fit at most {capacity}; use a "
-            "larger --size, a smaller --margin or fewer --digits"
-        )
 
 
 @dataclass(frozen=True)

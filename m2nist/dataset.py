@@ -17,17 +17,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from m2nist.compose import (
-    BLOCK,
-    Params,
-    check_fits,
-    compose_range,
-    default_workers,
-    digit_pool,
-    make_params,
-)
+from m2nist.compose import compose_range, default_workers
 from m2nist.metadata import METADATA
 from m2nist.npz import load_arrays
+from m2nist.params import BLOCK, Params, make_params
+from m2nist.pool import check_fits, digit_pool
 from m2nist.verification import check_file, missing_split
 from m2nist.writing import write_dataset
 

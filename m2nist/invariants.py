@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from m2nist.compose import BACKGROUND, NUM_CLASSES, M2nistArrays, Params
+from m2nist.compose import M2nistArrays
+from m2nist.params import BACKGROUND, NUM_CLASSES, Params
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from fcnbase.outputs import atomic_write
-from m2nist.compose import BLOCK, PLACEMENT_ROUNDS, ParamError, Params, make_params
+from m2nist.compose import PLACEMENT_ROUNDS
 from m2nist.mnist import SAMPLE
+from m2nist.params import BLOCK, ParamError, Params, make_params
 
 METADATA = "metadata.json"
 HASH_CHUNK = 1 << 24

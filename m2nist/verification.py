@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnbase.outputs import is_partial
-from m2nist.compose import M2nistArrays, Params, block_spans, compose_range, digit_pool
+from m2nist.compose import M2nistArrays, block_spans, compose_range
 from m2nist.invariants import digit_counts, invariant_errors, kaggle_errors, one_hot
 from m2nist.metadata import (
     METADATA,
@@ -49,6 +49,8 @@ from m2nist.metadata import (
 )
 from m2nist.mnist import SAMPLE, MnistSourceError, load_split, sample_path
 from m2nist.npz import ARRAY_NAMES, member_memmap, open_npy, read_rows
+from m2nist.params import Params
+from m2nist.pool import digit_pool
 
 REGENERATE = ("none", "sample", "all")
 

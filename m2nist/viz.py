@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from m2nist.compose import BACKGROUND, M2nistArrays
+from m2nist.compose import M2nistArrays
+from m2nist.params import BACKGROUND
 
 
 def label_palette(alpha: float = 1.0) -> np.ndarray:

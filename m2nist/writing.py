@@ -32,15 +32,7 @@ import numpy as np
 
 from fcnbase.cli import UsageError, deferred_interrupts
 from fcnbase.outputs import check_outputs, check_writable, create_temp, lock_dir
-from m2nist.compose import (
-    NUM_CLASSES,
-    DigitPool,
-    M2nistArrays,
-    Params,
-    block_spans,
-    compose_range,
-    digit_pool,
-)
+from m2nist.compose import M2nistArrays, block_spans, compose_range
 from m2nist.invariants import digit_counts, one_hot
 from m2nist.metadata import (
     ALL_OUTPUTS,
@@ -54,6 +46,8 @@ from m2nist.metadata import (
 )
 from m2nist.mnist import SAMPLE, load_split, resolve_source, sample_path
 from m2nist.npz import ARRAY_NAMES, NpzStreamWriter, npy_header
+from m2nist.params import NUM_CLASSES, Params
+from m2nist.pool import DigitPool, digit_pool
 
 ONE_HOT_ROWS = 512
 PREVIEW_IMAGES = 16

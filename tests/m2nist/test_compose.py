@@ -1,4 +1,4 @@
-"""Generation semantics on real MNIST: invariants, split hygiene, determinism, feasibility."""
+"""Generation semantics on real MNIST: invariants, split hygiene, determinism, rejection."""
 
 from __future__ import annotations
 
@@ -11,16 +11,10 @@ from hypothesis import strategies as st
 
 import m2nist
 from fcnbase.cli import UsageError
-from m2nist.compose import (
-    BLOCK,
-    ParamError,
-    Params,
-    check_fits,
-    compose_parallel,
-    digit_pool,
-    fallback_rate,
-)
+from m2nist.compose import compose_parallel, fallback_rate
 from m2nist.invariants import invariant_errors
+from m2nist.params import BLOCK, ParamError, Params
+from m2nist.pool import digit_pool
 
 
 @pytest.fixture(scope="module")
@@ -119,14 +113,6 @@ def test_train_and_test_differ_for_same_seed():
 def test_impossible_requests_are_rejected_up_front(kwargs, message):
     with pytest.raises(ParamError, match=message):
         m2nist.generate(10, source="sample", **kwargs)
-
-
-def test_fit_bound_uses_ink_boxes_not_the_28px_frame():
-    pool = digit_pool("train", Params(), "sample")
-    assert pool.max_box == (20, 20)
-    check_fits(Params(digits=(6, 6), margin=4), pool)  # 2x3 cells of 24x24 on 64x84
-    with pytest.raises(ParamError, match="at most 6"):
-        check_fits(Params(digits=(7, 7), margin=4), pool)
 
 
 def test_dense_requests_use_the_fallback_and_stay_valid():

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 import m2nist
 from m2nist.cli import main
-from m2nist.compose import BLOCK
+from m2nist.params import BLOCK
 from m2nist.verification import verify
 
 from .conftest import SMALL, generate_dir

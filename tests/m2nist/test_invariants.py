@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import m2nist
-from m2nist.compose import Params
 from m2nist.invariants import invariant_errors, kaggle_errors, one_hot
+from m2nist.params import Params
 
 
 @pytest.fixture(scope="module")

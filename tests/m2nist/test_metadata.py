@@ -7,7 +7,6 @@ import json
 import pytest
 
 import m2nist
-from m2nist.compose import Params
 from m2nist.metadata import (
     KEYS,
     PARAM_KEYS,
@@ -17,6 +16,7 @@ from m2nist.metadata import (
     package_version,
     parse_metadata,
 )
+from m2nist.params import Params
 from m2nist.verification import verify
 
 
