@@ -13,9 +13,9 @@ How one image is made
    laid out again by an always-valid *grid fallback*: the canvas is cut into cells of
    the pool's largest ink box plus margin, the digits take distinct random cells at a
    random offset inside the cell. With the defaults the fallback is essentially never
-   used (see :func:`fallback_rate`), but it is what makes every accepted request
-   terminate: feasibility is checked once, up front, as "the grid holds ``max``
-   digits" (:func:`m2nist.pool.check_fits`).
+   used (:attr:`Layout.fallback` marks the images that needed it), but it is what makes
+   every accepted request terminate: feasibility is checked once, up front, as "the
+   grid holds ``max`` digits" (:func:`m2nist.pool.check_fits`).
 4. Compositing is by maximum. Because ink boxes are disjoint and only the pixels
    inside a digit's ink box are pasted, the maximum is a plain copy, which is what
    the code does (a scatter). Pixels outside the ink box are at most the threshold,
@@ -244,12 +244,6 @@ def compose_parallel(
     with ThreadPoolExecutor(workers) as ex:
         list(ex.map(run, spans))
     return out
-
-
-def fallback_rate(pool: DigitPool, params: Params, seed: int = 0, blocks: int = 4) -> float:
-    """Fraction of images that needed the grid fallback (for documentation and tests)."""
-    laid = [layout_block(pool, params, block_rng(seed, "train", b)) for b in range(blocks)]
-    return float(np.mean([layout.fallback.mean() for layout in laid]))
 
 
 def generate(

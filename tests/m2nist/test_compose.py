@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import m2nist
 from fcnbase.cli import UsageError
-from m2nist.compose import compose_parallel, fallback_rate
+from m2nist.compose import block_rng, compose_parallel, layout_block
 from m2nist.invariants import invariant_errors
 from m2nist.params import BLOCK, ParamError, Params
 from m2nist.pool import digit_pool
@@ -117,7 +117,8 @@ def test_impossible_requests_are_rejected_up_front(kwargs, message):
 
 def test_dense_requests_use_the_fallback_and_stay_valid():
     params = Params(digits=(6, 6), margin=4)
-    assert fallback_rate(digit_pool("train", params, "sample"), params, blocks=1) > 0
+    layout = layout_block(digit_pool("train", params, "sample"), params, block_rng(0, "train", 0))
+    assert layout.fallback.mean() > 0
     arrays = m2nist.generate(500, digits=(6, 6), margin=4, source="sample")
     assert invariant_errors(arrays, params) == []
 
