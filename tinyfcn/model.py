@@ -18,6 +18,33 @@ Nothing about alignment is typed in. The minimal zero padding of ``conv1`` (the 
 of the paper's ``pad: 100`` on conv1_1) and every crop offset are computed from the layer
 geometry (:mod:`tinyfcn.geometry`) when the net is built; they are exposed as
 ``model.padding`` and ``model.crop_offsets``.
+
+What the code computes can be checked by hand (tests/tinyfcn/test_model.py compares the
+two). Output index i of a layer sits at input ``stride*i + (k-1)/2 - pad``; a transposed
+conv of kernel k and stride s maps output o to input ``o/s - (k-1)/(2s)``. With conv1
+padded by P, the maps (stride, offset of output 0) are::
+
+    conv1 (k5, pad P)   s1  2 - P
+    pool1 (k2)          s2  2 - P + 1/2       = 2.5 - P
+    conv2 (k3)          s2  2.5 - P + 2*1     = 4.5 - P
+    pool2 (k2)          s4  4.5 - P + 2*1/2   = 5.5 - P
+    fc (k5, dense32)    s4  5.5 - P + 4*2     = 13.5 - P   (score_fr is 1x1: unchanged)
+
+    fcn4s:   upscore4 (k8 s4): 13.5 - P - 4*(7/8)                = 10 - P  -> crop P - 10
+    fcn2s:   upscore2 (k4 s2): 13.5 - P - 4*(3/4)                = 10.5 - P
+             score_pool1 crop: ((10.5 - P) - (2.5 - P)) / 2      = 4
+             upscore_pool1 (k4 s2): 10.5 - P - 2*(3/4)           = 9 - P   -> crop P - 9
+    fcn1s:   as fcn2s, and score_conv1 crop: (9 - P) - (2 - P)   = 7
+    article: upscore2 (k4 s2) on pool2: 5.5 - P - 4*(3/4)        = 2.5 - P
+             upscore2_k6 (k6 s2): 2.5 - P - 2*(5/4)              = -P      -> crop P
+
+The least padding: with n = H + 2P the final map has 4*floor(n/4) - 20 pixels (fcn4s),
+4*floor(n/4) - 18 (fcn2s, fcn1s) and 4*floor(n/4) (article); it must hold the crop plus H
+for every H >= 28, and floor loses up to 3 when H + 2P = 3 (mod 4). So::
+
+    fcn4s:        H + 2P - 3 - 20 >= P - 10 + H  ->  P >= 13, crop 3
+    fcn2s, fcn1s: H + 2P - 3 - 18 >= P - 9 + H   ->  P >= 12, crop 3
+    article:      H + 2P - 3 >= P + H            ->  P >= 3,  crop 3
 """
 
 from __future__ import annotations

@@ -1,30 +1,7 @@
 """The tiny FCN variants: sizes, computed crops and padding, input checks.
 
-Crop offsets below are worked out by hand from the coordinate-map rule (output index i of
-a layer sits at input ``stride*i + (k-1)/2 - pad``; a transposed conv of kernel k and
-stride s maps output o to input ``o/s - (k-1)/(2s)``) and compared with what the model
-computed. With conv1 padded by P, the maps (stride, offset of output 0) are:
-
-    conv1 (k5, pad P)   s1  2 - P
-    pool1 (k2)          s2  2 - P + 1/2       = 2.5 - P
-    conv2 (k3)          s2  2.5 - P + 2*1     = 4.5 - P
-    pool2 (k2)          s4  4.5 - P + 2*1/2   = 5.5 - P
-    fc (k5, dense32)    s4  5.5 - P + 4*2     = 13.5 - P   (score_fr is 1x1: unchanged)
-
-fcn4s:   upscore4 (k8 s4): 13.5 - P - 4*(7/8)                = 10 - P  -> crop P - 10
-fcn2s:   upscore2 (k4 s2): 13.5 - P - 4*(3/4)                = 10.5 - P
-         score_pool1 crop: ((10.5 - P) - (2.5 - P)) / 2      = 4
-         upscore_pool1 (k4 s2): 10.5 - P - 2*(3/4)           = 9 - P   -> crop P - 9
-fcn1s:   as fcn2s, and score_conv1 crop: (9 - P) - (2 - P)   = 7
-article: upscore2 (k4 s2) on pool2: 5.5 - P - 4*(3/4)        = 2.5 - P
-         upscore2_k6 (k6 s2): 2.5 - P - 2*(5/4)              = -P      -> crop P
-
-Minimal padding: with n = H + 2P the final map has 4*floor(n/4) - 20 pixels (fcn4s),
-4*floor(n/4) - 18 (fcn2s, fcn1s) and 4*floor(n/4) (article); it must hold the crop plus H
-for every H >= 28, and floor loses up to 3 when H + 2P = 3 (mod 4). So
-fcn4s:  H + 2P - 3 - 20 >= P - 10 + H  ->  P >= 13, crop 3;
-fcn2s/fcn1s:  H + 2P - 3 - 18 >= P - 9 + H  ->  P >= 12, crop 3;
-article:  H + 2P - 3 >= P + H  ->  P >= 3, crop 3.
+The expected paddings and crop offsets are the hand derivation in :mod:`tinyfcn.model`'s
+docstring (where students read it); these tests compare it with what the model computes.
 """
 
 from __future__ import annotations
@@ -35,7 +12,7 @@ import pytest
 import torch
 
 from tests.model_checks import ModelChecks
-from tinyfcn import MnistClassifier, TinyFCN, convolutionalize
+from tinyfcn import VARIANTS, MnistClassifier, TinyFCN, convolutionalize
 from tinyfcn.classifier import INPUT_SIZE
 
 SIZES = ((28, 28), (29, 31), (30, 33), (31, 30), (64, 84), (65, 85), (66, 87), (100, 37))
@@ -80,14 +57,28 @@ class TestArticle(_TinyChecks):
     expected_crop_offsets: ClassVar = {"score": 3}
 
 
-def test_one_less_padding_fails_somewhere() -> None:
-    """The computed padding is minimal: one pixel less leaves some size uncovered."""
-    for variant in ("fcn4s", "fcn2s", "fcn1s", "article"):
-        model = TinyFCN(variant)
-        model._set_padding(model.padding - 1)
-        with pytest.raises((ValueError, RuntimeError)):
-            for h in range(28, 36):
-                model(torch.zeros(1, 1, h, h))
+def _fails_at_some_size(model: TinyFCN, padding: int) -> bool:
+    """Whether ``model`` padded by ``padding``, its crops recomputed for that padding, has a
+    negative crop or leaves some size of one stride period from 28 uncovered."""
+    model._set_padding(padding)
+    try:
+        model.crop_offsets = model._crop_offsets()
+        for h in range(28, 32):
+            for w in range(28, 32):
+                model(torch.zeros(1, 1, h, w))
+    except ValueError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_one_less_padding_fails_somewhere(variant: str) -> None:
+    """The computed padding is minimal: one pixel less leaves some size uncovered, even with
+    the crops recomputed for it (keeping the correct padding's crops would prove nothing)."""
+    model = TinyFCN(variant)
+    padding = model.padding
+    assert not _fails_at_some_size(model, padding)
+    assert _fails_at_some_size(model, padding - 1)
 
 
 def test_score_fr_keeps_the_classifier_digits() -> None:
