@@ -15,6 +15,10 @@
   rename: a second run into the same OUT fails at once instead of interleaving files.
 * With ``--force``, the previous run's files that this run does not rewrite are removed
   (:func:`stale_outputs`), but only names an m2nist run can write.
+
+The module is a little over 350 lines because these rules are one protocol (check,
+lock, stage, rename together, remove the stale files, publish the metadata last),
+and splitting it would make a reader jump between files to see that it is safe.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import hashlib
 import json
 import os
 from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -51,6 +56,14 @@ from m2nist.pool import DigitPool, digit_pool
 
 ONE_HOT_ROWS = 512
 PREVIEW_IMAGES = 16
+#: Where the MNIST digits come from: a folder, ``"sample"``, or None (resolved as usual).
+Source = str | os.PathLike | None
+
+
+class Progress(Protocol):
+    """Where a run reports each batch of images it has written (the CLI's progress bar)."""
+
+    def update(self, n: int) -> None: ...
 
 
 class Staging:
@@ -99,13 +112,15 @@ class HashingFile:
         self.staging.sha256[self.path] = self.digest.hexdigest()
 
 
-def _ordered_chunks(jobs: list, run, workers: int) -> Iterator:
+def _ordered_chunks(
+    jobs: list[tuple[int, int]], run: Callable[[tuple[int, int]], M2nistArrays], workers: int
+) -> Iterator[M2nistArrays]:
     """``map(run, jobs)`` on ``workers`` threads, in order, with few results in flight."""
     if workers <= 1:
         yield from map(run, jobs)
         return
     with ThreadPoolExecutor(workers) as ex:
-        window: deque = deque()
+        window: deque[Future[M2nistArrays]] = deque()
         for job in jobs:
             window.append(ex.submit(run, job))
             if len(window) > workers:
@@ -125,7 +140,7 @@ def write_split(
     seed: int,
     formats: list[str],
     workers: int,
-    progress,
+    progress: Progress,
 ) -> dict:
     """Generate rows ``rows`` of one split straight into its files; return its counts.
 
@@ -181,7 +196,7 @@ def write_split(
     }
 
 
-def source_paths(source: str | os.PathLike | None) -> list[Path]:
+def source_paths(source: Source) -> list[Path]:
     """The files (or, for an IDX folder, the folder) a run reads: never to be written."""
     resolved = resolve_source(source)
     return [sample_path()] if resolved == SAMPLE else [Path(resolved)]
@@ -191,7 +206,7 @@ def check_destination(
     out: Path,
     finals: list[Path],
     *,
-    source: str | os.PathLike | None,
+    source: Source,
     preview: Path | None,
     force: bool,
 ) -> None:
@@ -253,12 +268,12 @@ def write_dataset(
     counts: dict[str, int],
     seed: int,
     params: Params,
-    source,
+    source: Source,
     formats: list[str],
     workers: int = 1,
     shard: tuple[int, int] | None = None,
     force: bool = False,
-    progress=None,
+    progress: Progress | None = None,
     preview: str | Path | None = None,
 ) -> dict:
     """Generate every split into ``out`` and write ``metadata.json``; return it.
@@ -294,11 +309,11 @@ def _write_locked(
     counts: dict[str, int],
     seed: int,
     params: Params,
-    source,
+    source: Source,
     formats: list[str],
     workers: int,
     shard: tuple[int, int] | None,
-    progress,
+    progress: Progress | None,
     stale: list[Path],
 ) -> dict:
     """The data files of :func:`write_dataset`, renamed into place; the metadata to write."""
@@ -342,7 +357,9 @@ def _write_locked(
     return metadata
 
 
-def _save_preview(out: Path, png: Path, metadata: dict, params: Params, source, seed: int) -> None:
+def _save_preview(
+    out: Path, png: Path, metadata: dict, params: Params, source: Source, seed: int
+) -> None:
     """The preview grid, from the first rows written (regenerated: the same bytes as the
     files, whatever the format); recorded in ``files`` when it lies directly in OUT."""
     from m2nist.viz import save_preview
@@ -358,5 +375,7 @@ def _save_preview(out: Path, png: Path, metadata: dict, params: Params, source, 
 
 
 class _NoProgress:
+    """The :class:`Progress` of a run that nobody watches."""
+
     def update(self, n: int) -> None:
         pass
