@@ -25,7 +25,8 @@ keys as the Caffe-converted checkpoints that wkentaro/pytorch-fcn publishes.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ from tinyfcn.upsample import upsample_layer
 
 __all__ = [
     "FCN",
-    "SKIPS",
+    "PAPER_CROPS",
     "VARIANTS",
     "WIDTH_DIVISORS",
     "build",
@@ -56,14 +57,16 @@ __all__ = [
     "staged_init",
 ]
 
-#: Which pooling layers feed a skip, coarsest first (the order they are fused in).
-SKIPS: dict[str, tuple[str, ...]] = {
-    "fcn32s": (),
-    "fcn16s": ("pool4",),
-    "fcn8s": ("pool4", "pool3"),
-    "fcn8s_atonce": ("pool4", "pool3"),
+#: The crops pytorch-fcn types in (``fcn32s.py`` ... ``fcn8s.py``), by the layer whose
+#: output is cropped. Here they are computed from the geometry; every build checks that the
+#: arithmetic still gives the paper's numbers.
+PAPER_CROPS: dict[str, dict[str, int]] = {
+    "fcn32s": {"upscore": 19},
+    "fcn16s": {"score_pool4": 5, "upscore16": 27},
+    "fcn8s": {"score_pool4": 5, "score_pool3": 9, "upscore8": 31},
+    "fcn8s_atonce": {"score_pool4": 5, "score_pool3": 9, "upscore8": 31},
 }
-VARIANTS = tuple(SKIPS)
+VARIANTS = tuple(PAPER_CROPS)
 #: Channel divisors that keep every VGG width whole (64 channels in conv1 / 64 = 1).
 WIDTH_DIVISORS = (1, 2, 4, 8, 16, 32, 64)
 # FCN-8s "at-once" trains all streams together from VGG16; the reference net scales the
@@ -143,6 +146,11 @@ def _vgg16(imagenet: bool, width_divisor: int) -> VGG:
 class FCN(nn.Module):
     """A VGG16 FCN: the paper's layer names, ``crop_offsets`` from geometry, skip fusion.
 
+    The VGG layers (``conv1_1`` ... ``drop7``) are registered on the net itself, not in a
+    container, so the state dict keys are pytorch-fcn's (``conv1_1.weight``, ``fc7.bias``,
+    ``score_pool4.weight`` ...) and its Caffe checkpoints load as they are. :meth:`trunk`
+    gives the same layers as one callable ``nn.Sequential``.
+
     Attributes: ``variant`` (``fcn32s`` ...), ``num_classes``, ``crop_offsets`` (crop of
     each score map, by the layer whose output is cropped), ``preprocess`` (the input
     normalisation the loaded weights expect), ``width_divisor``.
@@ -157,91 +165,109 @@ class FCN(nn.Module):
         width_divisor: int = 1,
     ) -> None:
         super().__init__()
-        if variant not in SKIPS:
+        if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
         if width_divisor not in WIDTH_DIVISORS:
             raise ValueError(f"width_divisor {width_divisor!r} is not one of {WIDTH_DIVISORS}")
         self.variant, self.num_classes, self.width_divisor = variant, num_classes, width_divisor
         self.preprocess: Preprocess = TORCHVISION
         backbone = convolutionalize(_vgg16(imagenet, width_divisor), _IMAGENET_SIZE)
-        named = list(paper_named_layers(backbone))[:-1]  # drop fc8, the ImageNet classifier
-        for name, module in named:
+        layers = list(paper_named_layers(backbone))[:-1]  # fc8 dropped
+        for name, module in layers:
             if isinstance(module, nn.MaxPool2d):
                 module.ceil_mode = True  # Caffe rounds up: border pixels keep a score
             self.add_module(name, module)
         self.conv1_1.padding = (_CONV1_PAD, _CONV1_PAD)
-        self._trunk = tuple(name for name, _ in named)
-        self._skips = SKIPS[variant]
-        self._skip_scales = {
-            s: _ATONCE_SCALES[s] if variant == "fcn8s_atonce" else 1.0 for s in self._skips
-        }
+        self._trunk_names = tuple(name for name, _ in layers)
+        # The forward's three stretches of the trunk, kept in a plain tuple: views of the
+        # layers above, so they add no state dict keys.
+        trunk = self.trunk()
+        after_pool3 = self._trunk_names.index("pool3") + 1
+        after_pool4 = self._trunk_names.index("pool4") + 1
+        self._stages = (trunk[:after_pool3], trunk[after_pool3:after_pool4], trunk[after_pool4:])
+        atonce = variant == "fcn8s_atonce"
+        self.pool4_scale = _ATONCE_SCALES["pool4"] if atonce else 1.0
+        self.pool3_scale = _ATONCE_SCALES["pool3"] if atonce else 1.0
 
-        self.score_fr = nn.Conv2d(self.fc7.out_channels, num_classes, 1)
-        for skip in self._skips:
-            channels = self._trunk_maps(skip)[1].out_channels
-            self.add_module(f"score_{skip}", nn.Conv2d(channels, num_classes, 1))
-        for m in (self.score_fr, *(getattr(self, f"score_{s}") for s in self._skips)):
-            # Zero scores: a new skip starts out adding nothing, so FCN-16s begins as
-            # exactly its FCN-32s parent (the paper's staged training).
-            nn.init.zeros_(m.weight)
-            nn.init.zeros_(m.bias)
-        self._ups, self._final = self._make_upsampling()
+        # Zero scores: a new skip starts out adding nothing, so FCN-16s begins as exactly
+        # its FCN-32s parent (the paper's staged training). Upsamplers are frozen bilinear.
+        self.score_fr = _zero_score(self.fc7.out_channels, num_classes)
+        if variant == "fcn32s":
+            self.upscore = upsample_layer(num_classes, 32)
+        elif variant == "fcn16s":
+            self.score_pool4 = _zero_score(self.conv4_3.out_channels, num_classes)
+            self.upscore2 = upsample_layer(num_classes, 2)
+            self.upscore16 = upsample_layer(num_classes, 16)
+        else:
+            self.score_pool4 = _zero_score(self.conv4_3.out_channels, num_classes)
+            self.score_pool3 = _zero_score(self.conv3_3.out_channels, num_classes)
+            self.upscore2 = upsample_layer(num_classes, 2)
+            self.upscore_pool4 = upsample_layer(num_classes, 2)
+            self.upscore8 = upsample_layer(num_classes, 8)
         self.crop_offsets = self._compute_crop_offsets()
+        assert self.crop_offsets == PAPER_CROPS[variant], (self.crop_offsets, variant)
 
-    # -- construction helpers -------------------------------------------------------------
+    def trunk(self) -> nn.Sequential:
+        """The convolutionalised VGG16, ``conv1_1`` ... ``drop7``, as one ``nn.Sequential``.
 
-    def _trunk_maps(self, until: str) -> tuple[CoordMap, nn.Conv2d]:
-        """Coordinate map of the trunk up to ``until`` and the last conv before it."""
-        modules = [getattr(self, n) for n in self._trunk[: self._trunk.index(until) + 1]]
-        last_conv = [m for m in modules if isinstance(m, nn.Conv2d)][-1]
-        return coord_map(modules), last_conv
-
-    def _make_upsampling(self) -> tuple[tuple[str, ...], str]:
-        """Register the 2x upsamplers that precede each fusion and the final upsampler.
-
-        Each skip halves the stride of the fused map, so one 2x layer per skip; the final
-        layer upsamples by the stride that is left (32, 16 or 8), from the geometry.
+        A view, not a copy: it holds this net's own layers under their paper names, so
+        ``model.trunk()(x)`` gives fc7's features and ``receptive_fields(model.trunk())``
+        names its rows ``conv1_1``, ``pool1`` ...
         """
-        ups = tuple(["upscore2"] + [f"upscore_{s}" for s in self._skips[:-1]])[: len(self._skips)]
-        for name in ups:
-            self.add_module(name, upsample_layer(self.num_classes, 2))  # frozen bilinear
-        stride = self._trunk_maps(self._skips[-1] if self._skips else self._trunk[-1])[0].stride
-        final = f"upscore{int(stride)}" if self._skips else "upscore"
-        self.add_module(final, upsample_layer(self.num_classes, int(stride)))
-        return ups, final
+        return nn.Sequential(OrderedDict((name, getattr(self, name)) for name in self._trunk_names))
 
     def _compute_crop_offsets(self) -> dict[str, int]:
-        """Follow each path's coordinate map and align it with the map it is added to."""
-        cmap = coord_map([getattr(self, n) for n in self._trunk] + [self.score_fr])
-        offsets = {}
-        for skip, up in zip(self._skips, self._ups, strict=True):
-            cmap = coord_map(getattr(self, up), start=cmap)
-            name = f"score_{skip}"
-            skip_map = coord_map(getattr(self, name), start=self._trunk_maps(skip)[0])
-            offsets[name] = crop_offset(skip_map, cmap)
-        cmap = coord_map(getattr(self, self._final), start=cmap)
-        offsets[self._final] = crop_offset(cmap, CoordMap())  # align with the input
+        """Follow each path's coordinate map, as :meth:`forward` does, and align the maps.
+
+        Every map is aligned with the one it is added to; the last with the input
+        (``CoordMap()``, stride 1, offset 0).
+        """
+        to_pool3, to_pool4, to_fc7 = self._stages
+        at_pool3 = coord_map(to_pool3)
+        at_pool4 = coord_map(to_pool4, start=at_pool3)
+        h = coord_map([to_fc7, self.score_fr], start=at_pool4)  # 1/32
+        if self.variant == "fcn32s":
+            return {"upscore": crop_offset(coord_map(self.upscore, start=h), CoordMap())}
+        h = coord_map(self.upscore2, start=h)  # 1/16
+        offsets = {"score_pool4": crop_offset(coord_map(self.score_pool4, start=at_pool4), h)}
+        if self.variant == "fcn16s":
+            offsets["upscore16"] = crop_offset(coord_map(self.upscore16, start=h), CoordMap())
+            return offsets
+        h = coord_map(self.upscore_pool4, start=h)  # 1/8
+        offsets["score_pool3"] = crop_offset(coord_map(self.score_pool3, start=at_pool3), h)
+        offsets["upscore8"] = crop_offset(coord_map(self.upscore8, start=h), CoordMap())
         return offsets
 
-    # -- forward --------------------------------------------------------------------------
-
     def forward(self, x: Tensor) -> Tensor:
-        h, taps = x, {}
-        for name in self._trunk:
-            h = getattr(self, name)(h)
-            if name in self._skips:
-                taps[name] = h  # pool4: 1/16, pool3: 1/8 (before padding effects)
-        h = self.score_fr(h)  # 1/32: coarse class scores
-        for skip, up in zip(self._skips, self._ups, strict=True):
-            h = getattr(self, up)(h)  # 2x: 1/16, then 1/8
-            score = getattr(self, f"score_{skip}")(taps[skip] * self._skip_scales[skip])
-            name = f"score_{skip}"
-            h = h + crop(score, self.crop_offsets[name], h.shape[-2:])
-        h = getattr(self, self._final)(h)  # 1/1
-        return crop(h, self.crop_offsets[self._final], x.shape[-2:])
+        """The paper's figure 3, top to bottom: each variant stops at its own final upsampler."""
+        to_pool3, to_pool4, to_fc7 = self._stages
+        pool3 = to_pool3(x)  # 1/8
+        pool4 = to_pool4(pool3)  # 1/16
+        h = self.score_fr(to_fc7(pool4))  # 1/32: coarse class scores ("what")
+        if self.variant == "fcn32s":
+            return crop(self.upscore(h), self.crop_offsets["upscore"], x.shape[-2:])  # 1/1
+
+        h = self.upscore2(h)  # 1/16
+        score_pool4 = self.score_pool4(pool4 * self.pool4_scale)
+        h = h + crop(score_pool4, self.crop_offsets["score_pool4"], h.shape[-2:])  # "where"
+        if self.variant == "fcn16s":
+            return crop(self.upscore16(h), self.crop_offsets["upscore16"], x.shape[-2:])  # 1/1
+
+        h = self.upscore_pool4(h)  # 1/8
+        score_pool3 = self.score_pool3(pool3 * self.pool3_scale)
+        h = h + crop(score_pool3, self.crop_offsets["score_pool3"], h.shape[-2:])
+        return crop(self.upscore8(h), self.crop_offsets["upscore8"], x.shape[-2:])  # 1/1
 
     def extra_repr(self) -> str:
         return f"variant={self.variant}, crop_offsets={self.crop_offsets}"
+
+
+def _zero_score(in_channels: int, num_classes: int) -> nn.Conv2d:
+    """A 1x1 class-score layer starting at exactly zero (weights and bias)."""
+    score = nn.Conv2d(in_channels, num_classes, 1)
+    nn.init.zeros_(score.weight)
+    nn.init.zeros_(score.bias)
+    return score
 
 
 def staged_init(target: FCN, source: FCN) -> FCN:
@@ -413,28 +439,73 @@ def load_model(path: str | os.PathLike[str], variant: str | None = None) -> FCN:
     return _load_into(model, stored, str(path))
 
 
-def _builder(variant: str) -> Callable[..., FCN]:
-    def builder(
-        *,
-        weights: str | os.PathLike[str] | None = None,
-        num_classes: int = NUM_CLASSES,
-        init_from: FCN | None = None,
-        width_divisor: int = 1,
-    ) -> FCN:
-        return build(
-            variant,
-            weights=weights,
-            num_classes=num_classes,
-            init_from=init_from,
-            width_divisor=width_divisor,
-        )
-
-    builder.__name__ = builder.__qualname__ = variant
-    builder.__doc__ = f"{variant.upper()} on VGG16; see :func:`build` for the arguments."
-    return builder
+def fcn32s(
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    num_classes: int = NUM_CLASSES,
+    init_from: FCN | None = None,
+    width_divisor: int = 1,
+) -> FCN:
+    """FCN-32s: the coarse scores upsampled 32x in one step (see :func:`build`)."""
+    return build(
+        "fcn32s",
+        weights=weights,
+        num_classes=num_classes,
+        init_from=init_from,
+        width_divisor=width_divisor,
+    )
 
 
-fcn32s = _builder("fcn32s")
-fcn16s = _builder("fcn16s")
-fcn8s = _builder("fcn8s")
-fcn8s_atonce = _builder("fcn8s_atonce")
+def fcn16s(
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    num_classes: int = NUM_CLASSES,
+    init_from: FCN | None = None,
+    width_divisor: int = 1,
+) -> FCN:
+    """FCN-16s: FCN-32s plus pool4's scores at stride 16; ``init_from`` an FCN-32s (see
+    :func:`build`)."""
+    return build(
+        "fcn16s",
+        weights=weights,
+        num_classes=num_classes,
+        init_from=init_from,
+        width_divisor=width_divisor,
+    )
+
+
+def fcn8s(
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    num_classes: int = NUM_CLASSES,
+    init_from: FCN | None = None,
+    width_divisor: int = 1,
+) -> FCN:
+    """FCN-8s: FCN-16s plus pool3's scores at stride 8; ``init_from`` an FCN-16s (see
+    :func:`build`)."""
+    return build(
+        "fcn8s",
+        weights=weights,
+        num_classes=num_classes,
+        init_from=init_from,
+        width_divisor=width_divisor,
+    )
+
+
+def fcn8s_atonce(
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    num_classes: int = NUM_CLASSES,
+    init_from: FCN | None = None,
+    width_divisor: int = 1,
+) -> FCN:
+    """FCN-8s trained in one go from VGG16: pool4 and pool3 features scaled by 0.01 and
+    0.0001 so their scores start on the deep stream's scale (PAMI version; see
+    :func:`build`)."""
+    return build(
+        "fcn8s_atonce",
+        weights=weights,
+        num_classes=num_classes,
+        init_from=init_from,
+        width_divisor=width_divisor,
+    )

@@ -156,3 +156,27 @@ def test_builders_are_exposed() -> None:
         model = getattr(fullfcn, name)(width_divisor=WIDTH, num_classes=5)
         assert model.variant == name and model.score_fr.out_channels == 5
         assert getattr(fcn_model, name) is getattr(fullfcn, name)
+
+
+def test_trunk_is_a_view_of_the_vgg_layers() -> None:
+    """The trunk holds the net's own layers under their paper names and adds no keys."""
+    model = build("fcn8s", width_divisor=WIDTH).eval()
+    trunk = model.trunk()
+    names = [n for n, _ in trunk.named_children()]
+    assert names[0] == "conv1_1" and names[-1] == "drop7" and "pool4" in names
+    assert all(module is getattr(model, name) for name, module in trunk.named_children())
+    assert set(model.state_dict()) == set(build("fcn8s", width_divisor=WIDTH).state_dict())
+    assert not any(k.startswith("trunk") or k[0].isdigit() for k in model.state_dict())
+    taps = []
+    model.fc7.register_forward_hook(lambda mod, inp, out: taps.append(out))
+    with torch.no_grad():
+        x = torch.rand(1, 3, 40, 40)
+        model(x)
+        assert torch.equal(model.relu7(trunk(x)), model.relu7(taps[0]))
+
+
+def test_a_crop_off_the_papers_is_refused_at_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every build checks the computed crops against the paper's 19 / 5, 27 / 5, 9, 31."""
+    monkeypatch.setitem(fcn_model.PAPER_CROPS, "fcn16s", {"score_pool4": 5, "upscore16": 28})
+    with pytest.raises(AssertionError):
+        build("fcn16s", width_divisor=WIDTH)
