@@ -15,6 +15,7 @@ CC BY-SA 3.0; the same license applies to the sample (see PROVENANCE.md).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,14 +105,21 @@ def build(mnist_dir: Path, out: Path) -> Path:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = Parser(description=__doc__.split("\n\n")[0])
+    parser = Parser(
+        description="Build the real-MNIST sample bundled as m2nist/data/mnist_sample.npz "
+        "(the same bytes on every run).",
+        epilog="example:\n  python scripts/make_mnist_sample.py --mnist-dir ~/data/mnist",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--mnist-dir",
         type=Path,
         required=True,
         help="folder with the four original MNIST IDX files",
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="output folder (default: m2nist/data here)"
+    )
     args = parser.parse_args(argv)
     path = build(args.mnist_dir, args.out)
     print(f"wrote {path} ({path.stat().st_size} bytes)")
