@@ -192,13 +192,14 @@ def train_classifier(
             if progress:  # loss.item() waits for the device: only when someone looks
                 bar.update()
                 bar.set_postfix(loss=f"{loss.item():.3f}", s=f"{budget.elapsed:.0f}")
-            now = time.perf_counter()
-            if step == 1:
-                paced_from = now
-            elif deadline is not None and step >= PACE_STEPS:
-                finish = now + (total - step) * (now - paced_from) / (step - 1)
-                if finish >= deadline:
-                    raise BudgetError(_no_room(config, f"the classifier ({total} steps)"))
+            if deadline is not None:  # will the pace so far end the stage in time?
+                now = time.perf_counter()
+                if step == 1:
+                    paced_from = now
+                elif step >= PACE_STEPS:
+                    finish = now + (total - step) * (now - paced_from) / (step - 1)
+                    if finish >= deadline:
+                        raise BudgetError(_no_room(config, f"the classifier ({total} steps)"))
     except KeyboardInterrupt:
         raise TrainingInterrupted(step, step) from None
     finally:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from fcnbase import lock_dir
+from fcnbase.outputs import PARTIAL, is_partial
 from tests.cli_table import assert_refused
 from tinyfcn import TinyFCN, TrainConfig, load_checkpoint, save_checkpoint
 from tinyfcn.cli import main
@@ -155,7 +156,8 @@ def test_end_to_end_rerun_refuses_and_force_replaces(
     assert "fcn2s.pt exists (use --force" in capsys.readouterr().err
     assert checkpoint.read_bytes() == b"the user's own result"
 
-    leftover = tmp_path / ".fcn2s.pt.abc123.partial"  # the trace of a killed run
+    leftover = tmp_path / f".fcn2s.pt.abc123{PARTIAL}"  # the trace of a killed run
+    assert is_partial(leftover.name)
     leftover.write_bytes(b"half")
     assert main([*argv, "--force"]) == 0
     replaced = load_checkpoint(checkpoint)[1]["state_dict"]  # the same seed's weights

@@ -1,0 +1,33 @@
+"""A toy split and a toy config: enough to exercise the training API in a second, no MNIST."""
+
+from __future__ import annotations
+
+import torch
+
+from tinyfcn import M2nistData, TrainConfig
+
+
+def toy_data(n: int = 8, seed: int = 0) -> M2nistData:
+    """Random images whose bright pixels are class 3, the rest background."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 1, 32, 36, generator=g)
+    labels = torch.where(images[:, 0] > 0.7, 3, 10)
+    return M2nistData(images, labels)
+
+
+def toy_splits() -> tuple[M2nistData, M2nistData]:
+    """Eight training images and four test images."""
+    return toy_data(), toy_data(4, seed=1)
+
+
+def toy_config(**overrides: object) -> TrainConfig:
+    """fcn2s from scratch, 2 epochs in batches of 4, no history points: deterministic."""
+    base: dict[str, object] = {
+        "variant": "fcn2s",
+        "pretrained": False,
+        "epochs": 2,
+        "seconds": None,
+        "batch_size": 4,
+        "eval_every": 0,
+    }
+    return TrainConfig(**{**base, **overrides})
