@@ -38,6 +38,7 @@ __all__ = [
     "batches",
     "cosine",
     "sgd_step",
+    "steps_for",
     "train_classifier",
     "train_fcn",
 ]
