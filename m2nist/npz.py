@@ -90,28 +90,33 @@ class NpzStreamWriter:
     (30 bytes + name + 20-byte zip64 extra), then its ``.npy`` header and data. Chunks
     are written in place with ``os.pwrite`` while each member's CRC-32 is updated; the
     local headers (which carry the CRCs), the central directory and the zip64 end
-    records are written by :meth:`close`. The bytes depend only on the arrays, and
+    records are written by :meth:`finish`. The bytes depend only on the arrays, and
     Python's ``zipfile`` (hence ``np.load``) reads the result, checking every CRC.
     """
 
-    def __init__(self, fd: int, members: dict[str, tuple[np.dtype, tuple[int, ...]]]):
-        """``fd``: an empty file opened for writing (from :func:`create_temp`); the writer
-        owns it from here and closes it. It never opens a path itself, so it cannot be
+    def __init__(self, fd: int, members: dict[str, tuple[np.dtype, tuple[int, ...]]]) -> None:
+        """``fd``: an empty file opened for writing (from
+        :func:`fcnbase.outputs.create_temp`); the writer owns it from here and closes it,
+        even when this constructor fails. It never opens a path itself, so it cannot be
         pointed at another file through a name."""
         self.names = [f"{name}.npy".encode() for name in members]
         self.offset, self.next, self.end, self.crc, self.size = {}, {}, {}, {}, {}
         self.fd = fd
         at = 0
-        for (name, (dtype, shape)), encoded in zip(members.items(), self.names, strict=True):
-            header = npy_header(dtype, shape)
-            nbytes = np.dtype(dtype).itemsize * int(np.prod(shape, dtype=np.int64))
-            self.offset[name] = at
-            data = at + 30 + len(encoded) + 20
-            os.pwrite(self.fd, header, data)
-            self.crc[name] = zlib.crc32(header)
-            self.next[name] = data + len(header)
-            self.size[name] = len(header) + nbytes
-            self.end[name] = at = data + self.size[name]
+        try:
+            for (name, (dtype, shape)), encoded in zip(members.items(), self.names, strict=True):
+                header = npy_header(dtype, shape)
+                nbytes = np.dtype(dtype).itemsize * int(np.prod(shape, dtype=np.int64))
+                self.offset[name] = at
+                data = at + 30 + len(encoded) + 20
+                os.pwrite(self.fd, header, data)
+                self.crc[name] = zlib.crc32(header)
+                self.next[name] = data + len(header)
+                self.size[name] = len(header) + nbytes
+                self.end[name] = at = data + self.size[name]
+        except BaseException:
+            os.close(fd)
+            raise
         self.directory = at
 
     def write(self, name: str, chunk: np.ndarray) -> None:

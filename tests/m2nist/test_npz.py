@@ -49,3 +49,12 @@ def test_stream_writer_interleaves_members_and_refuses_an_incomplete_one(tmp_pat
     with pytest.raises(ValueError, match="b: 8 bytes missing"), NpzStreamWriter(fd, members) as npz:
         npz.write("a", a)
         npz.write("b", b[:2])
+
+
+def test_stream_writer_closes_its_descriptor_when_it_cannot_start(tmp_path):
+    (tmp_path / "r.npz").write_bytes(b"")
+    fd = os.open(tmp_path / "r.npz", os.O_RDONLY)  # pwrite fails: not open for writing
+    with pytest.raises(OSError):
+        NpzStreamWriter(fd, {"a": (np.dtype(np.uint8), (2, 2))})
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed by the writer, which owns it
