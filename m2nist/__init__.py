@@ -10,36 +10,36 @@ Labels use classes 0-9 for digits and :data:`BACKGROUND` = 10, so there are
 :data:`NUM_CLASSES` = 11 classes.
 """
 
-from m2nist.compose import M2nistArrays, generate
-from m2nist.metadata import package_version
-from m2nist.mnist import MnistSourceError, load_mnist
-from m2nist.npz import load_arrays
-from m2nist.params import BACKGROUND, NUM_CLASSES, ParamError
-from m2nist.verification import verify
+import importlib
 
-__version__ = package_version()
+#: Where each public name lives. Nothing is imported until a name is first used, so
+#: ``from m2nist.params import BACKGROUND`` (the label convention) costs no generator,
+#: and ``m2nist-gen`` loads no torch.
+_HOMES = {
+    "BACKGROUND": "m2nist.params",
+    "NUM_CLASSES": "m2nist.params",
+    "ParamError": "m2nist.params",
+    "M2nistArrays": "m2nist.compose",
+    "generate": "m2nist.compose",
+    "load_arrays": "m2nist.npz",
+    "MnistSourceError": "m2nist.mnist",
+    "load_mnist": "m2nist.mnist",
+    "verify": "m2nist.verification",
+    "M2NIST": "m2nist.dataset",
+    "M2NISTStream": "m2nist.dataset",
+}
 
 
-def __getattr__(name: str):
-    """Import the torch datasets on first use, so that ``m2nist-gen`` starts fast."""
-    if name in ("M2NIST", "M2NISTStream"):
-        from m2nist import dataset
+def __getattr__(name: str) -> object:
+    """Import a public name's module on first use (see :data:`_HOMES`)."""
+    if name == "__version__":
+        from m2nist.metadata import package_version
 
-        return getattr(dataset, name)
+        return package_version()
+    if name in _HOMES:
+        value = globals()[name] = getattr(importlib.import_module(_HOMES[name]), name)
+        return value
     raise AttributeError(f"module 'm2nist' has no attribute {name!r}")
 
 
-__all__ = [
-    "BACKGROUND",
-    "M2NIST",
-    "NUM_CLASSES",
-    "M2NISTStream",
-    "M2nistArrays",
-    "MnistSourceError",
-    "ParamError",
-    "__version__",
-    "generate",
-    "load_arrays",
-    "load_mnist",
-    "verify",
-]
+__all__ = [*sorted(_HOMES), "__version__"]

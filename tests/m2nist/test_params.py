@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from m2nist.params import ParamError, Params, as_pair, make_params
@@ -31,3 +34,16 @@ def test_every_spelling_of_a_request_is_the_same_params():
 def test_bad_spellings_and_values_are_param_errors_naming_the_field(args, message):
     with pytest.raises(ParamError, match=message):
         make_params(*args)
+
+
+def test_the_label_convention_imports_without_the_generator():
+    """``m2nist.params`` is cheap to import (the package root imports lazily), so other
+    packages can take BACKGROUND and NUM_CLASSES from here without loading the generator."""
+    code = (
+        "import sys; from m2nist.params import BACKGROUND, NUM_CLASSES; import m2nist; "
+        "assert (BACKGROUND, NUM_CLASSES) == (m2nist.BACKGROUND, m2nist.NUM_CLASSES) == (10, 11); "
+        "print(sorted(m for m in sys.modules if m.startswith('m2nist')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['m2nist', 'm2nist.params']"
