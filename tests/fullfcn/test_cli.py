@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from fcnbase import is_partial
 from fullfcn import evaluate, predict, train
 from fullfcn.model import build
 from fullfcn.pytorch_fcn import to_pytorch_fcn
@@ -118,7 +119,8 @@ def test_train_eval_predict(
     mask = Image.open(mask_path)
     assert mask.mode == "P" and mask.size == (500, 281)
     assert Image.open(tmp_path / "pred" / "mask_overlay.png").size == (500, 281)
-    assert not list((tmp_path / "pred").glob(".*.partial"))  # temporaries were renamed
+    # temporaries were renamed (is_partial: the very name rule create_temp uses)
+    assert not [p for p in (tmp_path / "pred").iterdir() if is_partial(p.name)]
 
     # A second run replaces the mask only when asked, and then gives the same bytes.
     first = mask_path.read_bytes()

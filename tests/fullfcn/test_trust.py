@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fcnbase import lock_dir
+from fcnbase import is_partial, lock_dir
 from fullfcn import train as train_module
 from fullfcn.predict import load_image
 from fullfcn.voc import find_voc2012
@@ -99,7 +99,7 @@ def test_double_ctrl_c_waits_for_the_save(
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"fullfcn-train: interrupted; checkpoint saved to {out / 'checkpoint.pt'}"]
     assert _iteration(out) == 2
-    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+    assert not [p for p in out.iterdir() if is_partial(p.name)]
 
 
 def test_sixteen_bit_png_is_scaled_not_clipped(voc_root: Path, tmp_path: Path) -> None:
