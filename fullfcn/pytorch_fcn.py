@@ -23,17 +23,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
-
-from fcnbase import atomic_write
 
 __all__ = [
     "ARCHS",
     "check_state_dict",
     "guess_variant",
     "load_pytorch_fcn",
-    "save_pytorch_fcn",
     "stated_preprocess",
     "stated_variant",
     "to_pytorch_fcn",
@@ -149,9 +145,3 @@ def to_pytorch_fcn(model: nn.Module) -> dict[str, Tensor]:
         metadata.setdefault("", {})[PREPROCESS_METADATA] = model.preprocess.name
     state._metadata = metadata  # type: ignore[attr-defined]
     return state
-
-
-def save_pytorch_fcn(model: nn.Module, path: str | os.PathLike[str]) -> None:
-    """Write ``model`` in pytorch-fcn's format, loadable by its ``FCN8s.load_state_dict``."""
-    with atomic_write(path) as f:
-        torch.save(to_pytorch_fcn(model), f)

@@ -9,7 +9,7 @@ import torch
 import torchvision
 
 from fullfcn.model import FCN, build, load_model
-from fullfcn.pytorch_fcn import check_state_dict, save_pytorch_fcn, to_pytorch_fcn
+from fullfcn.pytorch_fcn import check_state_dict, to_pytorch_fcn
 from fullfcn.transforms import CAFFE, TORCHVISION
 from tests.fullfcn.conftest import WIDTH
 from tinyfcn.convert import convolutionalize
@@ -148,14 +148,12 @@ def _atonce_files(tmp_path: Path, model: FCN) -> dict[str, Path]:
         "published name": tmp_path / "fcn8s-atonce_from_caffe.pth",
         "pytorch-fcn trainer": tmp_path / "checkpoint.pth.tar",
         "our export": tmp_path / "export.pth",
-        "our export, saved by hand": tmp_path / "by_hand.pth",
         "fullfcn-train checkpoint": tmp_path / "ours.pt",
     }
     torch.save(state, files["published name"])
     torch.save({"arch": "FCN8sAtOnce", "model_state_dict": state, "iteration": 7},
                files["pytorch-fcn trainer"])  # fmt: skip
-    save_pytorch_fcn(model, files["our export"])
-    torch.save(to_pytorch_fcn(model), files["our export, saved by hand"])
+    torch.save(to_pytorch_fcn(model), files["our export"])
     torch.save({"variant": model.variant, "width_divisor": WIDTH, "preprocess": "torchvision",
                 "model": model.state_dict()}, files["fullfcn-train checkpoint"])  # fmt: skip
     return files
