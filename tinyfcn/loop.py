@@ -2,7 +2,7 @@
 
 Both stages of the recipe train this way -- the MNIST classifier (:func:`train_classifier`)
 and the FCN on M2NIST (:func:`train_fcn`) -- each with its loop written out: a ``for``
-over :func:`batches`, one :func:`sgd_step`, and an ``if`` for what else happens between
+over :func:`batches`, one :func:`train_step`, and an ``if`` for what else happens between
 steps (the classifier checks its pace against the run's deadline, the FCN evaluates now and
 then).
 
@@ -37,10 +37,10 @@ __all__ = [
     "TrainingInterrupted",
     "batches",
     "cosine",
-    "sgd_step",
     "steps_for",
     "train_classifier",
     "train_fcn",
+    "train_step",
 ]
 
 #: Classifier steps timed before judging its pace: the first ones pay for warm-up.
@@ -135,8 +135,11 @@ def batches(
             step += 1
 
 
-def sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor, lr: float):
-    """One step of per-pixel (or per-digit) cross-entropy at learning rate ``lr``; the loss."""
+def train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor, lr: float
+) -> Tensor:
+    """One optimizer step on the cross-entropy of a minibatch (per pixel for the FCN, per digit
+    for the classifier) at learning rate ``lr``; returns the loss."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     loss = F.cross_entropy(model(x), y)
@@ -188,7 +191,7 @@ def train_classifier(
             with deferred_interrupts():  # see train_fcn
                 x = random_shift(images[idx], config.classifier_shift, generator).to(device)
                 lr = cosine(config.classifier_lr, fraction)
-                loss = sgd_step(model, optimizer, x, labels[idx].to(device), lr)
+                loss = train_step(model, optimizer, x, labels[idx].to(device), lr)
                 step += 1
             if progress:  # loss.item() waits for the device: only when someone looks
                 bar.update()
@@ -274,7 +277,7 @@ def train_fcn(
             # and ``step`` always agree when an interrupt is saved.
             with deferred_interrupts():
                 x, y = train.images[idx].to(device), train.labels[idx].to(device)
-                loss = sgd_step(model, optimizer, x, y, cosine(config.lr, fraction))
+                loss = train_step(model, optimizer, x, y, cosine(config.lr, fraction))
                 step += 1
             if progress:  # loss.item() waits for the device: only when someone looks
                 bar.update()
