@@ -65,14 +65,31 @@ from fullfcn.transforms import eval_transforms, train_transforms
 from fullfcn.util import DEFAULT_WORKERS, voc_root_arg, workers_arg
 from fullfcn.voc import IGNORE_INDEX, SBDSegmentation, VOCSegmentation, find_voc2012
 
-__all__ = ["PAPER_LR", "TrainConfig", "TrainResult", "main", "train"]
+__all__ = ["PAPER_LR", "RECIPES", "Recipe", "TrainConfig", "TrainResult", "main", "train"]
 
 #: The reference solvers' fixed learning rates for the summed loss.
 PAPER_LR = {"fcn32s": 1e-10, "fcn16s": 1e-12, "fcn8s": 1e-14, "fcn8s_atonce": 1e-10}
-_RECIPES = {
-    # recipe: (momentum, loss reduction, poly power, batch size, crop size, default lr)
-    "paper": (0.99, "sum", 0.0, 1, None, None),
-    "modern": (0.9, "mean", 0.9, 8, 320, 0.01),
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What ``--recipe`` chooses; the other settings stay the user's."""
+
+    momentum: float
+    reduction: str  # of the pixel losses: "sum" (the paper's) or "mean"
+    poly_power: float  # learning-rate decay (1 - t/T) ** power; 0: constant
+    batch_size: int
+    crop_size: int | None  # None: full images
+    lr: float | None  # None: PAPER_LR of the variant
+
+
+RECIPES = {
+    "paper": Recipe(
+        momentum=0.99, reduction="sum", poly_power=0.0, batch_size=1, crop_size=None, lr=None
+    ),
+    "modern": Recipe(
+        momentum=0.9, reduction="mean", poly_power=0.9, batch_size=8, crop_size=320, lr=0.01
+    ),
 }
 #: What a run writes into ``--out-dir``: the only files ``--force`` ever removes there.
 CHECKPOINT, LOG, TENSORBOARD = "checkpoint.pt", "log.csv", "tensorboard"
@@ -131,21 +148,21 @@ class TrainConfig:
             raise UsageError(
                 "--resume continues the run in --out-dir, --force starts it over: give one of them"
             )
-        if self.recipe not in _RECIPES:
-            raise ValueError(f"unknown recipe {self.recipe!r}; choose from {tuple(_RECIPES)}")
-        momentum, _, _, batch, crop, lr = _RECIPES[self.recipe]
-        c = dataclasses.replace(
+        if self.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {self.recipe!r}; choose from {tuple(RECIPES)}")
+        recipe = RECIPES[self.recipe]
+        resolved = dataclasses.replace(
             self,
-            lr=self.lr if self.lr is not None else (lr or PAPER_LR[self.variant]),
-            momentum=self.momentum if self.momentum is not None else momentum,
-            batch_size=self.batch_size or batch,
-            crop_size=self.crop_size if self.crop_size is not None else crop,
+            lr=self.lr if self.lr is not None else (recipe.lr or PAPER_LR[self.variant]),
+            momentum=self.momentum if self.momentum is not None else recipe.momentum,
+            batch_size=self.batch_size or recipe.batch_size,
+            crop_size=self.crop_size if self.crop_size is not None else recipe.crop_size,
         )
-        if c.batch_size > 1 and c.crop_size is None:
+        if resolved.batch_size > 1 and resolved.crop_size is None:
             raise ValueError(
                 "batches of full images differ in size: give --crop-size or use batch size 1"
             )
-        return c
+        return resolved
 
 
 @dataclass
@@ -238,52 +255,52 @@ class _SeededSamples(Dataset):
 
 
 def _batches(
-    dataset: Dataset, c: TrainConfig, rank: int, world: int, start: int, pin: bool
+    dataset: Dataset, config: TrainConfig, rank: int, world: int, start: int, pin: bool
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Endless batches from iteration ``start`` on, each rank its own shard of each epoch."""
     sampler = DistributedSampler(
-        dataset, num_replicas=world, rank=rank, shuffle=True, seed=c.seed, drop_last=True
+        dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True
     )
-    per_epoch = len(sampler) // c.batch_size
+    per_epoch = len(sampler) // config.batch_size
     if per_epoch == 0:
         raise ValueError(
             f"{len(dataset)} training images cannot fill one batch of "  # type: ignore[arg-type]
-            f"{c.batch_size} on each of {world} processes"
+            f"{config.batch_size} on each of {world} processes"
         )
     epoch, skip = divmod(start, per_epoch)
     while True:
         sampler.set_epoch(epoch)
-        indices = list(sampler)[skip * c.batch_size : per_epoch * c.batch_size]
+        indices = list(sampler)[skip * config.batch_size : per_epoch * config.batch_size]
         loader = DataLoader(
-            _SeededSamples(dataset, c.seed, epoch),
-            batch_size=c.batch_size,
+            _SeededSamples(dataset, config.seed, epoch),
+            batch_size=config.batch_size,
             sampler=indices,
-            num_workers=c.workers,
+            num_workers=config.workers,
             pin_memory=pin,
             # its own generator: workers' seeds must not draw from (and
             # so shift) the global one that drives dropout
-            generator=torch.Generator().manual_seed(c.seed + epoch),
+            generator=torch.Generator().manual_seed(config.seed + epoch),
         )
         yield from loader
         epoch, skip = epoch + 1, 0
 
 
-def _datasets(c: TrainConfig) -> tuple[Dataset, Dataset | None]:
+def _datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
     """The training and validation sets, listed (and their files checked) *before* VGG16
     is built or downloaded; :func:`_set_transforms` adds the model's preprocessing."""
-    if c.sbd_root:
-        train_set: Dataset = SBDSegmentation(c.sbd_root, "train", download=c.download)
+    if config.sbd_root:
+        train_set: Dataset = SBDSegmentation(config.sbd_root, "train", download=config.download)
     else:
-        train_set = VOCSegmentation(c.voc_root, c.train_split, download=c.download)
+        train_set = VOCSegmentation(config.voc_root, config.train_split, download=config.download)
     val_set = None
-    if c.val_split:
-        val_set = VOCSegmentation(c.voc_root, c.val_split, download=c.download)
+    if config.val_split:
+        val_set = VOCSegmentation(config.voc_root, config.val_split, download=config.download)
     return train_set, val_set
 
 
-def _set_transforms(c: TrainConfig, model: FCN, train_set: Any, val_set: Any) -> None:
+def _set_transforms(config: TrainConfig, model: FCN, train_set: Any, val_set: Any) -> None:
     train_set.transforms = train_transforms(
-        model.preprocess, c.crop_size, flip=c.recipe == "modern"
+        model.preprocess, config.crop_size, flip=config.recipe == "modern"
     )
     if val_set is not None:
         val_set.transforms = eval_transforms(model.preprocess)
@@ -292,7 +309,7 @@ def _set_transforms(c: TrainConfig, model: FCN, train_set: Any, val_set: Any) ->
 # -- the output directory --------------------------------------------------------------------
 
 
-def _claim_out_dir(c: TrainConfig, out_dir: Path) -> None:
+def _claim_out_dir(config: TrainConfig, out_dir: Path) -> None:
     """Decide, under the directory's lock, what this run may do with ``out_dir``.
 
     A trained checkpoint is hours of GPU time: a fresh run into a directory holding a
@@ -304,16 +321,16 @@ def _claim_out_dir(c: TrainConfig, out_dir: Path) -> None:
     ckpt, log, board = out_dir / CHECKPOINT, out_dir / LOG, out_dir / TENSORBOARD
     previous = [p for p in (ckpt, log, board) if p.exists() or p.is_symlink()]
     names = ", ".join(p.name for p in previous)
-    if c.resume:
+    if config.resume:
         if previous and ckpt not in previous:
             raise OutputExistsError(
                 f"--resume: {out_dir} holds {names} but no {CHECKPOINT} to continue; "
                 "use --force to start over"
             )
         return
-    inputs = [c.init_from, None if c.weights == "imagenet" else c.weights]
+    inputs = [config.init_from, None if config.weights == "imagenet" else config.weights]
     check_outputs([ckpt, log], inputs=inputs, force=True)
-    if previous and not c.force:
+    if previous and not config.force:
         raise OutputExistsError(
             f"{out_dir} holds a previous run ({names}); use --resume to continue it or "
             "--force to start over"
@@ -328,7 +345,7 @@ def _claim_out_dir(c: TrainConfig, out_dir: Path) -> None:
             path.unlink()
 
 
-def _read_resume(path: Path, c: TrainConfig) -> Mapping[str, Any]:
+def _read_resume(path: Path, config: TrainConfig) -> Mapping[str, Any]:
     """The checkpoint to continue, its keys and settings checked against this run."""
     state = read_weights(path)
     if not isinstance(state, Mapping):
@@ -339,7 +356,7 @@ def _read_resume(path: Path, c: TrainConfig) -> Mapping[str, Any]:
             f"{path} lacks {missing[0]!r}: not a complete fullfcn-train checkpoint "
             "(use --force to start over)"
         )
-    for key, ours in (("variant", c.variant), ("width_divisor", c.width_divisor)):
+    for key, ours in (("variant", config.variant), ("width_divisor", config.width_divisor)):
         if state[key] != ours:
             raise ValueError(f"{path} holds a run with {key} {state[key]!r}, not {ours!r}")
     iteration = state["iteration"]
@@ -378,29 +395,31 @@ def _resume(
 # -- model and optimisation ------------------------------------------------------------------
 
 
-def _check_weights_files(c: TrainConfig) -> None:
-    for path in (c.init_from, None if c.weights == "imagenet" else c.weights):
+def _check_weights_files(config: TrainConfig) -> None:
+    for path in (config.init_from, None if config.weights == "imagenet" else config.weights):
         if path is not None and not os.path.isfile(path):
             raise FileNotFoundError(f"weights file {path} not found")
 
 
-def _model(c: TrainConfig) -> FCN:
-    parent = load_model(c.init_from) if c.init_from else None
-    return build(c.variant, weights=c.weights, init_from=parent, width_divisor=c.width_divisor)
+def _model(config: TrainConfig) -> FCN:
+    parent = load_model(config.init_from) if config.init_from else None
+    return build(
+        config.variant, weights=config.weights, init_from=parent, width_divisor=config.width_divisor
+    )
 
 
-def _optimizer(model: nn.Module, c: TrainConfig) -> torch.optim.SGD:
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
     """Weights decay at ``lr``; biases learn at ``2 lr`` without decay; frozen layers skip."""
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     weights = [p for n, p in trainable if not n.endswith("bias")]
     biases = [p for n, p in trainable if n.endswith("bias")]
     return torch.optim.SGD(
         [
-            {"params": weights, "lr": c.lr, "weight_decay": c.weight_decay},
-            {"params": biases, "lr": 2 * c.lr, "weight_decay": 0.0},
+            {"params": weights, "lr": config.lr, "weight_decay": config.weight_decay},
+            {"params": biases, "lr": 2 * config.lr, "weight_decay": 0.0},
         ],
-        lr=c.lr,
-        momentum=c.momentum,
+        lr=config.lr,
+        momentum=config.momentum,
     )
 
 
@@ -411,7 +430,7 @@ def _checkpoint(
     scheduler: Any,
     scaler: torch.amp.GradScaler,
     iteration: int,
-    c: TrainConfig,
+    config: TrainConfig,
     rng: list[dict[str, Any]],
 ) -> None:
     state = {
@@ -423,7 +442,7 @@ def _checkpoint(
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(),
         "iteration": iteration,
-        "config": dataclasses.asdict(c),
+        "config": dataclasses.asdict(config),
         "rng": rng,
     }
     with atomic_write(path) as f:
@@ -480,58 +499,61 @@ def train(config: TrainConfig) -> TrainResult:
     weights files, and (on rank 0, which alone writes) that ``out_dir`` is writable, not
     held by another run, and holds no previous run unless ``resume`` or ``force``.
     """
-    c = config.resolved()
-    if not c.download:
-        find_voc2012(c.voc_root)  # fail before building (or downloading) VGG16
-    _check_weights_files(c)
-    datasets = _datasets(c)
-    rank, world, device = _init_distributed(c.device)
-    out_dir = Path(c.out_dir)
+    config = config.resolved()
+    if not config.download:
+        find_voc2012(config.voc_root)  # fail before building (or downloading) VGG16
+    _check_weights_files(config)
+    datasets = _datasets(config)
+    rank, world, device = _init_distributed(config.device)
+    out_dir = Path(config.out_dir)
     if rank == 0:
         check_writable(out_dir)
     with lock_dir(out_dir) if rank == 0 else nullcontext():
         if rank == 0:
-            _claim_out_dir(c, out_dir)
-        return _train(c, datasets, rank, world, device)
+            _claim_out_dir(config, out_dir)
+        return _train(config, datasets, rank, world, device)
 
 
 def _train(
-    c: TrainConfig,
+    config: TrainConfig,
     datasets: tuple[Dataset, Dataset | None],
     rank: int,
     world: int,
     device: torch.device,
 ) -> TrainResult:
-    _, reduction, power, *_ = _RECIPES[c.recipe]
-    out_dir = Path(c.out_dir)
+    recipe = RECIPES[config.recipe]
+    out_dir = Path(config.out_dir)
     ckpt_path = out_dir / CHECKPOINT
-    resume = _read_resume(ckpt_path, c) if c.resume and ckpt_path.exists() else None
-    torch.manual_seed(c.seed + rank)
-    np.random.seed(c.seed + rank)
-    random.seed(c.seed + rank)
+    resume = _read_resume(ckpt_path, config) if config.resume and ckpt_path.exists() else None
+    torch.manual_seed(config.seed + rank)
+    np.random.seed(config.seed + rank)
+    random.seed(config.seed + rank)
 
-    model = _model(c)
-    memory_format = torch.channels_last if c.channels_last else torch.contiguous_format
+    model = _model(config)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
-    optimizer = _optimizer(model, c)
+    optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.PolynomialLR(
-        optimizer, total_iters=c.iterations, power=power
+        optimizer, total_iters=config.iterations, power=recipe.poly_power
     )
-    scaler = torch.amp.GradScaler(device.type, enabled=c.amp and device.type == "cuda")
+    scaler = torch.amp.GradScaler(device.type, enabled=config.amp and device.type == "cuda")
     start = 0
     if resume is not None:
         start = _resume(ckpt_path, resume, model, optimizer, scheduler, scaler, rank, world)
     net: nn.Module = DistributedDataParallel(model) if world > 1 else model
 
     train_set, val_set = datasets
-    _set_transforms(c, model, train_set, val_set)
-    batches = _batches(train_set, c, rank, world, start, pin=device.type == "cuda")
-    log = _Log(out_dir, rank == 0, c.tensorboard)
+    _set_transforms(config, model, train_set, val_set)
+    batches = _batches(train_set, config, rank, world, start, pin=device.type == "cuda")
+    log = _Log(out_dir, rank == 0, config.tensorboard)
     losses: list[float] = []
     metrics, confusion = None, None
     iteration, t0 = start, time.perf_counter()
     bar = tqdm(
-        total=c.iterations, initial=start, desc=c.variant, disable=not c.progress or rank != 0
+        total=config.iterations,
+        initial=start,
+        desc=config.variant,
+        disable=not config.progress or rank != 0,
     )
 
     def save(rng: dict[str, Any], collective: bool = True) -> None:
@@ -539,20 +561,20 @@ def _train(
         # saves rank 0's generators alone (a resume with more ranks then re-seeds them).
         states = _gather(rng, world) if collective else [rng]
         if rank == 0:
-            _checkpoint(ckpt_path, model, optimizer, scheduler, scaler, iteration, c, states)
+            _checkpoint(ckpt_path, model, optimizer, scheduler, scaler, iteration, config, states)
 
     try:
-        end = min(c.iterations, c.stop_at or c.iterations)
+        end = min(config.iterations, config.stop_at or config.iterations)
         while iteration < end:
             rng = _rng_state()  # as the last finished step left them, for an interrupt
             net.train()
             image, label = next(batches)
             image = image.to(device, memory_format=memory_format, non_blocking=True)
             label = label.to(device, non_blocking=True)
-            with autocast(device, c.amp):
+            with autocast(device, config.amp):
                 scores = net(image)
             loss = F.cross_entropy(
-                scores.float(), label, ignore_index=IGNORE_INDEX, reduction=reduction
+                scores.float(), label, ignore_index=IGNORE_INDEX, reduction=recipe.reduction
             )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -571,20 +593,22 @@ def _train(
                 "lr": scheduler.get_last_lr()[0],
                 "seconds": time.perf_counter() - t0,
             }
-            if val_set is not None and (iteration % c.val_every == 0 or iteration == c.iterations):
+            if val_set is not None and (
+                iteration % config.val_every == 0 or iteration == config.iterations
+            ):
                 matrix = evaluate(
                     model,
                     eval_loader(val_set, rank, world),
                     model.num_classes,
                     device,
-                    amp=c.amp,
-                    channels_last=c.channels_last,
+                    amp=config.amp,
+                    channels_last=config.channels_last,
                 )
                 metrics, confusion = matrix.compute(), matrix.matrix.cpu()
                 row.update({k: v for k, v in metrics.items() if k != "iou"})
                 bar.write(f"iteration {iteration}: mean IU {metrics['mean_iou']:.4f}")
             log.write(iteration, **row)
-            if iteration % c.checkpoint_every == 0 or iteration == end:
+            if iteration % config.checkpoint_every == 0 or iteration == end:
                 save(_rng_state())
     except KeyboardInterrupt:
         if iteration > start:  # an interrupt must not lose the steps since the last save
@@ -623,7 +647,7 @@ def _parser() -> Parser:
     )
     p.add_argument("--train-split", default=d.train_split)
     p.add_argument("--val-split", help="validate on this VOC split, e.g. seg11valid")
-    p.add_argument("--recipe", choices=tuple(_RECIPES), default=d.recipe)
+    p.add_argument("--recipe", choices=tuple(RECIPES), default=d.recipe)
     p.add_argument(
         "--weights",
         default=d.weights,
