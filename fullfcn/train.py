@@ -24,13 +24,12 @@ bit for bit like one that was never stopped. An interrupt (Ctrl-C, SIGTERM) save
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import math
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,18 +48,27 @@ from fcnbase import (
     OutputExistsError,
     Parser,
     UsageError,
-    atomic_write,
     check_outputs,
     check_writable,
     deferred_interrupts,
     lock_dir,
-    pick_device,
     run_cli,
 )
 from fcnbase.cli import float_arg, int_arg
 from fullfcn.evaluate import autocast, eval_loader, evaluate
-from fullfcn.model import FCN, VARIANTS, WIDTH_DIVISORS, build, load_model, read_weights
-from fullfcn.pytorch_fcn import check_state_dict, load_pytorch_fcn
+from fullfcn.model import FCN, VARIANTS, WIDTH_DIVISORS, build, load_model
+from fullfcn.train_utils import (
+    CHECKPOINT,
+    LOG,
+    TENSORBOARD,
+    TrainLog,
+    gather,
+    init_distributed,
+    read_resume,
+    resume,
+    rng_state,
+    save_checkpoint,
+)
 from fullfcn.transforms import eval_transforms, train_transforms
 from fullfcn.util import DEFAULT_WORKERS, voc_root_arg, workers_arg
 from fullfcn.voc import IGNORE_INDEX, SBDSegmentation, VOCSegmentation, find_voc2012
@@ -91,19 +99,6 @@ RECIPES = {
         momentum=0.9, reduction="mean", poly_power=0.9, batch_size=8, crop_size=320, lr=0.01
     ),
 }
-#: What a run writes into ``--out-dir``: the only files ``--force`` ever removes there.
-CHECKPOINT, LOG, TENSORBOARD = "checkpoint.pt", "log.csv", "tensorboard"
-#: What a checkpoint must hold to be resumed.
-_TRAIN_STATE = (
-    "variant",
-    "width_divisor",
-    "model",
-    "optimizer",
-    "scheduler",
-    "scaler",
-    "iteration",
-    "rng",
-)
 
 
 @dataclass
@@ -173,63 +168,6 @@ class TrainResult:
     metrics: dict[str, Any] | None  # last validation, reduced over ranks
     confusion: Tensor | None
     checkpoint: Path
-
-
-# -- distributed ---------------------------------------------------------------------------
-
-
-def _init_distributed(device_name: str) -> tuple[int, int, torch.device]:
-    """Rank, world size and device; joins the process group when started by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, pick_device(device_name)
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(device_name)
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size(), device
-
-
-# -- random state --------------------------------------------------------------------------
-
-
-def _rng_state() -> dict[str, Any]:
-    """All generators as tensors and ints, so ``torch.load(weights_only=True)`` reads them."""
-    _, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, py_state, py_gauss = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": torch.from_numpy(keys.astype(np.int64)),
-        "numpy_extra": [int(pos), int(has_gauss), float(gauss)],
-        "python": torch.tensor(py_state, dtype=torch.int64),
-        "python_extra": [int(version), py_gauss],
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    pos, has_gauss, gauss = state["numpy_extra"]
-    np.random.set_state(
-        ("MT19937", state["numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss)
-    )
-    version, py_gauss = state["python_extra"]
-    random.setstate((version, tuple(state["python"].tolist()), py_gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
-
-
-def _gather(obj: Any, world: int) -> list[Any]:
-    if world == 1:
-        return [obj]
-    out: list[Any] = [None] * world
-    dist.all_gather_object(out, obj)
-    return out
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -345,53 +283,6 @@ def _claim_out_dir(config: TrainConfig, out_dir: Path) -> None:
             path.unlink()
 
 
-def _read_resume(path: Path, config: TrainConfig) -> Mapping[str, Any]:
-    """The checkpoint to continue, its keys and settings checked against this run."""
-    state = read_weights(path)
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{path} is not a fullfcn-train checkpoint")
-    missing = [k for k in _TRAIN_STATE if k not in state]
-    if missing:
-        raise ValueError(
-            f"{path} lacks {missing[0]!r}: not a complete fullfcn-train checkpoint "
-            "(use --force to start over)"
-        )
-    for key, ours in (("variant", config.variant), ("width_divisor", config.width_divisor)):
-        if state[key] != ours:
-            raise ValueError(f"{path} holds a run with {key} {state[key]!r}, not {ours!r}")
-    iteration = state["iteration"]
-    if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
-        raise ValueError(f"{path}: iteration {iteration!r} is not a count of steps")
-    if not isinstance(state["rng"], list):
-        raise ValueError(f"{path}: rng is not a list of random states")
-    return state
-
-
-def _resume(
-    path: Path,
-    state: Mapping[str, Any],
-    model: FCN,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: torch.amp.GradScaler,
-    rank: int,
-    world: int,
-) -> int:
-    """Load every piece of ``state``; returns the iteration to continue from."""
-    check_state_dict(model, load_pytorch_fcn(state["model"], f"{path} ('model')"), str(path))
-    try:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        if len(state["rng"]) == world:
-            _set_rng_state(state["rng"][rank])
-    except (KeyError, TypeError, IndexError, ValueError, RuntimeError) as err:
-        # a nested piece is missing or of the wrong kind: the file, not the code, is wrong
-        raise ValueError(f"{path} cannot be resumed: {type(err).__name__} {err}") from None
-    return state["iteration"]
-
-
 # -- model and optimisation ------------------------------------------------------------------
 
 
@@ -423,73 +314,47 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
     )
 
 
-def _checkpoint(
-    path: Path,
-    model: FCN,
+def train_step(
+    net: nn.Module,
+    image: Tensor,
+    label: Tensor,
     optimizer: torch.optim.Optimizer,
-    scheduler: Any,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
-    iteration: int,
     config: TrainConfig,
-    rng: list[dict[str, Any]],
-) -> None:
-    state = {
-        "variant": model.variant,
-        "width_divisor": model.width_divisor,
-        "preprocess": model.preprocess.name,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "iteration": iteration,
-        "config": dataclasses.asdict(config),
-        "rng": rng,
-    }
-    with atomic_write(path) as f:
-        torch.save(state, f)
+    device: torch.device,
+) -> float:
+    """One SGD step on one batch; returns its loss (summed or mean, as the recipe says).
+
+    The forward runs under autocast when ``--amp``; the loss is computed in float32, and
+    the gradient scaler keeps float16 gradients from underflowing.
+    """
+    net.train()
+    with autocast(device, config.amp):
+        scores = net(image)
+    reduction = RECIPES[config.recipe].reduction
+    loss = F.cross_entropy(scores.float(), label, ignore_index=IGNORE_INDEX, reduction=reduction)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    return loss.item()
 
 
-class _Log:
-    """CSV log (always) and TensorBoard (when installed), written by rank 0 only."""
-
-    FIELDS = (
-        "iteration",
-        "loss",
-        "lr",
-        "seconds",
-        "pixel_accuracy",
-        "mean_accuracy",
-        "mean_iou",
-        "fw_iou",
+def _validate(
+    model: FCN, val_set: Dataset, config: TrainConfig, rank: int, world: int, device: torch.device
+) -> tuple[dict[str, Any], Tensor]:
+    """Metrics and confusion matrix on the validation set, reduced over the ranks."""
+    matrix = evaluate(
+        model,
+        eval_loader(val_set, rank, world),
+        model.num_classes,
+        device,
+        amp=config.amp,
+        channels_last=config.channels_last,
     )
-
-    def __init__(self, out_dir: Path, enabled: bool, tensorboard: bool) -> None:
-        self.enabled, self.writer = enabled, None
-        if not enabled:
-            return
-        self.path = out_dir / LOG
-        if not self.path.exists():
-            with self.path.open("w", newline="") as f:
-                csv.writer(f).writerow(self.FIELDS)
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # TensorBoard is optional
-                return
-            self.writer = SummaryWriter(str(out_dir / TENSORBOARD))
-
-    def write(self, iteration: int, **values: float) -> None:
-        if not self.enabled:
-            return
-        with self.path.open("a", newline="") as f:
-            csv.writer(f).writerow([iteration] + [values.get(k, "") for k in self.FIELDS[1:]])
-        if self.writer is not None:
-            for key, value in values.items():
-                self.writer.add_scalar(key, value, iteration)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+    return matrix.compute(), matrix.matrix.cpu()
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -504,7 +369,7 @@ def train(config: TrainConfig) -> TrainResult:
         find_voc2012(config.voc_root)  # fail before building (or downloading) VGG16
     _check_weights_files(config)
     datasets = _datasets(config)
-    rank, world, device = _init_distributed(config.device)
+    rank, world, device = init_distributed(config.device)
     out_dir = Path(config.out_dir)
     if rank == 0:
         check_writable(out_dir)
@@ -521,10 +386,12 @@ def _train(
     world: int,
     device: torch.device,
 ) -> TrainResult:
-    recipe = RECIPES[config.recipe]
+    power = RECIPES[config.recipe].poly_power
     out_dir = Path(config.out_dir)
     ckpt_path = out_dir / CHECKPOINT
-    resume = _read_resume(ckpt_path, config) if config.resume and ckpt_path.exists() else None
+    saved = None  # the checkpoint to continue, checked before VGG16 is built
+    if config.resume and ckpt_path.exists():
+        saved = read_resume(ckpt_path, config.variant, config.width_divisor)
     torch.manual_seed(config.seed + rank)
     np.random.seed(config.seed + rank)
     random.seed(config.seed + rank)
@@ -534,18 +401,18 @@ def _train(
     model.to(device, memory_format=memory_format)
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.PolynomialLR(
-        optimizer, total_iters=config.iterations, power=recipe.poly_power
+        optimizer, total_iters=config.iterations, power=power
     )
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp and device.type == "cuda")
     start = 0
-    if resume is not None:
-        start = _resume(ckpt_path, resume, model, optimizer, scheduler, scaler, rank, world)
+    if saved is not None:
+        start = resume(ckpt_path, saved, model, optimizer, scheduler, scaler, rank, world)
     net: nn.Module = DistributedDataParallel(model) if world > 1 else model
 
     train_set, val_set = datasets
     _set_transforms(config, model, train_set, val_set)
     batches = _batches(train_set, config, rank, world, start, pin=device.type == "cuda")
-    log = _Log(out_dir, rank == 0, config.tensorboard)
+    log = TrainLog(out_dir, rank == 0, config.tensorboard)
     losses: list[float] = []
     metrics, confusion = None, None
     iteration, t0 = start, time.perf_counter()
@@ -559,30 +426,21 @@ def _train(
     def save(rng: dict[str, Any], collective: bool = True) -> None:
         # An interrupt may reach one rank only: it must not wait for the others, so it
         # saves rank 0's generators alone (a resume with more ranks then re-seeds them).
-        states = _gather(rng, world) if collective else [rng]
+        states = gather(rng, world) if collective else [rng]
         if rank == 0:
-            _checkpoint(ckpt_path, model, optimizer, scheduler, scaler, iteration, config, states)
+            save_checkpoint(
+                ckpt_path, model, optimizer, scheduler, scaler, iteration, config, states
+            )
 
     try:
         end = min(config.iterations, config.stop_at or config.iterations)
         while iteration < end:
-            rng = _rng_state()  # as the last finished step left them, for an interrupt
-            net.train()
+            rng = rng_state()  # as the last finished step left them, for an interrupt
             image, label = next(batches)
             image = image.to(device, memory_format=memory_format, non_blocking=True)
             label = label.to(device, non_blocking=True)
-            with autocast(device, config.amp):
-                scores = net(image)
-            loss = F.cross_entropy(
-                scores.float(), label, ignore_index=IGNORE_INDEX, reduction=recipe.reduction
-            )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+            value = train_step(net, image, label, optimizer, scheduler, scaler, config, device)
             iteration += 1
-            value = loss.item()
             if not math.isfinite(value):
                 raise FloatingPointError(f"loss became {value} at iteration {iteration}")
             losses.append(value)
@@ -596,20 +454,12 @@ def _train(
             if val_set is not None and (
                 iteration % config.val_every == 0 or iteration == config.iterations
             ):
-                matrix = evaluate(
-                    model,
-                    eval_loader(val_set, rank, world),
-                    model.num_classes,
-                    device,
-                    amp=config.amp,
-                    channels_last=config.channels_last,
-                )
-                metrics, confusion = matrix.compute(), matrix.matrix.cpu()
+                metrics, confusion = _validate(model, val_set, config, rank, world, device)
                 row.update({k: v for k, v in metrics.items() if k != "iou"})
                 bar.write(f"iteration {iteration}: mean IU {metrics['mean_iou']:.4f}")
             log.write(iteration, **row)
             if iteration % config.checkpoint_every == 0 or iteration == end:
-                save(_rng_state())
+                save(rng_state())
     except KeyboardInterrupt:
         if iteration > start:  # an interrupt must not lose the steps since the last save
             with deferred_interrupts(reraise=False):  # a second Ctrl-C waits for the save

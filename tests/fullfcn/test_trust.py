@@ -74,7 +74,7 @@ def test_double_ctrl_c_waits_for_the_save(
     """Ctrl-C at step 3 saves the two finished steps; a second Ctrl-C arriving during
     that save waits for it; the command exits 130 saying where the checkpoint is."""
     calls = {"n": 0}
-    real_loss, real_checkpoint = train_module.F.cross_entropy, train_module._checkpoint
+    real_loss, real_checkpoint = train_module.F.cross_entropy, train_module.save_checkpoint
 
     def interrupted_on_third_step(*args: Any, **kw: Any) -> torch.Tensor:
         calls["n"] += 1
@@ -87,7 +87,7 @@ def test_double_ctrl_c_waits_for_the_save(
         real_checkpoint(*args, **kw)
 
     monkeypatch.setattr(train_module.F, "cross_entropy", interrupted_on_third_step)
-    monkeypatch.setattr(train_module, "_checkpoint", impatient_save)
+    monkeypatch.setattr(train_module, "save_checkpoint", impatient_save)
     out = tmp_path / "run"
     argv = _train_argv(tiny_voc, out, "--iterations", "5", "--checkpoint-every", "100")
     # Ctrl-C as in a terminal (a background job may have inherited SIGINT ignored)

@@ -1,0 +1,245 @@
+"""What ``fullfcn-train`` keeps around its loop: processes, random state, checkpoints, logs.
+
+As in torchvision's ``references/segmentation`` (``train.py`` beside ``utils.py``), the
+training loop in :mod:`fullfcn.train` stays short and these pieces live here:
+
+- *distributed*: rank, world size and device under ``torchrun``; gathering per-rank objects;
+- *random state*: every generator (torch, CUDA, NumPy, Python) as tensors and ints, so a
+  checkpoint read with ``torch.load(weights_only=True)`` restores them -- the heart of the
+  exact resume;
+- *checkpoints*: what a run writes into ``--out-dir``, writing one atomically, reading one
+  back with every key checked, loading it into model, optimizer, scheduler and scaler;
+- *logs*: the CSV log (always) and TensorBoard (when installed), from rank 0 only.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from fcnbase import atomic_write, pick_device
+from fullfcn.model import FCN, read_weights
+from fullfcn.pytorch_fcn import check_state_dict, load_pytorch_fcn
+
+if TYPE_CHECKING:
+    from fullfcn.train import TrainConfig
+
+__all__ = [
+    "CHECKPOINT",
+    "LOG",
+    "TENSORBOARD",
+    "TRAIN_STATE",
+    "TrainLog",
+    "gather",
+    "init_distributed",
+    "read_resume",
+    "resume",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+]
+
+#: What a run writes into ``--out-dir``: the only files ``--force`` ever removes there.
+CHECKPOINT, LOG, TENSORBOARD = "checkpoint.pt", "log.csv", "tensorboard"
+#: What a checkpoint must hold to be resumed.
+TRAIN_STATE = (
+    "variant",
+    "width_divisor",
+    "model",
+    "optimizer",
+    "scheduler",
+    "scaler",
+    "iteration",
+    "rng",
+)
+
+
+# -- distributed ---------------------------------------------------------------------------
+
+
+def init_distributed(device_name: str) -> tuple[int, int, torch.device]:
+    """Rank, world size and device; joins the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, pick_device(device_name)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+# -- random state --------------------------------------------------------------------------
+
+
+def rng_state() -> dict[str, Any]:
+    """All generators as tensors and ints, so ``torch.load(weights_only=True)`` reads them."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, py_state, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": torch.from_numpy(keys.astype(np.int64)),
+        "numpy_extra": [int(pos), int(has_gauss), float(gauss)],
+        "python": torch.tensor(py_state, dtype=torch.int64),
+        "python_extra": [int(version), py_gauss],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Put back what :func:`rng_state` took."""
+    torch.set_rng_state(state["torch"])
+    pos, has_gauss, gauss = state["numpy_extra"]
+    np.random.set_state(
+        ("MT19937", state["numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss)
+    )
+    version, py_gauss = state["python_extra"]
+    random.setstate((version, tuple(state["python"].tolist()), py_gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def gather(obj: Any, world: int) -> list[Any]:
+    """``obj`` of every rank, in rank order (just ``[obj]`` without a process group)."""
+    if world == 1:
+        return [obj]
+    out: list[Any] = [None] * world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+
+
+def read_resume(path: Path, variant: str, width_divisor: int) -> Mapping[str, Any]:
+    """The checkpoint to continue, its keys and settings checked against this run's."""
+    state = read_weights(path)
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path} is not a fullfcn-train checkpoint")
+    missing = [k for k in TRAIN_STATE if k not in state]
+    if missing:
+        raise ValueError(
+            f"{path} lacks {missing[0]!r}: not a complete fullfcn-train checkpoint "
+            "(use --force to start over)"
+        )
+    for key, ours in (("variant", variant), ("width_divisor", width_divisor)):
+        if state[key] != ours:
+            raise ValueError(f"{path} holds a run with {key} {state[key]!r}, not {ours!r}")
+    iteration = state["iteration"]
+    if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
+        raise ValueError(f"{path}: iteration {iteration!r} is not a count of steps")
+    if not isinstance(state["rng"], list):
+        raise ValueError(f"{path}: rng is not a list of random states")
+    return state
+
+
+def resume(
+    path: Path,
+    state: Mapping[str, Any],
+    model: FCN,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler,
+    rank: int,
+    world: int,
+) -> int:
+    """Load every piece of ``state``; returns the iteration to continue from."""
+    check_state_dict(model, load_pytorch_fcn(state["model"], f"{path} ('model')"), str(path))
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        if len(state["rng"]) == world:
+            set_rng_state(state["rng"][rank])
+    except (KeyError, TypeError, IndexError, ValueError, RuntimeError) as err:
+        # a nested piece is missing or of the wrong kind: the file, not the code, is wrong
+        raise ValueError(f"{path} cannot be resumed: {type(err).__name__} {err}") from None
+    return state["iteration"]
+
+
+def save_checkpoint(
+    path: Path,
+    model: FCN,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler,
+    iteration: int,
+    config: TrainConfig,
+    rng: list[dict[str, Any]],
+) -> None:
+    """Everything :func:`resume` needs to continue bit for bit, written atomically."""
+    state = {
+        "variant": model.variant,
+        "width_divisor": model.width_divisor,
+        "preprocess": model.preprocess.name,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "iteration": iteration,
+        "config": dataclasses.asdict(config),
+        "rng": rng,
+    }
+    with atomic_write(path) as f:
+        torch.save(state, f)
+
+
+# -- logs ----------------------------------------------------------------------------------
+
+
+class TrainLog:
+    """CSV log (always) and TensorBoard (when installed), written by rank 0 only."""
+
+    FIELDS = (
+        "iteration",
+        "loss",
+        "lr",
+        "seconds",
+        "pixel_accuracy",
+        "mean_accuracy",
+        "mean_iou",
+        "fw_iou",
+    )
+
+    def __init__(self, out_dir: Path, enabled: bool, tensorboard: bool) -> None:
+        self.enabled, self.writer = enabled, None
+        if not enabled:
+            return
+        self.path = out_dir / LOG
+        if not self.path.exists():
+            with self.path.open("w", newline="") as f:
+                csv.writer(f).writerow(self.FIELDS)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # TensorBoard is optional
+                return
+            self.writer = SummaryWriter(str(out_dir / TENSORBOARD))
+
+    def write(self, iteration: int, **values: float) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow([iteration] + [values.get(k, "") for k in self.FIELDS[1:]])
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(key, value, iteration)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
