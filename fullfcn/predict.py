@@ -6,27 +6,25 @@ argmax class is saved as a palette PNG -- the format of VOC's own labels, so the
 be compared with ground truth directly -- plus ``OUT_overlay.png``, the mask blended over
 the photo.
 
-Nothing is lost by a mistyped command: ``-o`` and ``--overlay`` may not name the photo,
-the weights or each other, and an existing file is replaced only with ``--force``.
+The command (:func:`fullfcn.cli.predict_main`) loses nothing to a mistyped line: ``-o``
+and ``--overlay`` may not name the photo, the weights or each other, and an existing file
+is replaced only with ``--force``.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from fcnbase import Parser, UsageError, atomic_write, check_outputs, pick_device, run_cli
-from fcnbase.cli import int_arg
 from fullfcn.evaluate import autocast
-from fullfcn.model import FCN, VARIANTS, build, load_model
-from fullfcn.voc import VOC_CLASSES, colorize
+from fullfcn.model import FCN
+from fullfcn.voc import colorize
 
-__all__ = ["MAX_PIXELS", "load_image", "main", "overlay", "predict"]
+__all__ = ["MAX_PIXELS", "load_image", "overlay", "predict"]
 
 #: The largest image segmented by default: 16 megapixels (a 12 MP phone photo passes).
 #: conv1_1 and conv1_2 each hold 64 float32 channels at full resolution (plus the pad of
@@ -98,64 +96,3 @@ def overlay(image: Image.Image, mask: torch.Tensor, alpha: float = 0.5) -> Image
     blended = Image.blend(image, colours, alpha)
     background = Image.fromarray((mask.numpy() == 0).astype("uint8") * 255, mode="L")
     return Image.composite(image, blended, background)
-
-
-def _parser() -> Parser:
-    p = Parser(prog="fullfcn-predict", description="Segment one image with a VGG16 FCN.")
-    p.add_argument("image")
-    p.add_argument("-o", "--output", required=True, help="mask PNG (VOC palette)")
-    p.add_argument("--overlay", help="overlay PNG (default: OUT_overlay.png)")
-    p.add_argument(
-        "--weights",
-        help="fullfcn-train checkpoint or pytorch-fcn "
-        "fcnXs_from_caffe.pth; without it the net is untrained (random)",
-    )
-    p.add_argument(
-        "--variant",
-        choices=VARIANTS,
-        help="default: read from the weights (fcn8s when there are none)",
-    )
-    p.add_argument("--device", default="auto")
-    p.add_argument("--amp", action="store_true")
-    p.add_argument(
-        "--max-pixels",
-        type=int_arg(1, 10**10),
-        default=MAX_PIXELS,
-        help=f"refuse larger images (default {MAX_PIXELS:,}: about 0.5 GB per megapixel)",
-    )
-    p.add_argument("--force", action="store_true", help="replace existing output files")
-    return p
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    args = _parser().parse_args(argv)
-    output = Path(args.output)
-    over = Path(args.overlay) if args.overlay else output.with_name(f"{output.stem}_overlay.png")
-    # Every output check comes before the image is decoded or the model read: the photo
-    # and the weights are inputs, and an existing file is replaced only with --force.
-    check_outputs([output, over], inputs=[args.image, args.weights], force=args.force)
-    for path in (output, over):
-        if path.suffix.lower() != ".png":
-            raise UsageError(f"output {path} must be a .png (the palette needs lossless PNG)")
-    image = load_image(args.image, args.max_pixels)
-    device = pick_device(args.device)
-    model = (
-        load_model(args.weights, args.variant) if args.weights else build(args.variant or "fcn8s")
-    )
-    mask = predict(model, image, device, args.amp)
-    with atomic_write(output, replace=args.force) as f:
-        colorize(mask).save(f, format="PNG")
-    with atomic_write(over, replace=args.force) as f:
-        overlay(image, mask).save(f, format="PNG")
-    found = [VOC_CLASSES[c] for c in mask.unique().tolist() if 0 < c < len(VOC_CLASSES)]
-    print(f"fullfcn-predict: {output} and {over} ({', '.join(found) or 'background only'})")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``fullfcn-predict``."""
-    return run_cli("fullfcn-predict", _main, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

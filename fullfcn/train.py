@@ -19,17 +19,19 @@ Exact resume: a checkpoint holds the model, optimizer (momentum buffers), schedu
 gradient scaler, iteration and every rank's random generators, and the data order and
 augmentation are pure functions of (seed, epoch, index) -- so a resumed run continues
 bit for bit like one that was never stopped. An interrupt (Ctrl-C, SIGTERM) saves first.
+
+The loop is here; what it keeps around itself (processes, random state, checkpoints, logs)
+is in :mod:`fullfcn.train_utils`, the command line in :func:`fullfcn.cli.train_main`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import os
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
@@ -46,17 +47,14 @@ from tqdm import tqdm
 
 from fcnbase import (
     OutputExistsError,
-    Parser,
     UsageError,
     check_outputs,
     check_writable,
     deferred_interrupts,
     lock_dir,
-    run_cli,
 )
-from fcnbase.cli import float_arg, int_arg
 from fullfcn.evaluate import autocast, eval_loader, evaluate
-from fullfcn.model import FCN, VARIANTS, WIDTH_DIVISORS, build, load_model
+from fullfcn.model import FCN, VARIANTS, build, load_model
 from fullfcn.train_utils import (
     CHECKPOINT,
     LOG,
@@ -70,10 +68,10 @@ from fullfcn.train_utils import (
     save_checkpoint,
 )
 from fullfcn.transforms import eval_transforms, train_transforms
-from fullfcn.util import DEFAULT_WORKERS, voc_root_arg, workers_arg
+from fullfcn.util import DEFAULT_WORKERS
 from fullfcn.voc import IGNORE_INDEX, SBDSegmentation, VOCSegmentation, find_voc2012
 
-__all__ = ["PAPER_LR", "RECIPES", "Recipe", "TrainConfig", "TrainResult", "main", "train"]
+__all__ = ["PAPER_LR", "RECIPES", "Recipe", "TrainConfig", "TrainResult", "train"]
 
 #: The reference solvers' fixed learning rates for the summed loss.
 PAPER_LR = {"fcn32s": 1e-10, "fcn16s": 1e-12, "fcn8s": 1e-14, "fcn8s_atonce": 1e-10}
@@ -473,98 +471,7 @@ def _train(
     return TrainResult(model, iteration, losses, metrics, confusion, ckpt_path)
 
 
-# -- command line ----------------------------------------------------------------------------
+if __name__ == "__main__":  # ``torchrun -m fullfcn.train ...`` runs the fullfcn-train command
+    from fullfcn.cli import train_main
 
-
-def _parser() -> Parser:
-    d = TrainConfig()
-    p = Parser(
-        prog="fullfcn-train",
-        description="Train VGG16 FCN-32s/16s/8s on PASCAL VOC (paper or modern recipe). "
-        "Multi-GPU: torchrun --nproc_per_node=N -m fullfcn.train ...",
-    )
-    p.add_argument("--variant", choices=VARIANTS, default=d.variant)
-    p.add_argument(
-        "--voc-root",
-        type=voc_root_arg,
-        required=True,
-        help="folder holding VOC2012/ or VOCdevkit/VOC2012/",
-    )
-    p.add_argument(
-        "--sbd-root",
-        help="SBD folder (cls/, img/, train.txt): the paper's "
-        "training set; without it --train-split of VOC is used",
-    )
-    p.add_argument("--train-split", default=d.train_split)
-    p.add_argument("--val-split", help="validate on this VOC split, e.g. seg11valid")
-    p.add_argument("--recipe", choices=tuple(RECIPES), default=d.recipe)
-    p.add_argument(
-        "--weights",
-        default=d.weights,
-        help="imagenet (VGG16 through torchvision), none, or a weights file",
-    )
-    p.add_argument("--init-from", help="trained coarser FCN to start from (staged training)")
-    # Bounds are part of each type: a NaN learning rate or a zero batch is a usage error
-    # at once, not a NaN loss (or a ZeroDivisionError) after VGG16 has been built.
-    p.add_argument(
-        "--lr", type=float_arg(1e-20, 10.0), help="default: the recipe's (paper: per variant)"
-    )
-    p.add_argument("--momentum", type=float_arg(0.0, 1.0))
-    p.add_argument("--weight-decay", type=float_arg(0.0, 1.0), default=d.weight_decay)
-    p.add_argument("--batch-size", type=int_arg(1, 4096), help="per process")
-    p.add_argument("--crop-size", type=int_arg(1, 8192))
-    p.add_argument("--iterations", type=int_arg(1, 10**9), default=d.iterations)
-    p.add_argument(
-        "--stop-at", type=int_arg(1, 10**9), help="stop after this iteration (resume later)"
-    )
-    p.add_argument("--checkpoint-every", type=int_arg(1, 10**9), default=d.checkpoint_every)
-    p.add_argument("--val-every", type=int_arg(1, 10**9), default=d.val_every)
-    p.add_argument("--out-dir", default=d.out_dir)
-    p.add_argument("--resume", action="store_true", help="continue OUT_DIR/checkpoint.pt")
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="start over in OUT_DIR: remove its checkpoint.pt, log.csv and tensorboard/",
-    )
-    p.add_argument("--seed", type=int_arg(0, 2**31 - 1), default=d.seed)
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--amp", action="store_true", help="float16 mixed precision (CUDA)")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--workers", type=workers_arg, default=d.workers)
-    p.add_argument(
-        "--width-divisor",
-        type=int,
-        choices=WIDTH_DIVISORS,
-        default=d.width_divisor,
-        help=argparse.SUPPRESS,
-    )
-    p.add_argument("--download", action="store_true", help="fetch VOC/SBD when missing")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=d.progress)
-    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=d.tensorboard)
-    return p
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    args = vars(_parser().parse_args(argv))
-    args["voc_root"] = str(args["voc_root"])
-    if args["weights"] in ("none", "None", ""):
-        args["weights"] = None
-    try:
-        result = train(TrainConfig(**args))
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"fullfcn-train: {result.iteration} iterations, checkpoint {result.checkpoint}")
-        if result.metrics is not None:
-            print(f"fullfcn-train: mean IU {result.metrics['mean_iou']:.4f}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``fullfcn-train`` (and of ``python -m fullfcn.train`` for torchrun)."""
-    return run_cli("fullfcn-train", _main, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(train_main())

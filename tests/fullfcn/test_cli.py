@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from fcnbase import is_partial
-from fullfcn import evaluate, predict, train
+from fullfcn import cli
 from fullfcn.model import build
 from fullfcn.pytorch_fcn import to_pytorch_fcn
 from fullfcn.voc import colorize
@@ -27,7 +27,7 @@ from tests.fullfcn.conftest import WIDTH, make_voc
 @pytest.fixture(scope="module")
 def trained(tiny_voc: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
-    rc = train.main(
+    rc = cli.train_main(
         [
             "--voc-root",
             str(tiny_voc),
@@ -56,7 +56,7 @@ def trained(tiny_voc: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert rc == 0
     assert torch.load(out / "checkpoint.pt", weights_only=True)["iteration"] == 2
-    rc = train.main(
+    rc = cli.train_main(
         [
             "--voc-root",
             str(tiny_voc),
@@ -92,7 +92,7 @@ def test_train_eval_predict(
     assert torch.load(trained, weights_only=True)["iteration"] == 3
     metrics = tmp_path / "metrics.json"
     assert (
-        evaluate.main(
+        cli.eval_main(
             [
                 "--weights",
                 str(trained),
@@ -115,7 +115,7 @@ def test_train_eval_predict(
 
     image = voc_root / "VOC2012" / "JPEGImages" / "2007_000032.jpg"
     mask_path = tmp_path / "pred" / "mask.png"
-    assert predict.main([str(image), "-o", str(mask_path), "--weights", str(trained)]) == 0
+    assert cli.predict_main([str(image), "-o", str(mask_path), "--weights", str(trained)]) == 0
     mask = Image.open(mask_path)
     assert mask.mode == "P" and mask.size == (500, 281)
     assert Image.open(tmp_path / "pred" / "mask_overlay.png").size == (500, 281)
@@ -125,11 +125,11 @@ def test_train_eval_predict(
     # A second run replaces the mask only when asked, and then gives the same bytes.
     first = mask_path.read_bytes()
     mask_path.write_bytes(b"the user's edits")
-    assert predict.main([str(image), "-o", str(mask_path), "--weights", str(trained)]) == 1
+    assert cli.predict_main([str(image), "-o", str(mask_path), "--weights", str(trained)]) == 1
     assert "mask.png exists (use --force" in capsys.readouterr().err
     assert mask_path.read_bytes() == b"the user's edits"
     argv = [str(image), "-o", str(mask_path), "--weights", str(trained), "--force"]
-    assert predict.main(argv) == 0
+    assert cli.predict_main(argv) == 0
     assert mask_path.read_bytes() == first
 
 
@@ -227,54 +227,54 @@ _EVAL = ["--workers", "0", "--no-progress", "--split", "val"]
 # folder.
 CASES: list[tuple[Callable[[Sequence[str] | None], int], list[str], int, str, list[str]]] = [
     # fullfcn-train: options, refused at parse time
-    (train.main, ["--voc-root", "{missing}"], 2, "is not a directory", []),
-    (train.main, ["--voc-root", "{voc}", "--lr", "nan"], 2, "expected a finite number", []),
-    (train.main, ["--voc-root", "{voc}", "--lr", "-1"], 2, "outside", []),
-    (train.main, ["--voc-root", "{voc}", "--momentum", "1.5"], 2, "outside", []),
-    (train.main, ["--voc-root", "{voc}", "--batch-size", "0"], 2, "outside", []),
-    (train.main, ["--voc-root", "{voc}", "--iterations", "1" + "0" * 30], 2, "outside", []),
-    (train.main, ["--voc-root", "{voc}", "--workers", "1000"], 2, "outside", []),
-    (train.main, ["--voc-root", "{voc}", "--width-divisor", "3"], 2, "invalid choice", []),
-    (train.main, ["--voc-root", "{voc}", "--seed", "x"], 2, "expected an integer", []),
-    (train.main, ["--voc-root", "{voc}", "--resume", "--force"], 2, "give one of them", []),
+    (cli.train_main, ["--voc-root", "{missing}"], 2, "is not a directory", []),
+    (cli.train_main, ["--voc-root", "{voc}", "--lr", "nan"], 2, "expected a finite number", []),
+    (cli.train_main, ["--voc-root", "{voc}", "--lr", "-1"], 2, "outside", []),
+    (cli.train_main, ["--voc-root", "{voc}", "--momentum", "1.5"], 2, "outside", []),
+    (cli.train_main, ["--voc-root", "{voc}", "--batch-size", "0"], 2, "outside", []),
+    (cli.train_main, ["--voc-root", "{voc}", "--iterations", "1" + "0" * 30], 2, "outside", []),
+    (cli.train_main, ["--voc-root", "{voc}", "--workers", "1000"], 2, "outside", []),
+    (cli.train_main, ["--voc-root", "{voc}", "--width-divisor", "3"], 2, "invalid choice", []),
+    (cli.train_main, ["--voc-root", "{voc}", "--seed", "x"], 2, "expected an integer", []),
+    (cli.train_main, ["--voc-root", "{voc}", "--resume", "--force"], 2, "give one of them", []),
     # fullfcn-train: inputs and the output directory, refused before VGG16 is built
     (
-        train.main,
+        cli.train_main,
         ["--voc-root", "{empty}", *_FAST, "--out-dir", "{new}"],
         1,
         "no PASCAL VOC 2012 found",
         [],
     ),
     (
-        train.main,
+        cli.train_main,
         ["--voc-root", "{voc}", *_FAST, "--val-split", "nosuch", "--out-dir", "{new}"],
         1,
         "nosuch.txt not found",
         [],
     ),
     (
-        train.main,
+        cli.train_main,
         ["--voc-root", "{voc}", *_FAST, "--sbd-root", "{empty}", "--out-dir", "{new}"],
         1,
         "no SBD found",
         [],
     ),
     (
-        train.main,
+        cli.train_main,
         ["--voc-root", "{voc}", *_FAST, "--init-from", "{missing}", "--out-dir", "{new}"],
         1,
         "missing not found",
         [],
     ),
     (
-        train.main,
+        cli.train_main,
         ["--voc-root", "{voc}", *_FAST, "--out-dir", "{prevrun}"],
         1,
         "holds a previous run (checkpoint.pt, log.csv); use --resume",
         [],
     ),
     (
-        train.main,
+        cli.train_main,
         [
             "--voc-root",
             "{voc}",
@@ -290,35 +290,35 @@ CASES: list[tuple[Callable[[Sequence[str] | None], int], list[str], int, str, li
         [],
     ),
     (
-        train.main,
+        cli.train_main,
         ["--voc-root", "{voc}", *_FAST, "--out-dir", "{logonly}", "--resume"],
         1,
         "no checkpoint.pt to continue",
         [],
     ),
     (
-        train.main,
+        cli.train_main,
         ["--voc-root", "{voc}", *_FAST, "--out-dir", "{junkrun}", "--resume"],
         1,
         "checkpoint.pt is not a PyTorch weights file",
         [],
     ),
     (
-        train.main,
+        cli.train_main,
         ["--voc-root", "{voc}", *_FAST, "--out-dir", "{halfrun}", "--resume"],
         1,
         "lacks 'model': not a complete fullfcn-train checkpoint",
         [],
     ),
     (
-        train.main,
+        cli.train_main,
         ["--voc-root", "{voc}", *_FAST, "--out-dir", "{notes.txt}"],
         1,
         "exists and is not a directory",
         [],
     ),
     (
-        train.main,
+        cli.train_main,
         ["--voc-root", "{voc}", *_FAST, "--device", "nosuch", "--out-dir", "{new}"],
         2,
         "not a torch device",
@@ -326,7 +326,7 @@ CASES: list[tuple[Callable[[Sequence[str] | None], int], list[str], int, str, li
     ),
     # fullfcn-train: a label that is not a VOC label for its image (first batch)
     (
-        train.main,
+        cli.train_main,
         ["--voc-root", "{rgb_voc}", *_FAST, "--out-dir", "{new}"],
         1,
         "is a RGB image; VOC labels are palette images",
@@ -334,84 +334,84 @@ CASES: list[tuple[Callable[[Sequence[str] | None], int], list[str], int, str, li
     ),
     # fullfcn-eval
     (
-        evaluate.main,
+        cli.eval_main,
         ["--weights", "{fcn32s_from_caffe.pth}", "--variant", "fcn8s", "--voc-root", "{voc}"],
         1,
         "holds a fcn32s model, not fcn8s",
         [],
     ),
     (
-        evaluate.main,
+        cli.eval_main,
         ["--weights", "{mine.pth}", "--voc-root", "{voc}"],
         1,
         "give --variant fcn8s or --variant fcn8s_atonce",
         [],
     ),
     (
-        evaluate.main,
+        cli.eval_main,
         ["--weights", "{trainer.pth.tar}", "--variant", "fcn8s", "--voc-root", "{voc}"],
         1,
         "holds a fcn8s_atonce model, not fcn8s",
         [],
     ),
     (
-        evaluate.main,
+        cli.eval_main,
         ["--weights", "{badarch.pth.tar}", "--voc-root", "{voc}"],
         1,
         "arch 'FCN4s' is not one of",
         [],
     ),
     (
-        evaluate.main,
+        cli.eval_main,
         ["--weights", "{nomodel.pt}", "--voc-root", "{voc}"],
         1,
         "nomodel.pt lacks 'model'",
         [],
     ),
     (
-        evaluate.main,
+        cli.eval_main,
         ["--weights", "{width0.pt}", "--voc-root", "{voc}"],
         1,
         "width_divisor 0 is not one of",
         [],
     ),
     (
-        evaluate.main,
+        cli.eval_main,
         ["--weights", "{fcn4s.pt}", "--voc-root", "{voc}"],
         1,
         "variant 'fcn4s' is not one of",
         [],
     ),
     (
-        evaluate.main,
+        cli.eval_main,
         ["--weights", "{nobias.pt}", "--voc-root", "{voc}"],
         1,
         "nobias.pt lacks score_fr.bias",
         [],
     ),
     (
-        evaluate.main,
+        cli.eval_main,
         ["--weights", "{notes.txt}", "--voc-root", "{voc}"],
         1,
         "is not a PyTorch weights file",
         [],
     ),
     (
-        evaluate.main,
+        cli.eval_main,
         ["--weights", "{fcn32s_from_caffe.pth}", "--voc-root", "{empty}"],
         1,
         "no PASCAL VOC 2012 found",
         [],
     ),
     (
-        evaluate.main,
+        cli.eval_main,
         ["--weights", "{fcn32s_from_caffe.pth}", "--voc-root", "{voc}", "--json", "{existing.png}"],
         1,
         "existing.png exists (use --force",
         [],
     ),
     (
-        evaluate.main,
+        cli.eval_main,
         [
             "--weights",
             "{fcn32s_from_caffe.pth}",
@@ -426,28 +426,28 @@ CASES: list[tuple[Callable[[Sequence[str] | None], int], list[str], int, str, li
         [],
     ),
     (
-        evaluate.main,
+        cli.eval_main,
         ["--weights", "{fcn32s_from_caffe.pth}", "--voc-root", "{voc}", "--workers", "-1"],
         2,
         "outside",
         [],
     ),
     (
-        evaluate.main,
+        cli.eval_main,
         ["--weights", "{fcn32s_from_caffe.pth}", "--voc-root", "{palette_voc}", *_EVAL],
         1,
         "does not use the VOC palette",
         [],
     ),
     (
-        evaluate.main,
+        cli.eval_main,
         ["--weights", "{fcn32s_from_caffe.pth}", "--voc-root", "{size_voc}", *_EVAL],
         1,
         "is 40x30, its image 96x72",
         [],
     ),
     (
-        evaluate.main,
+        cli.eval_main,
         [
             "--weights",
             "{fcn32s_from_caffe.pth}",
@@ -463,15 +463,15 @@ CASES: list[tuple[Callable[[Sequence[str] | None], int], list[str], int, str, li
     ),
     # fullfcn-predict: outputs, checked before anything is decoded or loaded
     (
-        predict.main,
+        cli.predict_main,
         ["{photo.png}", "-o", "{new}/m.png", "--overlay", "{photo.png}"],
         2,
         "photo.png is also an input",
         [],
     ),
-    (predict.main, ["{photo.png}", "-o", "{photo.png}", "--force"], 2, "is also an input", []),
+    (cli.predict_main, ["{photo.png}", "-o", "{photo.png}", "--force"], 2, "is also an input", []),
     (
-        predict.main,
+        cli.predict_main,
         [
             "{photo.png}",
             "-o",
@@ -487,49 +487,55 @@ CASES: list[tuple[Callable[[Sequence[str] | None], int], list[str], int, str, li
         [],
     ),
     (
-        predict.main,
+        cli.predict_main,
         ["{photo.png}", "-o", "{new}/x.png", "--overlay", "{new}/x.png"],
         2,
         "is given as two different outputs",
         [],
     ),
     (
-        predict.main,
+        cli.predict_main,
         ["{photo.png}", "-o", "{existing.png}"],
         1,
         "existing.png exists (use --force",
         [],
     ),
-    (predict.main, ["{photo.png}", "-o", "{new}/m.jpg"], 2, "must be a .png", []),
-    (predict.main, ["{photo.png}", "-o", "{new}/m.png", "--max-pixels", "0"], 2, "outside", []),
+    (cli.predict_main, ["{photo.png}", "-o", "{new}/m.jpg"], 2, "must be a .png", []),
+    (cli.predict_main, ["{photo.png}", "-o", "{new}/m.png", "--max-pixels", "0"], 2, "outside", []),
     # fullfcn-predict: hostile images
-    (predict.main, ["{notes.txt}", "-o", "{new}/m.png"], 1, "is not an image PIL can read", []),
-    (predict.main, ["{missing}", "-o", "{new}/m.png"], 1, "missing not found", []),
-    (predict.main, ["{bomb.png}", "-o", "{new}/m.png"], 1, "refused as a decompression bomb", []),
+    (cli.predict_main, ["{notes.txt}", "-o", "{new}/m.png"], 1, "is not an image PIL can read", []),
+    (cli.predict_main, ["{missing}", "-o", "{new}/m.png"], 1, "missing not found", []),
     (
-        predict.main,
+        cli.predict_main,
+        ["{bomb.png}", "-o", "{new}/m.png"],
+        1,
+        "refused as a decompression bomb",
+        [],
+    ),
+    (
+        cli.predict_main,
         ["{big.png}", "-o", "{new}/m.png"],
         1,
         "is 5000x4000 (20,000,000 pixels), more than the limit of 16,000,000",
         [],
     ),
     (
-        predict.main,
+        cli.predict_main,
         ["{photo.png}", "-o", "{new}/m.png", "--max-pixels", "100"],
         1,
         "more than the limit of 100",
         [],
     ),
-    (predict.main, ["{float.tif}", "-o", "{new}/m.png"], 1, "floating-point pixels", []),
+    (cli.predict_main, ["{float.tif}", "-o", "{new}/m.png"], 1, "floating-point pixels", []),
     (
-        predict.main,
+        cli.predict_main,
         ["{photo.png}", "-o", "{new}/m.png", "--weights", "{notes.txt}"],
         1,
         "notes.txt is not a PyTorch weights file",
         [],
     ),
     (
-        predict.main,
+        cli.predict_main,
         ["{photo.png}", "-o", "{new}/m.png", "--weights", "{mine.pth}"],
         1,
         "give --variant fcn8s or --variant fcn8s_atonce",
@@ -574,7 +580,7 @@ def test_installed_entry_point_has_no_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "x.jpg"
     bad.write_text("nope")
     proc = subprocess.run(
-        [sys.executable, "-m", "fullfcn.predict", str(bad), "-o", str(tmp_path / "m.png")],
+        [Path(sys.executable).with_name("fullfcn-predict"), bad, "-o", tmp_path / "m.png"],
         capture_output=True,
         text=True,
     )

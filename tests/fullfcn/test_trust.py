@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from fcnbase import is_partial, lock_dir
+from fullfcn import cli
 from fullfcn import train as train_module
 from fullfcn.predict import load_image
 from fullfcn.voc import find_voc2012
@@ -37,7 +38,7 @@ def test_force_starts_over_and_removes_only_the_runs_own_files(
     """Found: a re-run replaced a trained checkpoint (iteration 4 -> 1) and appended to
     the old log. Now it is refused; --force starts over and leaves no stale row."""
     out = tmp_path / "run"
-    assert train_module.main(_train_argv(tiny_voc, out, "--iterations", "3")) == 0
+    assert cli.train_main(_train_argv(tiny_voc, out, "--iterations", "3")) == 0
     assert _iteration(out) == 3
     trained = (out / "checkpoint.pt").read_bytes()
     board = out / "tensorboard"
@@ -45,11 +46,11 @@ def test_force_starts_over_and_removes_only_the_runs_own_files(
     (board / "events.out.tfevents.1.host").write_bytes(b"old events")
     (out / "notes.md").write_text("the user's own file")
 
-    assert train_module.main(_train_argv(tiny_voc, out, "--iterations", "1")) == 1
+    assert cli.train_main(_train_argv(tiny_voc, out, "--iterations", "1")) == 1
     assert "holds a previous run" in capsys.readouterr().err
     assert (out / "checkpoint.pt").read_bytes() == trained  # untouched
 
-    assert train_module.main(_train_argv(tiny_voc, out, "--iterations", "1", "--force")) == 0
+    assert cli.train_main(_train_argv(tiny_voc, out, "--iterations", "1", "--force")) == 0
     assert _iteration(out) == 1
     rows = list(csv.reader((out / "log.csv").open()))
     assert [r[0] for r in rows] == ["iteration", "1"]  # a fresh log, not appended
@@ -62,7 +63,7 @@ def test_a_locked_out_dir_is_refused(
 ) -> None:
     out = tmp_path / "run"
     with lock_dir(out):  # another run holds it
-        assert train_module.main(_train_argv(tiny_voc, out, "--iterations", "1")) == 1
+        assert cli.train_main(_train_argv(tiny_voc, out, "--iterations", "1")) == 1
     assert "another run is writing into this directory" in capsys.readouterr().err
     assert list(out.iterdir()) == []
 
@@ -93,7 +94,7 @@ def test_double_ctrl_c_waits_for_the_save(
     # Ctrl-C as in a terminal (a background job may have inherited SIGINT ignored)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        assert train_module.main(argv) == 130
+        assert cli.train_main(argv) == 130
     finally:
         signal.signal(signal.SIGINT, previous)
     err = capsys.readouterr().err.strip().splitlines()

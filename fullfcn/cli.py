@@ -1,0 +1,271 @@
+"""The three commands: ``fullfcn-train``, ``fullfcn-eval`` and ``fullfcn-predict``.
+
+As in ``m2nist/cli.py`` and ``tinyfcn/cli.py``, the library modules (:mod:`fullfcn.train`,
+:mod:`fullfcn.evaluate`, :mod:`fullfcn.predict`) hold what a program calls; this module
+turns command lines into those calls, behind fcnbase's one error path (``run_cli``: one
+line on stderr and an exit code, never a traceback). Several GPUs:
+``torchrun --nproc_per_node=N --no-python fullfcn-train ...`` (torchrun sets the rank and
+world size that :func:`fullfcn.train.train` reads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from fcnbase import Parser, UsageError, atomic_write, check_outputs, pick_device, run_cli
+from fcnbase.cli import float_arg, int_arg
+from fullfcn.evaluate import eval_loader, evaluate
+from fullfcn.model import VARIANTS, WIDTH_DIVISORS, build, load_model
+from fullfcn.predict import MAX_PIXELS, load_image, overlay, predict
+from fullfcn.train import RECIPES, TrainConfig, train
+from fullfcn.transforms import eval_transforms
+from fullfcn.util import DEFAULT_WORKERS, voc_root_arg, workers_arg
+from fullfcn.voc import VOC_CLASSES, VOCSegmentation, colorize, find_voc2012
+from tinyfcn.metrics import format_metrics
+
+__all__ = ["eval_main", "predict_main", "train_main"]
+
+# -- fullfcn-train ---------------------------------------------------------------------------
+
+
+def _train_parser() -> Parser:
+    d = TrainConfig()
+    p = Parser(
+        prog="fullfcn-train",
+        description="Train VGG16 FCN-32s/16s/8s on PASCAL VOC (paper or modern recipe). "
+        "Multi-GPU: torchrun --nproc_per_node=N --no-python fullfcn-train ...",
+    )
+    p.add_argument("--variant", choices=VARIANTS, default=d.variant)
+    p.add_argument(
+        "--voc-root",
+        type=voc_root_arg,
+        required=True,
+        help="folder holding VOC2012/ or VOCdevkit/VOC2012/",
+    )
+    p.add_argument(
+        "--sbd-root",
+        help="SBD folder (cls/, img/, train.txt): the paper's "
+        "training set; without it --train-split of VOC is used",
+    )
+    p.add_argument("--train-split", default=d.train_split)
+    p.add_argument("--val-split", help="validate on this VOC split, e.g. seg11valid")
+    p.add_argument("--recipe", choices=tuple(RECIPES), default=d.recipe)
+    p.add_argument(
+        "--weights",
+        default=d.weights,
+        help="imagenet (VGG16 through torchvision), none, or a weights file",
+    )
+    p.add_argument("--init-from", help="trained coarser FCN to start from (staged training)")
+    # Bounds are part of each type: a NaN learning rate or a zero batch is a usage error
+    # at once, not a NaN loss (or a ZeroDivisionError) after VGG16 has been built.
+    p.add_argument(
+        "--lr", type=float_arg(1e-20, 10.0), help="default: the recipe's (paper: per variant)"
+    )
+    p.add_argument("--momentum", type=float_arg(0.0, 1.0))
+    p.add_argument("--weight-decay", type=float_arg(0.0, 1.0), default=d.weight_decay)
+    p.add_argument("--batch-size", type=int_arg(1, 4096), help="per process")
+    p.add_argument("--crop-size", type=int_arg(1, 8192))
+    p.add_argument("--iterations", type=int_arg(1, 10**9), default=d.iterations)
+    p.add_argument(
+        "--stop-at", type=int_arg(1, 10**9), help="stop after this iteration (resume later)"
+    )
+    p.add_argument("--checkpoint-every", type=int_arg(1, 10**9), default=d.checkpoint_every)
+    p.add_argument("--val-every", type=int_arg(1, 10**9), default=d.val_every)
+    p.add_argument("--out-dir", default=d.out_dir)
+    p.add_argument("--resume", action="store_true", help="continue OUT_DIR/checkpoint.pt")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="start over in OUT_DIR: remove its checkpoint.pt, log.csv and tensorboard/",
+    )
+    p.add_argument("--seed", type=int_arg(0, 2**31 - 1), default=d.seed)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--amp", action="store_true", help="float16 mixed precision (CUDA)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--workers", type=workers_arg, default=d.workers)
+    p.add_argument(
+        "--width-divisor",
+        type=int,
+        choices=WIDTH_DIVISORS,
+        default=d.width_divisor,
+        help=argparse.SUPPRESS,
+    )
+    p.add_argument("--download", action="store_true", help="fetch VOC/SBD when missing")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=d.progress)
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=d.tensorboard)
+    return p
+
+
+def _train(argv: Sequence[str] | None) -> int:
+    args = vars(_train_parser().parse_args(argv))
+    args["voc_root"] = str(args["voc_root"])
+    if args["weights"] in ("none", "None", ""):
+        args["weights"] = None
+    try:
+        result = train(TrainConfig(**args))
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"fullfcn-train: {result.iteration} iterations, checkpoint {result.checkpoint}")
+        if result.metrics is not None:
+            print(f"fullfcn-train: mean IU {result.metrics['mean_iou']:.4f}")
+    return 0
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``fullfcn-train`` (under torchrun too: ``--no-python fullfcn-train``)."""
+    return run_cli("fullfcn-train", _train, argv)
+
+
+# -- fullfcn-eval ----------------------------------------------------------------------------
+
+
+def _eval_parser() -> Parser:
+    p = Parser(
+        prog="fullfcn-eval",
+        description="Evaluate an FCN on a PASCAL VOC split: pixel accuracy, mean accuracy, "
+        "mean IU, frequency-weighted IU and per-class IU.",
+    )
+    p.add_argument(
+        "--weights",
+        required=True,
+        help="fullfcn-train checkpoint or pytorch-fcn fcnXs_from_caffe.pth",
+    )
+    p.add_argument(
+        "--variant", choices=VARIANTS, help="expected variant (default: read from the weights)"
+    )
+    p.add_argument(
+        "--voc-root",
+        type=voc_root_arg,
+        required=True,
+        help="folder holding VOC2012/ or VOCdevkit/VOC2012/",
+    )
+    p.add_argument(
+        "--split",
+        default="seg11valid",
+        help="train, val, seg11valid (the paper's) or a file of image ids",
+    )
+    p.add_argument("--download", action="store_true", help="fetch VOC / the split list")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--workers", type=workers_arg, default=DEFAULT_WORKERS)
+    p.add_argument("--json", help="also write the metrics to this JSON file")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    return p
+
+
+def _eval(argv: Sequence[str] | None) -> int:
+    args = _eval_parser().parse_args(argv)
+    if args.json:  # before the weights are read: a typo must not cost the whole split
+        check_outputs([args.json], inputs=[args.weights], force=args.force)
+    device = pick_device(args.device)
+    if not args.download:
+        find_voc2012(args.voc_root)  # fail before reading a 500 MB weights file
+    model = load_model(args.weights, args.variant)
+    dataset = VOCSegmentation(
+        args.voc_root,
+        args.split,
+        download=args.download,
+        transforms=eval_transforms(model.preprocess),
+    )
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format)
+    matrix = evaluate(
+        model,
+        eval_loader(dataset, num_workers=args.workers),
+        model.num_classes,
+        device,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        progress=args.progress,
+    )
+    metrics = matrix.compute()
+    names = list(VOC_CLASSES) if model.num_classes == len(VOC_CLASSES) else None
+    print(
+        f"{model.variant} on {args.split} ({len(dataset)} images, "
+        f"{model.preprocess.name} preprocessing)"
+    )
+    print(format_metrics(metrics, names))
+    if args.json:
+        with atomic_write(args.json, replace=args.force) as f:
+            f.write(
+                json.dumps(
+                    {"variant": model.variant, "split": args.split, **metrics}, indent=2
+                ).encode()
+            )
+    return 0
+
+
+def eval_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``fullfcn-eval``."""
+    return run_cli("fullfcn-eval", _eval, argv)
+
+
+# -- fullfcn-predict -------------------------------------------------------------------------
+
+
+def _predict_parser() -> Parser:
+    p = Parser(prog="fullfcn-predict", description="Segment one image with a VGG16 FCN.")
+    p.add_argument("image")
+    p.add_argument("-o", "--output", required=True, help="mask PNG (VOC palette)")
+    p.add_argument("--overlay", help="overlay PNG (default: OUT_overlay.png)")
+    p.add_argument(
+        "--weights",
+        help="fullfcn-train checkpoint or pytorch-fcn "
+        "fcnXs_from_caffe.pth; without it the net is untrained (random)",
+    )
+    p.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        help="default: read from the weights (fcn8s when there are none)",
+    )
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", action="store_true")
+    p.add_argument(
+        "--max-pixels",
+        type=int_arg(1, 10**10),
+        default=MAX_PIXELS,
+        help=f"refuse larger images (default {MAX_PIXELS:,}: about 0.5 GB per megapixel)",
+    )
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+    return p
+
+
+def _predict_cli(argv: Sequence[str] | None) -> int:
+    args = _predict_parser().parse_args(argv)
+    output = Path(args.output)
+    over = Path(args.overlay) if args.overlay else output.with_name(f"{output.stem}_overlay.png")
+    # Every output check comes before the image is decoded or the model read: the photo
+    # and the weights are inputs, and an existing file is replaced only with --force.
+    check_outputs([output, over], inputs=[args.image, args.weights], force=args.force)
+    for path in (output, over):
+        if path.suffix.lower() != ".png":
+            raise UsageError(f"output {path} must be a .png (the palette needs lossless PNG)")
+    image = load_image(args.image, args.max_pixels)
+    device = pick_device(args.device)
+    model = (
+        load_model(args.weights, args.variant) if args.weights else build(args.variant or "fcn8s")
+    )
+    mask = predict(model, image, device, args.amp)
+    with atomic_write(output, replace=args.force) as f:
+        colorize(mask).save(f, format="PNG")
+    with atomic_write(over, replace=args.force) as f:
+        overlay(image, mask).save(f, format="PNG")
+    found = [VOC_CLASSES[c] for c in mask.unique().tolist() if 0 < c < len(VOC_CLASSES)]
+    print(f"fullfcn-predict: {output} and {over} ({', '.join(found) or 'background only'})")
+    return 0
+
+
+def predict_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``fullfcn-predict``."""
+    return run_cli("fullfcn-predict", _predict_cli, argv)
