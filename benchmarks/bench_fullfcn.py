@@ -19,8 +19,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from fullfcn.builders import build
 from fullfcn.evaluate import autocast
-from fullfcn.model import VARIANTS, build
+from fullfcn.model import VARIANTS
 
 
 def _peak_mib(device: torch.device) -> float:

@@ -7,7 +7,8 @@ upsampling and metrics (Long, Shelhamer & Darrell, CVPR 2015).
 {'score_pool4': 5, 'score_pool3': 9, 'upscore8': 31}
 """
 
-from fullfcn.model import FCN, VARIANTS, build, fcn8s, fcn8s_atonce, fcn16s, fcn32s, load_model
+from fullfcn.builders import build, fcn8s, fcn8s_atonce, fcn16s, fcn32s, load_model
+from fullfcn.model import FCN, VARIANTS
 from fullfcn.transforms import CAFFE, TORCHVISION, Preprocess
 from fullfcn.voc import VOC_CLASSES, VOCSegmentation
 

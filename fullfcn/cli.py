@@ -21,8 +21,9 @@ import torch.distributed as dist
 
 from fcnbase import Parser, UsageError, atomic_write, check_outputs, pick_device, run_cli
 from fcnbase.cli import float_arg, int_arg
+from fullfcn.builders import build, load_model
 from fullfcn.evaluate import eval_loader, evaluate
-from fullfcn.model import VARIANTS, WIDTH_DIVISORS, build, load_model
+from fullfcn.model import VARIANTS, WIDTH_DIVISORS
 from fullfcn.predict import MAX_PIXELS, load_image, overlay, predict
 from fullfcn.train import RECIPES, TrainConfig, train
 from fullfcn.transforms import eval_transforms

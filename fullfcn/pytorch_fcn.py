@@ -7,7 +7,7 @@ and ``fcn8s_from_caffe.pth`` (65.5). Their keys are the Caffe layer names --
 ``score_pool4.weight``, ``upscore2.weight`` -- which are exactly the names our
 :class:`~fullfcn.model.FCN` gives its modules, so importing is a check and a load. The
 models expect Caffe preprocessing (BGR, mean subtraction on 0..255), which
-:func:`fullfcn.model.build` selects for them.
+:func:`fullfcn.builders.build` selects for them.
 
 One trap: FCN-8s *at-once* (``fcn8s-atonce_from_caffe.pth``, pytorch-fcn's ``FCN8sAtOnce``)
 has exactly FCN-8s's keys and shapes, but scales pool4 by 0.01 and pool3 by 0.0001 before

@@ -53,8 +53,9 @@ from fcnbase import (
     deferred_interrupts,
     lock_dir,
 )
+from fullfcn.builders import build, load_model
 from fullfcn.evaluate import autocast, eval_loader, evaluate
-from fullfcn.model import FCN, VARIANTS, build, load_model
+from fullfcn.model import FCN, VARIANTS
 from fullfcn.train_utils import (
     CHECKPOINT,
     LOG,

@@ -27,7 +27,8 @@ import torch
 import torch.distributed as dist
 
 from fcnbase import atomic_write, pick_device
-from fullfcn.model import FCN, read_weights
+from fullfcn.builders import read_weights
+from fullfcn.model import FCN
 from fullfcn.pytorch_fcn import check_state_dict, load_pytorch_fcn
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from fcnbase import is_partial
 from fullfcn import cli
-from fullfcn.model import build
+from fullfcn.builders import build
 from fullfcn.pytorch_fcn import to_pytorch_fcn
 from fullfcn.voc import colorize
 from tests.cli_table import assert_refused, tree_state

@@ -7,8 +7,10 @@ from typing import ClassVar
 import pytest
 import torch
 
+from fullfcn import builders
 from fullfcn import model as fcn_model
-from fullfcn.model import FCN, build, staged_init
+from fullfcn.builders import build, staged_init
+from fullfcn.model import FCN
 from tests.fullfcn.conftest import WIDTH
 from tests.model_checks import ModelChecks
 
@@ -155,7 +157,7 @@ def test_builders_are_exposed() -> None:
     for name in ("fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce"):
         model = getattr(fullfcn, name)(width_divisor=WIDTH, num_classes=5)
         assert model.variant == name and model.score_fr.out_channels == 5
-        assert getattr(fcn_model, name) is getattr(fullfcn, name)
+        assert getattr(builders, name) is getattr(fullfcn, name)
 
 
 def test_trunk_is_a_view_of_the_vgg_layers() -> None:

@@ -11,8 +11,8 @@ import torch
 import torch.multiprocessing as mp
 
 from fullfcn import train as train_module
+from fullfcn.builders import build
 from fullfcn.evaluate import eval_loader, evaluate
-from fullfcn.model import build
 from fullfcn.train import TrainConfig, _optimizer, train
 from fullfcn.transforms import eval_transforms
 from fullfcn.voc import VOCSegmentation

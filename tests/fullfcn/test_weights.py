@@ -8,7 +8,8 @@ import pytest
 import torch
 import torchvision
 
-from fullfcn.model import FCN, build, load_model
+from fullfcn.builders import build, load_model
+from fullfcn.model import FCN
 from fullfcn.pytorch_fcn import check_state_dict, to_pytorch_fcn
 from fullfcn.transforms import CAFFE, TORCHVISION
 from tests.fullfcn.conftest import WIDTH
