@@ -31,7 +31,6 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from fcnbase import (
@@ -56,6 +55,7 @@ from fcnbase import (
 from fullfcn.builders import build, load_model
 from fullfcn.evaluate import autocast, eval_loader, evaluate
 from fullfcn.model import FCN, VARIANTS
+from fullfcn.train_data import batches, datasets, set_transforms
 from fullfcn.train_utils import (
     CHECKPOINT,
     LOG,
@@ -68,9 +68,8 @@ from fullfcn.train_utils import (
     rng_state,
     save_checkpoint,
 )
-from fullfcn.transforms import eval_transforms, train_transforms
 from fullfcn.util import DEFAULT_WORKERS
-from fullfcn.voc import IGNORE_INDEX, SBDSegmentation, VOCSegmentation, find_voc2012
+from fullfcn.voc import IGNORE_INDEX, find_voc2012
 
 __all__ = ["PAPER_LR", "RECIPES", "Recipe", "TrainConfig", "TrainResult", "train"]
 
@@ -167,80 +166,6 @@ class TrainResult:
     metrics: dict[str, Any] | None  # last validation, reduced over ranks
     confusion: Tensor | None
     checkpoint: Path
-
-
-# -- data ----------------------------------------------------------------------------------
-
-
-class _SeededSamples(Dataset):
-    """Sample ``i`` of epoch ``e`` is augmented under its own seed.
-
-    Random flips, scales and crops then depend only on (seed, epoch, index): not on the
-    worker that loads the sample, nor on whether the run was resumed in between.
-    """
-
-    def __init__(self, dataset: Dataset, seed: int, epoch: int) -> None:
-        self.dataset, self.seed, self.epoch = dataset, seed, epoch
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> Any:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
-            return self.dataset[index]
-
-
-def _batches(
-    dataset: Dataset, config: TrainConfig, rank: int, world: int, start: int, pin: bool
-) -> Iterator[tuple[Tensor, Tensor]]:
-    """Endless batches from iteration ``start`` on, each rank its own shard of each epoch."""
-    sampler = DistributedSampler(
-        dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True
-    )
-    per_epoch = len(sampler) // config.batch_size
-    if per_epoch == 0:
-        raise ValueError(
-            f"{len(dataset)} training images cannot fill one batch of "  # type: ignore[arg-type]
-            f"{config.batch_size} on each of {world} processes"
-        )
-    epoch, skip = divmod(start, per_epoch)
-    while True:
-        sampler.set_epoch(epoch)
-        indices = list(sampler)[skip * config.batch_size : per_epoch * config.batch_size]
-        loader = DataLoader(
-            _SeededSamples(dataset, config.seed, epoch),
-            batch_size=config.batch_size,
-            sampler=indices,
-            num_workers=config.workers,
-            pin_memory=pin,
-            # its own generator: workers' seeds must not draw from (and
-            # so shift) the global one that drives dropout
-            generator=torch.Generator().manual_seed(config.seed + epoch),
-        )
-        yield from loader
-        epoch, skip = epoch + 1, 0
-
-
-def _datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
-    """The training and validation sets, listed (and their files checked) *before* VGG16
-    is built or downloaded; :func:`_set_transforms` adds the model's preprocessing."""
-    if config.sbd_root:
-        train_set: Dataset = SBDSegmentation(config.sbd_root, "train", download=config.download)
-    else:
-        train_set = VOCSegmentation(config.voc_root, config.train_split, download=config.download)
-    val_set = None
-    if config.val_split:
-        val_set = VOCSegmentation(config.voc_root, config.val_split, download=config.download)
-    return train_set, val_set
-
-
-def _set_transforms(config: TrainConfig, model: FCN, train_set: Any, val_set: Any) -> None:
-    train_set.transforms = train_transforms(
-        model.preprocess, config.crop_size, flip=config.recipe == "modern"
-    )
-    if val_set is not None:
-        val_set.transforms = eval_transforms(model.preprocess)
 
 
 # -- the output directory --------------------------------------------------------------------
@@ -367,7 +292,7 @@ def train(config: TrainConfig) -> TrainResult:
     if not config.download:
         find_voc2012(config.voc_root)  # fail before building (or downloading) VGG16
     _check_weights_files(config)
-    datasets = _datasets(config)
+    data = datasets(config)
     rank, world, device = init_distributed(config.device)
     out_dir = Path(config.out_dir)
     if rank == 0:
@@ -375,12 +300,12 @@ def train(config: TrainConfig) -> TrainResult:
     with lock_dir(out_dir) if rank == 0 else nullcontext():
         if rank == 0:
             _claim_out_dir(config, out_dir)
-        return _train(config, datasets, rank, world, device)
+        return _train(config, data, rank, world, device)
 
 
 def _train(
     config: TrainConfig,
-    datasets: tuple[Dataset, Dataset | None],
+    data: tuple[Dataset, Dataset | None],
     rank: int,
     world: int,
     device: torch.device,
@@ -408,9 +333,9 @@ def _train(
         start = resume(ckpt_path, saved, model, optimizer, scheduler, scaler, rank, world)
     net: nn.Module = DistributedDataParallel(model) if world > 1 else model
 
-    train_set, val_set = datasets
-    _set_transforms(config, model, train_set, val_set)
-    batches = _batches(train_set, config, rank, world, start, pin=device.type == "cuda")
+    train_set, val_set = data
+    set_transforms(config, model, train_set, val_set)
+    stream = batches(train_set, config, rank, world, start, pin=device.type == "cuda")
     log = TrainLog(out_dir, rank == 0, config.tensorboard)
     losses: list[float] = []
     metrics, confusion = None, None
@@ -435,7 +360,7 @@ def _train(
         end = min(config.iterations, config.stop_at or config.iterations)
         while iteration < end:
             rng = rng_state()  # as the last finished step left them, for an interrupt
-            image, label = next(batches)
+            image, label = next(stream)
             image = image.to(device, memory_format=memory_format, non_blocking=True)
             label = label.to(device, non_blocking=True)
             value = train_step(net, image, label, optimizer, scheduler, scaler, config, device)
