@@ -45,9 +45,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from fcnbase import (
-    OutputExistsError,
     UsageError,
-    check_outputs,
     check_writable,
     deferred_interrupts,
     lock_dir,
@@ -58,9 +56,8 @@ from fullfcn.model import FCN, VARIANTS
 from fullfcn.train_data import batches, datasets, set_transforms
 from fullfcn.train_utils import (
     CHECKPOINT,
-    LOG,
-    TENSORBOARD,
     TrainLog,
+    claim_out_dir,
     gather,
     init_distributed,
     read_resume,
@@ -168,45 +165,6 @@ class TrainResult:
     checkpoint: Path
 
 
-# -- the output directory --------------------------------------------------------------------
-
-
-def _claim_out_dir(config: TrainConfig, out_dir: Path) -> None:
-    """Decide, under the directory's lock, what this run may do with ``out_dir``.
-
-    A trained checkpoint is hours of GPU time: a fresh run into a directory holding a
-    previous one is refused unless ``--resume`` (continue it) or ``--force`` (start over,
-    removing exactly the files a run writes: checkpoint.pt, log.csv, tensorboard/'s event
-    files; anything else there is the user's). Weights the run reads may never be among
-    the files it would replace.
-    """
-    ckpt, log, board = out_dir / CHECKPOINT, out_dir / LOG, out_dir / TENSORBOARD
-    previous = [p for p in (ckpt, log, board) if p.exists() or p.is_symlink()]
-    names = ", ".join(p.name for p in previous)
-    if config.resume:
-        if previous and ckpt not in previous:
-            raise OutputExistsError(
-                f"--resume: {out_dir} holds {names} but no {CHECKPOINT} to continue; "
-                "use --force to start over"
-            )
-        return
-    inputs = [config.init_from, None if config.weights == "imagenet" else config.weights]
-    check_outputs([ckpt, log], inputs=inputs, force=True)
-    if previous and not config.force:
-        raise OutputExistsError(
-            f"{out_dir} holds a previous run ({names}); use --resume to continue it or "
-            "--force to start over"
-        )
-    for path in previous:
-        if path == board and path.is_dir() and not path.is_symlink():
-            for event in path.glob("events.out.tfevents.*"):
-                event.unlink()
-            if not any(path.iterdir()):
-                path.rmdir()
-        else:
-            path.unlink()
-
-
 # -- model and optimisation ------------------------------------------------------------------
 
 
@@ -299,7 +257,7 @@ def train(config: TrainConfig) -> TrainResult:
         check_writable(out_dir)
     with lock_dir(out_dir) if rank == 0 else nullcontext():
         if rank == 0:
-            _claim_out_dir(config, out_dir)
+            claim_out_dir(config, out_dir)
         return _train(config, data, rank, world, device)
 
 

@@ -7,8 +7,9 @@ training loop in :mod:`fullfcn.train` stays short and these pieces live here:
 - *random state*: every generator (torch, CUDA, NumPy, Python) as tensors and ints, so a
   checkpoint read with ``torch.load(weights_only=True)`` restores them -- the heart of the
   exact resume;
-- *checkpoints*: what a run writes into ``--out-dir``, writing one atomically, reading one
-  back with every key checked, loading it into model, optimizer, scheduler and scaler;
+- *checkpoints*: what a run writes into ``--out-dir`` (and may replace there), writing one
+  atomically, reading one back with every key checked, loading it into model, optimizer,
+  scheduler and scaler;
 - *logs*: the CSV log (always) and TensorBoard (when installed), from rank 0 only.
 """
 
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from fcnbase import atomic_write, pick_device
+from fcnbase import OutputExistsError, atomic_write, check_outputs, pick_device
 from fullfcn.builders import read_weights
 from fullfcn.model import FCN
 from fullfcn.pytorch_fcn import check_state_dict, load_pytorch_fcn
@@ -40,6 +41,7 @@ __all__ = [
     "TENSORBOARD",
     "TRAIN_STATE",
     "TrainLog",
+    "claim_out_dir",
     "gather",
     "init_distributed",
     "read_resume",
@@ -124,6 +126,42 @@ def gather(obj: Any, world: int) -> list[Any]:
 
 
 # -- checkpoints ---------------------------------------------------------------------------
+
+
+def claim_out_dir(config: TrainConfig, out_dir: Path) -> None:
+    """Decide, under the directory's lock, what this run may do with ``out_dir``.
+
+    A trained checkpoint is hours of GPU time: a fresh run into a directory holding a
+    previous one is refused unless ``--resume`` (continue it) or ``--force`` (start over,
+    removing exactly the files a run writes: checkpoint.pt, log.csv, tensorboard/'s event
+    files; anything else there is the user's). Weights the run reads may never be among
+    the files it would replace.
+    """
+    ckpt, log, board = out_dir / CHECKPOINT, out_dir / LOG, out_dir / TENSORBOARD
+    previous = [p for p in (ckpt, log, board) if p.exists() or p.is_symlink()]
+    names = ", ".join(p.name for p in previous)
+    if config.resume:
+        if previous and ckpt not in previous:
+            raise OutputExistsError(
+                f"--resume: {out_dir} holds {names} but no {CHECKPOINT} to continue; "
+                "use --force to start over"
+            )
+        return
+    inputs = [config.init_from, None if config.weights == "imagenet" else config.weights]
+    check_outputs([ckpt, log], inputs=inputs, force=True)
+    if previous and not config.force:
+        raise OutputExistsError(
+            f"{out_dir} holds a previous run ({names}); use --resume to continue it or "
+            "--force to start over"
+        )
+    for path in previous:
+        if path == board and path.is_dir() and not path.is_symlink():
+            for event in path.glob("events.out.tfevents.*"):
+                event.unlink()
+            if not any(path.iterdir()):
+                path.rmdir()
+        else:
+            path.unlink()
 
 
 def read_resume(path: Path, variant: str, width_divisor: int) -> Mapping[str, Any]:
