@@ -26,7 +26,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import NoReturn
+from typing import Any, NoReturn
 
 __all__ = [
     "CliError",
@@ -54,9 +54,32 @@ class CliError(RuntimeError):
 RUNTIME_ERRORS = (CliError, OSError, ValueError, RuntimeError, OverflowError, MemoryError)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` that shows every option's default and keeps the epilog's examples as laid out.
+
+    argparse's ``ArgumentDefaultsHelpFormatter`` also prints ``(default: None)`` and
+    ``(default: False)``, which say nothing, and repeats a default the help text already
+    names; this one shows only the defaults a user needs to know.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default  # identity, not ==: a default of 0 is worth showing
+        silent = default is None or default is False or default is argparse.SUPPRESS
+        silent = silent or not action.option_strings
+        if silent or "%(default)" in text or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
+
 class Parser(argparse.ArgumentParser):
     """argparse whose usage errors are a :class:`UsageError`, reported by :func:`run_cli`
-    as one line (argparse's own prints the whole usage block first)."""
+    as one line (argparse's own prints the whole usage block first), and whose ``--help``
+    shows the defaults (:class:`HelpFormatter`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)

@@ -73,7 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate M2NIST (MNIST digits composed without overlap, with "
         "per-pixel labels) reproducibly, or verify a generated directory.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("out", nargs="?", type=Path, help="output directory")
     p.add_argument("--verify", metavar="OUT", type=Path, help="check OUT against its metadata")

@@ -43,8 +43,17 @@ MAX_SECONDS = 30 * 24 * 3600.0
 def _parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     images = int_arg(1, MAX_IMAGES)
-    p = Parser(prog=PROG, description=__doc__.split("\n")[0])
-    p.add_argument("--variant", choices=VARIANTS, default=defaults.variant)
+    p = Parser(
+        prog=PROG,
+        description="Train the MNIST classifier, convert it into a tiny FCN, train that on\n"
+        "M2NIST and evaluate it, in one command. fcn4s, fcn2s and fcn1s are the tiny\n"
+        "analogues of the paper's FCN-32s, FCN-16s and FCN-8s; article is the 2018\n"
+        "article's decoder.",
+        epilog="example:\n  tinyfcn-train --sample --variant fcn1s --seconds 120 --out out/tinyfcn",
+    )
+    p.add_argument(
+        "--variant", choices=VARIANTS, default=defaults.variant, help="which tiny FCN to train"
+    )
     p.add_argument("--out", type=Path, default=Path("out/tinyfcn"), help="output folder")
     p.add_argument(
         "--resume",
@@ -55,11 +64,20 @@ def _parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--mnist-dir", help="folder with the MNIST IDX files (else M2NIST_MNIST_DIR)")
     src.add_argument("--sample", action="store_true", help="use m2nist's bundled MNIST sample")
-    p.add_argument("--train-images", type=images, default=defaults.train_images)
-    p.add_argument("--test-images", type=images, default=defaults.test_images)
-    p.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=defaults.seed)
     p.add_argument(
-        "--classifier-epochs", type=float_arg(0, MAX_EPOCHS), default=defaults.classifier_epochs
+        "--train-images", type=images, default=defaults.train_images, help="M2NIST train images"
+    )
+    p.add_argument(
+        "--test-images", type=images, default=defaults.test_images, help="M2NIST test images"
+    )
+    p.add_argument(
+        "--seed", type=int_arg(0, 2**32 - 1), default=defaults.seed, help="data and init seed"
+    )
+    p.add_argument(
+        "--classifier-epochs",
+        type=float_arg(0, MAX_EPOCHS),
+        default=defaults.classifier_epochs,
+        help="epochs of the classifier before conversion",
     )
     p.add_argument(
         "--classifier-shift",
@@ -74,10 +92,17 @@ def _parser() -> argparse.ArgumentParser:
         default=defaults.seconds,
         help="wall-clock budget of the whole run (0: epochs only)",
     )
-    p.add_argument("--batch-size", type=int_arg(1, 4096), default=defaults.batch_size)
-    p.add_argument("--lr", type=float_arg(0, 10), default=defaults.lr)
     p.add_argument(
-        "--eval-every", type=float_arg(0, MAX_SECONDS), default=defaults.eval_every, help="seconds"
+        "--batch-size", type=int_arg(1, 4096), default=defaults.batch_size, help="FCN batch size"
+    )
+    p.add_argument(
+        "--lr", type=float_arg(0, 10), default=defaults.lr, help="FCN Adam learning rate (cosine)"
+    )
+    p.add_argument(
+        "--eval-every",
+        type=float_arg(0, MAX_SECONDS),
+        default=defaults.eval_every,
+        help="seconds between evaluations",
     )
     p.add_argument(
         "--frozen-upsampling", action="store_true", help="keep the bilinear kernels fixed"
