@@ -141,3 +141,16 @@ def test_in_process_callers_keep_their_ctrl_c() -> None:
     assert run_cli("prog", _raiser(KeyboardInterrupt()), []) == 130
     with pytest.raises(KeyboardInterrupt):
         os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_help_shows_the_defaults_worth_knowing() -> None:
+    p = Parser(prog="prog", epilog="example:\n  prog --seed 1")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--out", help="output folder")  # default None: nothing to show
+    p.add_argument("--force", action="store_true", help="replace outputs")
+    p.add_argument("--train", type=int, default=5000, help="images (default 5000)")
+    text = p.format_help()
+    assert "random seed (default: 0)" in text
+    assert "None" not in text and "False" not in text
+    assert text.count("5000") == 1  # not repeated when the help already names it
+    assert "example:\n  prog --seed 1" in text  # the epilog keeps its layout
