@@ -43,7 +43,7 @@ def _train_parser() -> Parser:
         description="Train VGG16 FCN-32s/16s/8s on PASCAL VOC (paper or modern recipe). "
         "Multi-GPU: torchrun --nproc_per_node=N --no-python fullfcn-train ...",
     )
-    p.add_argument("--variant", choices=VARIANTS, default=d.variant)
+    p.add_argument("--variant", choices=VARIANTS, default=d.variant, help="which FCN")
     p.add_argument(
         "--voc-root",
         type=voc_root_arg,
@@ -55,9 +55,11 @@ def _train_parser() -> Parser:
         help="SBD folder (cls/, img/, train.txt): the paper's "
         "training set; without it --train-split of VOC is used",
     )
-    p.add_argument("--train-split", default=d.train_split)
+    p.add_argument("--train-split", default=d.train_split, help="VOC split to train on")
     p.add_argument("--val-split", help="validate on this VOC split, e.g. seg11valid")
-    p.add_argument("--recipe", choices=tuple(RECIPES), default=d.recipe)
+    p.add_argument(
+        "--recipe", choices=tuple(RECIPES), default=d.recipe, help="paper (sec. 4.3) or modern"
+    )
     p.add_argument(
         "--weights",
         default=d.weights,
@@ -69,17 +71,26 @@ def _train_parser() -> Parser:
     p.add_argument(
         "--lr", type=float_arg(1e-20, 10.0), help="default: the recipe's (paper: per variant)"
     )
-    p.add_argument("--momentum", type=float_arg(0.0, 1.0))
-    p.add_argument("--weight-decay", type=float_arg(0.0, 1.0), default=d.weight_decay)
+    p.add_argument("--momentum", type=float_arg(0.0, 1.0), help="default: the recipe's")
+    p.add_argument(
+        "--weight-decay", type=float_arg(0.0, 1.0), default=d.weight_decay, help="on weights"
+    )
     p.add_argument("--batch-size", type=int_arg(1, 4096), help="per process")
-    p.add_argument("--crop-size", type=int_arg(1, 8192))
-    p.add_argument("--iterations", type=int_arg(1, 10**9), default=d.iterations)
+    p.add_argument("--crop-size", type=int_arg(1, 8192), help="default: the recipe's")
+    p.add_argument(
+        "--iterations", type=int_arg(1, 10**9), default=d.iterations, help="SGD steps in all"
+    )
     p.add_argument(
         "--stop-at", type=int_arg(1, 10**9), help="stop after this iteration (resume later)"
     )
-    p.add_argument("--checkpoint-every", type=int_arg(1, 10**9), default=d.checkpoint_every)
-    p.add_argument("--val-every", type=int_arg(1, 10**9), default=d.val_every)
-    p.add_argument("--out-dir", default=d.out_dir)
+    p.add_argument(
+        "--checkpoint-every",
+        type=int_arg(1, 10**9),
+        default=d.checkpoint_every,
+        help="iterations between checkpoints",
+    )
+    p.add_argument("--val-every", type=int_arg(1, 10**9), default=d.val_every, help="iterations")
+    p.add_argument("--out-dir", default=d.out_dir, help="checkpoint.pt, log.csv, tensorboard/")
     p.add_argument("--resume", action="store_true", help="continue OUT_DIR/checkpoint.pt")
     p.add_argument(
         "--force",
@@ -87,10 +98,10 @@ def _train_parser() -> Parser:
         help="start over in OUT_DIR: remove its checkpoint.pt, log.csv and tensorboard/",
     )
     p.add_argument("--seed", type=int_arg(0, 2**31 - 1), default=d.seed)
-    p.add_argument("--device", default=d.device)
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--amp", action="store_true", help="float16 mixed precision (CUDA)")
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--workers", type=workers_arg, default=d.workers)
+    p.add_argument("--workers", type=workers_arg, default=d.workers, help="data-loading processes")
     p.add_argument(
         "--width-divisor",
         type=int,
@@ -158,7 +169,9 @@ def _eval_parser() -> Parser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--workers", type=workers_arg, default=DEFAULT_WORKERS)
+    p.add_argument(
+        "--workers", type=workers_arg, default=DEFAULT_WORKERS, help="data-loading processes"
+    )
     p.add_argument("--json", help="also write the metrics to this JSON file")
     p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
@@ -230,7 +243,7 @@ def _predict_parser() -> Parser:
         choices=VARIANTS,
         help="default: read from the weights (fcn8s when there are none)",
     )
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--amp", action="store_true")
     p.add_argument(
         "--max-pixels",
