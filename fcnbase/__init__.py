@@ -30,6 +30,7 @@ from fcnbase.outputs import (
     check_writable,
     create_temp,
     is_partial,
+    leftover_temps,
     lock_dir,
 )
 
@@ -49,6 +50,7 @@ __all__ = [
     "float_arg",
     "int_arg",
     "is_partial",
+    "leftover_temps",
     "lock_dir",
     "pick_device",
     "run_cli",

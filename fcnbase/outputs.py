@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import glob
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -44,6 +45,7 @@ __all__ = [
     "check_writable",
     "create_temp",
     "is_partial",
+    "leftover_temps",
     "lock_dir",
 ]
 
@@ -82,9 +84,21 @@ def create_temp(final: str | os.PathLike[str]) -> tuple[int, Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=PARTIAL, dir=final.parent)
+    fd, name = tempfile.mkstemp(prefix=_temp_prefix(final), suffix=PARTIAL, dir=final.parent)
     os.fchmod(fd, FILE_MODE)
     return fd, Path(name)
+
+
+def _temp_prefix(final: Path) -> str:
+    return f".{final.name}."
+
+
+def leftover_temps(final: str | os.PathLike[str]) -> list[Path]:
+    """Temporary files of ``final`` that interrupted runs left behind (:func:`create_temp`'s
+    naming rule, kept here beside it). Only a run holding the folder's lock may remove
+    them: without it, one may belong to a writer still running."""
+    final = Path(final)
+    return sorted(final.parent.glob(f"{glob.escape(_temp_prefix(final))}*{PARTIAL}"))
 
 
 @contextmanager
@@ -214,9 +228,12 @@ def check_outputs(
         for other in outs[:i]:
             if _same(out, other):
                 raise UsageError(f"{out} is given as two different outputs")
+    tested: set[Path] = set()  # each folder is written to (test file) once, not per output
     for out in outs:
         if out.is_dir():
             raise UsageError(f"output {out} is a directory, expected a file name")
         if (out.exists() or out.is_symlink()) and not force:
             raise OutputExistsError(f"{out} exists (use {hint} to replace it)")
-        check_writable(out.parent)
+        if out.parent not in tested:
+            check_writable(out.parent)
+            tested.add(out.parent)

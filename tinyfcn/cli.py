@@ -21,9 +21,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fcnbase import Parser, check_outputs, check_writable, lock_dir, pick_device, run_cli
+from fcnbase import (
+    Parser,
+    check_outputs,
+    check_writable,
+    leftover_temps,
+    lock_dir,
+    pick_device,
+    run_cli,
+)
 from fcnbase.cli import float_arg, int_arg
-from fcnbase.outputs import PARTIAL
 from tinyfcn.config import TrainConfig
 from tinyfcn.data import CLASS_NAMES
 from tinyfcn.metrics import format_metrics
@@ -147,7 +154,7 @@ def _remove_stale(outputs: Sequence[Path]) -> None:
     """``--force``: remove the temporary files an interrupted earlier run left for our
     outputs (we hold the folder's lock, so no running writer owns them)."""
     for out in outputs:
-        for leftover in out.parent.glob(f".{out.name}.*{PARTIAL}"):
+        for leftover in leftover_temps(out):
             leftover.unlink(missing_ok=True)
 
 

@@ -17,6 +17,7 @@ from fcnbase.outputs import (
     check_writable,
     create_temp,
     is_partial,
+    leftover_temps,
     lock_dir,
 )
 
@@ -129,3 +130,14 @@ def test_no_clobber_write_never_replaces_a_file_that_appeared(tmp_path: Path) ->
     with atomic_write(final, replace=False) as f:
         f.write(b"ours")
     assert final.read_bytes() == b"ours" and final.stat().st_nlink == 1
+
+
+def test_leftover_temps_are_those_of_that_name_only(tmp_path: Path) -> None:
+    final = tmp_path / "fcn1s.pt"
+    mine = [create_temp(final) for _ in range(2)]
+    other_fd, other = create_temp(tmp_path / "fcn1s.png")
+    for fd, _ in [*mine, (other_fd, other)]:
+        os.close(fd)
+    (tmp_path / "fcn1s.pt.bak").write_text("the user's")
+    assert leftover_temps(final) == sorted(p for _, p in mine)
+    assert leftover_temps(tmp_path / "fcn1s.png") == [other]
