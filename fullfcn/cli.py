@@ -36,6 +36,17 @@ __all__ = ["eval_main", "predict_main", "train_main"]
 # -- fullfcn-train ---------------------------------------------------------------------------
 
 
+def _add_voc_root(p: argparse.ArgumentParser) -> None:
+    """``--voc-root``, the same for training and evaluation: checked to be a folder at parse
+    time, before any model is built."""
+    p.add_argument(
+        "--voc-root",
+        type=voc_root_arg,
+        required=True,
+        help="folder holding VOC2012/ or VOCdevkit/VOC2012/",
+    )
+
+
 def _train_parser() -> Parser:
     d = TrainConfig()
     p = Parser(
@@ -44,12 +55,7 @@ def _train_parser() -> Parser:
         "Multi-GPU: torchrun --nproc_per_node=N --no-python fullfcn-train ...",
     )
     p.add_argument("--variant", choices=VARIANTS, default=d.variant, help="which FCN")
-    p.add_argument(
-        "--voc-root",
-        type=voc_root_arg,
-        required=True,
-        help="folder holding VOC2012/ or VOCdevkit/VOC2012/",
-    )
+    _add_voc_root(p)
     p.add_argument(
         "--sbd-root",
         help="SBD folder (cls/, img/, train.txt): the paper's "
@@ -154,12 +160,7 @@ def _eval_parser() -> Parser:
     p.add_argument(
         "--variant", choices=VARIANTS, help="expected variant (default: read from the weights)"
     )
-    p.add_argument(
-        "--voc-root",
-        type=voc_root_arg,
-        required=True,
-        help="folder holding VOC2012/ or VOCdevkit/VOC2012/",
-    )
+    _add_voc_root(p)
     p.add_argument(
         "--split",
         default="seg11valid",
