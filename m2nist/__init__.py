@@ -19,7 +19,7 @@ _HOMES = {
     "BACKGROUND": "m2nist.params",
     "NUM_CLASSES": "m2nist.params",
     "ParamError": "m2nist.params",
-    "M2nistArrays": "m2nist.compose",
+    "M2NISTArrays": "m2nist.compose",
     "generate": "m2nist.compose",
     "load_arrays": "m2nist.npz",
     "MnistSourceError": "m2nist.mnist",

@@ -43,7 +43,7 @@ PLACEMENT_ROUNDS = 32
 
 
 @dataclass(frozen=True)
-class M2nistArrays:
+class M2NISTArrays:
     """One generated split, in memory.
 
     ``images`` uint8 (N,H,W); ``labels`` uint8 (N,H,W), class 0-9 or 10 = background;
@@ -61,23 +61,23 @@ class M2nistArrays:
         return len(self.images)
 
     @staticmethod
-    def allocate(n: int, params: Params) -> M2nistArrays:
+    def allocate(n: int, params: Params) -> M2NISTArrays:
         """Arrays for ``n`` images: ``images`` and ``instances`` zero, the rest uninitialised.
 
         Fresh zero pages come free from the kernel (``np.zeros`` is ``calloc``), so only
         ``labels`` and ``boxes`` need an explicit fill, which :func:`render` does per block.
         """
         height, width = params.size
-        return M2nistArrays(
+        return M2NISTArrays(
             images=np.zeros((n, height, width), np.uint8),
             labels=np.empty((n, height, width), np.uint8),
             instances=np.zeros((n, height, width), np.uint8),
             boxes=np.empty((n, params.max_digits, 5), np.int16),
         )
 
-    def slice(self, lo: int, hi: int) -> M2nistArrays:
+    def slice(self, lo: int, hi: int) -> M2NISTArrays:
         """Views of rows ``lo:hi``."""
-        return M2nistArrays(*(a[lo:hi] for a in self.arrays()))
+        return M2NISTArrays(*(a[lo:hi] for a in self.arrays()))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         return self.images, self.labels, self.instances, self.boxes
@@ -158,7 +158,7 @@ def _grid_layout(
     x[rows] = (order % cols) * (cw + m) + rng.integers(0, cw - w + 1)
 
 
-def render(pool: DigitPool, params: Params, layout: Layout, lo: int, out: M2nistArrays) -> None:
+def render(pool: DigitPool, params: Params, layout: Layout, lo: int, out: M2NISTArrays) -> None:
     """Paint rows ``lo:lo+len(out)`` of a block's layout into ``out`` from :meth:`allocate`.
 
     All digits of all images are pasted by one scatter: their pixels are disjoint,
@@ -197,14 +197,14 @@ def compose_range(
     split: str,
     start: int,
     stop: int,
-    out: M2nistArrays | None = None,
-) -> M2nistArrays:
+    out: M2NISTArrays | None = None,
+) -> M2NISTArrays:
     """Rows ``start:stop`` of the infinite sequence defined by (seed, split, params).
 
     Each touched block is laid out in full (cheap) so that its randomness does not
     depend on which rows are asked for; only the requested rows are rendered.
     """
-    out = M2nistArrays.allocate(stop - start, params) if out is None else out
+    out = M2NISTArrays.allocate(stop - start, params) if out is None else out
     for row, hi in block_spans(start, stop):
         block, lo = divmod(row, BLOCK)
         layout = layout_block(pool, params, block_rng(seed, split, block))
@@ -226,13 +226,13 @@ def compose_parallel(
     start: int,
     stop: int,
     workers: int,
-) -> M2nistArrays:
+) -> M2NISTArrays:
     """:func:`compose_range` with blocks shared among ``workers`` threads.
 
     Threads suffice: numpy releases the GIL in the fills, gathers and scatters that
     dominate, and they write disjoint slices of one output, so no copies are made.
     """
-    out = M2nistArrays.allocate(stop - start, params)
+    out = M2NISTArrays.allocate(stop - start, params)
     spans = block_spans(start, stop)
     if workers <= 1 or len(spans) == 1:
         return compose_range(pool, params, seed, split, start, stop, out)
@@ -256,7 +256,7 @@ def generate(
     margin: int = 2,
     threshold: int = 0,
     source: str | os.PathLike | None = None,
-) -> M2nistArrays:
+) -> M2NISTArrays:
     """Generate ``n`` M2NIST images in memory.
 
     Train images use MNIST train digits, test images MNIST test digits. ``source``:

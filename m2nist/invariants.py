@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from m2nist.compose import M2nistArrays
+from m2nist.compose import M2NISTArrays
 from m2nist.params import BACKGROUND, NUM_CLASSES, Params
 
 
@@ -25,7 +25,7 @@ def digit_counts(boxes: np.ndarray) -> np.ndarray:
     return (boxes[:, :, 0] >= 0).sum(axis=1)
 
 
-def invariant_errors(a: M2nistArrays, params: Params, first_row: int = 0) -> list[str]:
+def invariant_errors(a: M2NISTArrays, params: Params, first_row: int = 0) -> list[str]:
     """Every way ``a`` breaks the M2NIST contract (empty list: all good).
 
     Checked per image: digit count in range; ink (> threshold) exactly where labels

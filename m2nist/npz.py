@@ -35,10 +35,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-from m2nist.compose import M2nistArrays
+from m2nist.compose import M2NISTArrays
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-#: The members of a split's ``.npz``, in writing order (the fields of :class:`M2nistArrays`).
+#: The members of a split's ``.npz``, in writing order (the fields of :class:`M2NISTArrays`).
 ARRAY_NAMES = ("images", "labels", "instances", "boxes")
 MASK32 = 0xFFFFFFFF
 ZIP64_VERSION = 45
@@ -238,10 +238,10 @@ def member_memmap(path: Path, name: str) -> np.ndarray:
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
 
 
-def load_arrays(out: str | Path, split: str, mmap: bool = True) -> M2nistArrays:
+def load_arrays(out: str | Path, split: str, mmap: bool = True) -> M2NISTArrays:
     """A generated split (``OUT/SPLIT.npz``), memory-mapped by default."""
     path = Path(out) / f"{split}.npz"
     if mmap:
-        return M2nistArrays(*(member_memmap(path, name) for name in ARRAY_NAMES))
+        return M2NISTArrays(*(member_memmap(path, name) for name in ARRAY_NAMES))
     with np.load(path) as npz:
-        return M2nistArrays(*(npz[name] for name in ARRAY_NAMES))
+        return M2NISTArrays(*(npz[name] for name in ARRAY_NAMES))

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnbase.outputs import is_partial
-from m2nist.compose import M2nistArrays, block_spans, compose_range
+from m2nist.compose import M2NISTArrays, block_spans, compose_range
 from m2nist.invariants import digit_counts, invariant_errors, kaggle_errors, one_hot
 from m2nist.metadata import (
     METADATA,
@@ -184,7 +184,7 @@ def _verify_split(
             chunk = {name: read_rows(f, *headers[name], stop - row) for name, f in streams.items()}
             where = f"{out}: {split} rows {row}-{stop}"
             if "npz" in formats:
-                arrays = M2nistArrays(*(chunk[name] for name in ARRAY_NAMES))
+                arrays = M2NISTArrays(*(chunk[name] for name in ARRAY_NAMES))
                 problems += [f"{where}: {e}" for e in invariant_errors(arrays, params, row)]
                 per_count += np.bincount(digit_counts(arrays.boxes), minlength=len(per_count))
             if "kaggle" in formats:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from m2nist.compose import M2nistArrays
+from m2nist.compose import M2NISTArrays
 from m2nist.params import BACKGROUND
 
 
@@ -73,7 +73,7 @@ def save_preview(
     split: str = "train",
     n: int = 16,
     *,
-    arrays: M2nistArrays | None = None,
+    arrays: M2NISTArrays | None = None,
 ) -> Path:
     """Save a grid of the first ``n`` images of a generated split (as the CLI's --preview).
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from fcnbase.cli import UsageError, deferred_interrupts
 from fcnbase.outputs import check_outputs, check_writable, create_temp, lock_dir
-from m2nist.compose import M2nistArrays, block_spans, compose_range
+from m2nist.compose import M2NISTArrays, block_spans, compose_range
 from m2nist.invariants import digit_counts, one_hot
 from m2nist.metadata import (
     ALL_OUTPUTS,
@@ -113,14 +113,14 @@ class HashingFile:
 
 
 def _ordered_chunks(
-    jobs: list[tuple[int, int]], run: Callable[[tuple[int, int]], M2nistArrays], workers: int
-) -> Iterator[M2nistArrays]:
+    jobs: list[tuple[int, int]], run: Callable[[tuple[int, int]], M2NISTArrays], workers: int
+) -> Iterator[M2NISTArrays]:
     """``map(run, jobs)`` on ``workers`` threads, in order, with few results in flight."""
     if workers <= 1:
         yield from map(run, jobs)
         return
     with ThreadPoolExecutor(workers) as ex:
-        window: deque[Future[M2nistArrays]] = deque()
+        window: deque[Future[M2NISTArrays]] = deque()
         for job in jobs:
             window.append(ex.submit(run, job))
             if len(window) > workers:
@@ -164,7 +164,7 @@ def write_split(
         )
     per_count = np.zeros(params.max_digits + 1, np.int64)
 
-    def run(span: tuple[int, int]) -> M2nistArrays:
+    def run(span: tuple[int, int]) -> M2NISTArrays:
         return compose_range(pool, params, seed, split, *span)
 
     with ExitStack() as stack:

@@ -30,7 +30,7 @@ from tinyfcn.upsample import bilinear_kernel, upsample_layer
 #: generator. Each name maps to the module of its concept (see :mod:`tinyfcn.train`).
 _TRAIN_API = {
     "CLASS_NAMES": "tinyfcn.data",
-    "M2nistData": "tinyfcn.data",
+    "M2NISTData": "tinyfcn.data",
     "load_m2nist": "tinyfcn.data",
     "TrainConfig": "tinyfcn.config",
     "train_classifier": "tinyfcn.loop",
@@ -63,7 +63,7 @@ __all__ = [
     "ConfusionMatrix",
     "CoordMap",
     "LayerGeometry",
-    "M2nistData",
+    "M2NISTData",
     "MnistClassifier",
     "RunResult",
     "TinyFCN",

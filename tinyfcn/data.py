@@ -17,13 +17,13 @@ from torch import Tensor
 from m2nist.dataset import to_tensors
 from tinyfcn.config import TrainConfig
 
-__all__ = ["CLASS_NAMES", "M2nistData", "load_digits", "load_m2nist", "random_shift"]
+__all__ = ["CLASS_NAMES", "M2NISTData", "load_digits", "load_m2nist", "random_shift"]
 
 CLASS_NAMES = [str(d) for d in range(10)] + ["background"]
 
 
 @dataclass
-class M2nistData:
+class M2NISTData:
     """One split as tensors: images float (N, 1, H, W) in [0, 1], labels int64 (N, H, W)."""
 
     images: Tensor
@@ -47,12 +47,12 @@ class M2nistData:
         return self.images.shape[0]
 
     @classmethod
-    def from_arrays(cls, images: np.ndarray, labels: np.ndarray) -> M2nistData:
+    def from_arrays(cls, images: np.ndarray, labels: np.ndarray) -> M2NISTData:
         """From M2NIST's uint8 arrays (labels 0-9 digits, 10 background)."""
         return cls(*to_tensors(images, labels))
 
 
-def load_m2nist(config: TrainConfig) -> tuple[M2nistData, M2nistData]:
+def load_m2nist(config: TrainConfig) -> tuple[M2NISTData, M2NISTData]:
     """Train and test splits, generated from MNIST train and MNIST test digits."""
     import m2nist
 
@@ -61,8 +61,8 @@ def load_m2nist(config: TrainConfig) -> tuple[M2nistData, M2nistData]:
     )
     test = m2nist.generate(config.test_images, split="test", seed=config.seed, source=config.source)
     return (
-        M2nistData.from_arrays(train.images, train.labels),
-        M2nistData.from_arrays(test.images, test.labels),
+        M2NISTData.from_arrays(train.images, train.labels),
+        M2NISTData.from_arrays(test.images, test.labels),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from tinyfcn.data import M2nistData
+from tinyfcn.data import M2NISTData
 from tinyfcn.metrics import ConfusionMatrix
 from tinyfcn.model import NUM_CLASSES
 
@@ -41,7 +41,7 @@ def predict(model: nn.Module, images: Tensor, batch_size: int = 100) -> Tensor:
     )
 
 
-def evaluate(model: nn.Module, data: M2nistData, batch_size: int = 100) -> dict[str, object]:
+def evaluate(model: nn.Module, data: M2NISTData, batch_size: int = 100) -> dict[str, object]:
     """The paper's four metrics (and per-class IoU) from one confusion matrix over ``data``."""
     matrix = ConfusionMatrix(NUM_CLASSES)
     for i in range(0, len(data), batch_size):

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from fcnbase import CliError, deferred_interrupts, pick_device
 from tinyfcn.classifier import MnistClassifier
 from tinyfcn.config import TrainConfig
-from tinyfcn.data import M2nistData, load_digits, random_shift
+from tinyfcn.data import M2NISTData, load_digits, random_shift
 from tinyfcn.evaluation import evaluate, evaluate_classifier
 from tinyfcn.model import TinyFCN
 
@@ -223,8 +223,8 @@ def _no_room(config: TrainConfig, stage: str) -> str:
 
 def train_fcn(
     model: TinyFCN,
-    train: M2nistData,
-    test: M2nistData | None,
+    train: M2NISTData,
+    test: M2NISTData | None,
     config: TrainConfig,
     *,
     device: torch.device | None = None,

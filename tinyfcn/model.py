@@ -54,6 +54,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from m2nist.params import BACKGROUND, NUM_CLASSES  # the dataset's labels: ten digits + background
 from tinyfcn.classifier import INPUT_SIZE, MnistClassifier
 from tinyfcn.convert import convolutionalize
 from tinyfcn.geometry import CoordMap, coord_map, crop, crop_offset, output_size
@@ -61,8 +62,6 @@ from tinyfcn.upsample import bilinear_kernel, upsample_layer
 
 __all__ = ["BACKGROUND", "NUM_CLASSES", "VARIANTS", "TinyFCN"]
 
-NUM_CLASSES = 11  # ten digits + background
-BACKGROUND = 10  # the background is the 11th class, as in M2NIST's labels
 VARIANTS = ("fcn4s", "fcn2s", "fcn1s", "article")
 MIN_SIZE = min(INPUT_SIZE)  # the classifier's input: the smallest image a variant must handle
 _MAX_PADDING = 64  # far beyond any padding these nets need; a guard against a search bug

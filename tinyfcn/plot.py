@@ -8,14 +8,14 @@ from torch import nn
 
 from fcnbase import atomic_write
 from m2nist.viz import colorize
-from tinyfcn.data import M2nistData
+from tinyfcn.data import M2NISTData
 from tinyfcn.evaluation import predict
 
 __all__ = ["plot_predictions"]
 
 
 def plot_predictions(
-    model: nn.Module, data: M2nistData, path: str | os.PathLike | None = None, count: int = 4
+    model: nn.Module, data: M2NISTData, path: str | os.PathLike | None = None, count: int = 4
 ):
     """Image, truth and prediction side by side for the first ``count`` images.
 

@@ -27,7 +27,7 @@ import torch
 from fcnbase import deferred_interrupts, pick_device
 from tinyfcn.checkpoint import load_checkpoint, save_checkpoint
 from tinyfcn.config import TrainConfig
-from tinyfcn.data import M2nistData, load_m2nist
+from tinyfcn.data import M2NISTData, load_m2nist
 from tinyfcn.loop import TrainingInterrupted, train_classifier, train_fcn
 from tinyfcn.model import TinyFCN
 
@@ -45,7 +45,7 @@ class RunResult:
     classifier_accuracy: float | None = None
     classifier_seconds: float | None = None
     seconds: float = 0.0  # wall time of the run, evaluation pauses excluded
-    test: M2nistData | None = None  # the split the metrics were computed on
+    test: M2NISTData | None = None  # the split the metrics were computed on
 
 
 def run(
@@ -55,7 +55,7 @@ def run(
     resume: str | os.PathLike | None = None,
     device: torch.device | None = None,
     progress: bool = True,
-    data: tuple[M2nistData, M2nistData] | None = None,
+    data: tuple[M2NISTData, M2NISTData] | None = None,
 ) -> RunResult:
     """Classifier -> conversion -> FCN on M2NIST -> evaluation, from scratch or resumed.
 

@@ -18,7 +18,7 @@ from m2nist.pool import digit_pool
 
 
 @pytest.fixture(scope="module")
-def real(mnist_source) -> m2nist.M2nistArrays:
+def real(mnist_source) -> m2nist.M2NISTArrays:
     return m2nist.generate(3000, split="train", seed=7, source=mnist_source)
 
 

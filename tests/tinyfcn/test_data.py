@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tinyfcn import M2nistData
+from tinyfcn import M2NISTData
 from tinyfcn.data import load_digits, random_shift
 
 
 def test_mismatched_data_is_refused() -> None:
     with pytest.raises(ValueError, match="do not match"):
-        M2nistData(torch.zeros(2, 1, 32, 32), torch.zeros(2, 32, 31, dtype=torch.long))
+        M2NISTData(torch.zeros(2, 1, 32, 32), torch.zeros(2, 32, 31, dtype=torch.long))
 
 
 def test_random_shift_translates_each_image_and_fills_background() -> None:

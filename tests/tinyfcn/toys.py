@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from tinyfcn import M2nistData, TrainConfig
+from tinyfcn import M2NISTData, TrainConfig
 
 
-def toy_data(n: int = 8, seed: int = 0) -> M2nistData:
+def toy_data(n: int = 8, seed: int = 0) -> M2NISTData:
     """Random images whose bright pixels are class 3, the rest background."""
     g = torch.Generator().manual_seed(seed)
     images = torch.rand(n, 1, 32, 36, generator=g)
     labels = torch.where(images[:, 0] > 0.7, 3, 10)
-    return M2nistData(images, labels)
+    return M2NISTData(images, labels)
 
 
-def toy_splits() -> tuple[M2nistData, M2nistData]:
+def toy_splits() -> tuple[M2NISTData, M2NISTData]:
     """Eight training images and four test images."""
     return toy_data(), toy_data(4, seed=1)
 
