@@ -18,6 +18,7 @@ import importlib
 _HOMES = {
     "BACKGROUND": "m2nist.params",
     "NUM_CLASSES": "m2nist.params",
+    "CLASS_NAMES": "m2nist.params",
     "ParamError": "m2nist.params",
     "M2NISTArrays": "m2nist.compose",
     "generate": "m2nist.compose",

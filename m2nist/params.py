@@ -19,6 +19,7 @@ from fcnbase.cli import UsageError
 #: Labels are digit classes 0-9 and this background class, so there are NUM_CLASSES.
 BACKGROUND = 10
 NUM_CLASSES = 11
+CLASS_NAMES = [*(str(d) for d in range(10)), "background"]
 #: Images are made in blocks of BLOCK, each with its own random stream seeded by
 #: (seed, SPLIT_IDS[split], block): the unit of work and of randomness (see
 #: :mod:`m2nist.compose`). Defined here because the largest canvas depends on it.

@@ -15,11 +15,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from m2nist.dataset import to_tensors
+from m2nist.params import CLASS_NAMES
 from tinyfcn.config import TrainConfig
 
 __all__ = ["CLASS_NAMES", "M2NISTData", "load_digits", "load_m2nist", "random_shift"]
-
-CLASS_NAMES = [str(d) for d in range(10)] + ["background"]
 
 
 @dataclass
