@@ -10,7 +10,7 @@ Four rules, the same in every command of the project:
    sibling and renames it over the final name only when complete; a rename within one file
    system is atomic on POSIX, so a crash or Ctrl-C leaves the old file or the new one.
 3. **Temporary files cannot be hijacked or shared.** :func:`create_temp` makes a fresh
-   name with ``O_CREAT | O_EXCL`` (through :func:`tempfile.mkstemp`), which fails rather
+   name with ``O_CREAT | O_EXCL | O_NOFOLLOW``, which fails rather
    than follow a symlink planted at that name, and is unique, so two runs never write the
    same temporary file.
 4. **One run per output directory.** :func:`lock_dir` holds an exclusive ``flock`` on the
@@ -28,7 +28,7 @@ import errno
 import fcntl
 import glob
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,16 +53,6 @@ __all__ = [
 PARTIAL = ".partial"
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-#: Final files get the permissions ``open()`` would give them, not mkstemp's private 0600.
-FILE_MODE = 0o666 & ~_umask()
-
-
 class OutputExistsError(CliError):
     """An output is already there and replacing it was not asked for."""
 
@@ -84,9 +74,18 @@ def create_temp(final: str | os.PathLike[str]) -> tuple[int, Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=_temp_prefix(final), suffix=PARTIAL, dir=final.parent)
-    os.fchmod(fd, FILE_MODE)
-    return fd, Path(name)
+    # Not mkstemp: its files are private (0600), and a final file should get what ``open()``
+    # gives -- mode 0666 filtered by the umask *now*, which only the kernel applies safely
+    # (reading the umask means setting it, a race with other threads). O_EXCL|O_NOFOLLOW:
+    # a name planted in advance, symlink or not, is never opened; a fresh name is drawn.
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        path = final.parent / f"{_temp_prefix(final)}{secrets.token_hex(6)}{PARTIAL}"
+        try:
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{final.parent}: no free temporary name after 100 tries")
 
 
 def _temp_prefix(final: Path) -> str:
