@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fcnbase.cli import Parser, UsageError, int_arg, run_cli
 from m2nist.compose import default_workers
-from m2nist.metadata import shard_rows
+from m2nist.metadata import FORMATS, shard_rows
 from m2nist.mnist import SAMPLE
 from m2nist.params import MAX_PIXELS, ParamError, Params, as_pair
 from m2nist.pool import check_fits, digit_pool
@@ -30,11 +30,19 @@ EXAMPLES = """\
 examples:
   m2nist-gen out/m2nist                           # 5000 train + 1000 test images, npz
   m2nist-gen out/demo --sample --train 2000 --test 500 --preview out/demo/preview.png
-  m2nist-gen out/kaggle --format kaggle --train 5000 --test 0   # combined.npy/segmented.npy
+  m2nist-gen out/kaggle --format kaggle --train 5000 --test 0   # SPLIT/combined.npy, ...
+  m2nist-gen out/course --format kaggle-flat    # OUT/combined.npy: 5000 train, then 1000 test
+  m2nist-gen out/folder --format png            # images/, masks/, classes.txt, train/val.txt
   m2nist-gen out/big --train 1000000 --workers 2 --mnist-dir ~/data/mnist
   m2nist-gen out/part0 --train 100000 --shard 0/4  # rows 0-24999 of the same 100000
   m2nist-gen --verify out/m2nist                   # checksums, invariants, sampled regeneration
   m2nist-gen --verify out/m2nist --regenerate all  # ... and every row regenerated
+
+kaggle-flat: OUT/combined.npy (N,H,W) and OUT/segmented.npy (N,H,W,11) hold the --train
+rows followed by the --test rows, so code written for the 2018 Kaggle files loads them
+as written. The last --test rows are a test set made from MNIST test digits only; any
+other split of the rows puts images that share source digits on both sides (as every
+split of the 2018 file did).
 
 MNIST source: --mnist-dir DIR, else $M2NIST_MNIST_DIR, else the torchvision download
 cache in $M2NIST_HOME (default ~/.cache/m2nist); --sample uses the bundled sample.
@@ -65,6 +73,18 @@ def _shard(text: str) -> tuple[int, int]:
     if count < 1 or index >= count:
         raise argparse.ArgumentTypeError(f"--shard I/N needs 0 <= I < N, got {text!r}")
     return index, count
+
+
+def _formats(text: str) -> list[str]:
+    """``--format``: one name, ``both`` (npz and kaggle), or a comma list (``npz,png``)."""
+    names = ["npz", "kaggle"] if text == "both" else [n.strip() for n in text.split(",")]
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {unknown[0]!r} (choose from {', '.join(FORMATS)}, both, or a "
+            "comma-separated list)"
+        )
+    return [f for f in FORMATS if f in names]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,10 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--format",
-        choices=["npz", "kaggle", "both"],
-        default="npz",
-        help="npz: OUT/{train,test}.npz; kaggle: OUT/SPLIT/{combined,segmented}"
-        ".npy; both (default npz)",
+        type=_formats,
+        default=["npz"],
+        metavar="FORMAT",
+        help="npz: OUT/{train,test}.npz; kaggle: OUT/SPLIT/{combined,segmented}.npy; "
+        "kaggle-flat: OUT/{combined,segmented}.npy, train rows then test rows (see below); "
+        "png: OUT/images/, OUT/masks/ (index PNGs), classes.txt, train.txt, val.txt; "
+        "both: npz and kaggle; or a comma list such as npz,png (default npz)",
     )
     p.add_argument(
         "--workers",
@@ -199,6 +222,11 @@ def _validate(args: argparse.Namespace) -> tuple[Params, str | Path | None]:
     if (args.out is None) == (args.verify is None):
         raise UsageError("give exactly one of OUT or --verify OUT")
     params = Params(args.digits, args.size, args.margin, args.threshold)
+    if "kaggle-flat" in args.format and args.shard is not None:
+        raise UsageError(
+            "--format kaggle-flat puts the test rows after all the train rows, which a shard "
+            "cannot: use --format kaggle (per-split files) with --shard"
+        )
     source = SAMPLE if args.sample else args.mnist_dir
     for split in ("train", "test"):
         check_fits(params, digit_pool(split, params, source))
@@ -223,7 +251,6 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.verify is not None and args.out is None:
         return _verify(args)
-    formats = ["npz", "kaggle"] if args.format == "both" else [args.format]
     params, source = _validate(args)
     counts = {"train": args.train, "test": args.test}
     total = sum(
@@ -240,7 +267,7 @@ def _main(argv: Sequence[str] | None) -> int:
             seed=args.seed,
             params=params,
             source=source,
-            formats=formats,
+            formats=args.format,
             workers=min(args.workers, default_workers()),
             shard=args.shard,
             force=args.force,
@@ -251,7 +278,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if not args.quiet:
         size = sum(f["bytes"] for f in metadata["files"].values())
         splits = ", ".join(f"{s} {v['images']}" for s, v in metadata["splits"].items())
-        data_files = len(metadata["files"]) - (
+        data_files = sum(f.get("count", 1) for f in metadata["files"].values()) - (
             args.preview is not None and args.preview.name in metadata["files"]
         )
         print(

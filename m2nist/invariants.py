@@ -120,3 +120,21 @@ def kaggle_errors(chunk: dict[str, np.ndarray], params: Params, where: str) -> l
     ):
         errors.append(f"{where}: Kaggle files disagree with the .npz")
     return errors
+
+
+def label_map_errors(
+    stored: dict[str, np.ndarray], params: Params, npz: dict[str, np.ndarray] | None
+) -> list[str]:
+    """Label maps stored beside their images (the PNG folder): classes 0-10, ink exactly
+    where a digit is labelled, and agreement with the ``.npz`` when there is one."""
+    images, labels = stored["images"], stored["labels"]
+    if labels.max(initial=0) > BACKGROUND:
+        return [f"mask value {int(labels.max())} is not a class 0-{BACKGROUND}"]
+    errors = []
+    if ((images > params.threshold) != (labels != BACKGROUND)).any():
+        errors.append("masks disagree with the ink in the images")
+    if npz is not None and not (
+        np.array_equal(images, npz["images"]) and np.array_equal(labels, npz["labels"])
+    ):
+        errors.append("PNG files disagree with the .npz")
+    return errors

@@ -22,6 +22,7 @@ from fcnbase.outputs import atomic_write
 from m2nist.compose import PLACEMENT_ROUNDS
 from m2nist.mnist import SAMPLE
 from m2nist.params import BLOCK, ParamError, Params, make_params
+from m2nist.png import CLASSES_TXT, PNG_FOLDERS, SPLIT_LISTS
 
 METADATA = "metadata.json"
 HASH_CHUNK = 1 << 24
@@ -40,19 +41,46 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: The output formats, in the order a run writes them (see :mod:`m2nist.sinks`).
+FORMATS = ("npz", "kaggle", "kaggle-flat", "png")
+
+
 def output_names(splits: list[str], formats: list[str]) -> list[str]:
-    """Relative paths of the data files a run writes, in writing order."""
+    """Relative paths of the data files a run writes, in writing order.
+
+    A name ending in ``/`` is a folder of files (the PNG layout's ``images/`` and
+    ``masks/``): ``metadata.json`` records it as one entry (see :func:`folder_entry`).
+    """
     names = []
     for split in splits:
         if "npz" in formats:
             names.append(f"{split}.npz")
         if "kaggle" in formats:
             names += [f"{split}/combined.npy", f"{split}/segmented.npy"]
+    if "kaggle-flat" in formats:
+        names += ["combined.npy", "segmented.npy"]
+    if "png" in formats:
+        names += [CLASSES_TXT, *SPLIT_LISTS.values(), *(f"{folder}/" for folder in PNG_FOLDERS)]
     return names
 
 
 #: Every data file name any run can write: the only names ``--force`` may delete as stale.
-ALL_OUTPUTS = frozenset(output_names(["train", "test"], ["npz", "kaggle"]))
+ALL_OUTPUTS = frozenset(output_names(["train", "test"], list(FORMATS)))
+
+
+def listing_sha256(digests: dict[str, str]) -> str:
+    """The sha256 recorded for a folder: that of its ``sha256sum`` listing, sorted by name.
+
+    ``(cd OUT/images && sha256sum *.png | sha256sum)`` prints the same digest, so a folder
+    of many small files is one entry of ``metadata.json``, checkable without this package.
+    """
+    listing = "".join(f"{digests[name]}  {name}\n" for name in sorted(digests))
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def folder_entry(sizes: dict[str, int], digests: dict[str, str]) -> dict:
+    """The ``files`` entry of a folder: listing sha256, total bytes and file count."""
+    return {"sha256": listing_sha256(digests), "bytes": sum(sizes.values()), "count": len(sizes)}
 
 
 def shard_rows(total: int, shard: tuple[int, int] | None) -> tuple[int, int]:
@@ -148,7 +176,8 @@ def parse_metadata(meta: object) -> Metadata:
     ``shard``; each split's ``start``/``stop`` equal to the shard of ``total`` and
     ``images`` to their difference; ``per_digit_count`` keys and sum; ``source`` present
     per split, with its checksums; ``files`` exactly the names the splits and formats
-    produce (plus a ``.png`` preview), each with a sha256 and a size. ``seed``, ``source``
+    produce (plus a ``.png`` preview), each with a sha256 and a size (a folder also with
+    its file count). ``seed``, ``source``
     and ``params`` are then proven by regeneration; ``version`` is informational (reported
     when regeneration disagrees).
     """
@@ -173,9 +202,11 @@ def parse_metadata(meta: object) -> Metadata:
         not isinstance(formats, list)
         or not formats
         or len(set(map(str, formats))) != len(formats)
-        or not set(formats) <= {"npz", "kaggle"}
+        or not set(formats) <= set(FORMATS)
     ):
-        raise MetadataError(f"formats: expected a non-empty list of npz/kaggle, got {formats!r}")
+        raise MetadataError(
+            f"formats: expected a non-empty list of {'/'.join(FORMATS)}, got {formats!r}"
+        )
     shard = top["shard"]
     if shard is not None:
         if not isinstance(shard, list) or len(shard) != 2:
@@ -199,7 +230,10 @@ def parse_metadata(meta: object) -> Metadata:
         odd = ", ".join(sorted(listed ^ expected))
         raise MetadataError(f"files: do not match the splits and formats recorded ({odd})")
     for name, info in files.items():
-        info = _dict(info, f"files.{name}", {"sha256", "bytes"})
+        keys = {"sha256", "bytes", "count"} if name.endswith("/") else {"sha256", "bytes"}
+        info = _dict(info, f"files.{name}", keys)
+        if name.endswith("/"):
+            _int(info["count"], f"files.{name}.count")
         if not isinstance(info["sha256"], str) or not SHA256.fullmatch(info["sha256"]):
             raise MetadataError(f"files.{name}.sha256: not a sha256 digest")
         _int(info["bytes"], f"files.{name}.bytes")

@@ -26,12 +26,11 @@ not worth decoding):
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import secrets
-import zipfile
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,18 +38,26 @@ import numpy as np
 
 from fcnbase.outputs import is_partial
 from m2nist.compose import M2NISTArrays, block_spans, compose_range
-from m2nist.invariants import digit_counts, invariant_errors, kaggle_errors, one_hot
+from m2nist.invariants import (
+    digit_counts,
+    invariant_errors,
+    kaggle_errors,
+    label_map_errors,
+    one_hot,
+)
 from m2nist.metadata import (
     METADATA,
     Metadata,
     file_sha256,
+    listing_sha256,
     parse_metadata,
     tally,
 )
 from m2nist.mnist import SAMPLE, MnistSourceError, load_split, sample_path
-from m2nist.npz import ARRAY_NAMES, member_memmap, open_npy, read_rows
-from m2nist.params import Params
+from m2nist.npz import ARRAY_NAMES
+from m2nist.png import CLASSES_TXT, SPLIT_LISTS, classes_text, split_list, stem
 from m2nist.pool import digit_pool
+from m2nist.stored import open_split
 
 REGENERATE = ("none", "sample", "all")
 
@@ -100,7 +107,7 @@ def check(
     problems += [
         f"{out / p}: leftover temporary file of an interrupted run"
         for p in present
-        if is_partial(Path(p).name)
+        if _in_temporary(p)
     ]
     try:
         meta = parse_metadata(json.loads((out / METADATA).read_text()))
@@ -110,14 +117,20 @@ def check(
     except (OSError, ValueError) as exc:  # MetadataError and JSONDecodeError are ValueErrors
         problems.append(f"{out / METADATA}: invalid ({' '.join(str(exc).split())})")
         return report
+    folders = [name for name in meta.files if name.endswith("/")]
     problems += [
         f"{out / p}: not listed in {METADATA} (not written by the run it describes)"
         for p in present
-        if p != METADATA and p not in meta.files and not is_partial(Path(p).name)
+        if p != METADATA
+        and p not in meta.files
+        and not _in_temporary(p)
+        and not any(p.startswith(folder) for folder in folders)
     ]
     for name, info in meta.files.items():
         path = out / name
-        if not path.is_file() or path.is_symlink():
+        if name.endswith("/"):
+            problems += _folder_problems(path, info, _folder_names(meta))
+        elif not path.is_file() or path.is_symlink():
             problems.append(f"{path}: missing")
         elif path.stat().st_size != info["bytes"]:
             problems.append(f"{path}: {path.stat().st_size} bytes, metadata says {info['bytes']}")
@@ -125,9 +138,11 @@ def check(
             problems.append(f"{path}: sha256 differs from metadata")
     if problems:
         return report
-    for split, info in meta.splits.items():
+    if "png" in meta.formats:
+        problems += _list_problems(out, meta)
+    for split in meta.splits:
         try:
-            problems += _verify_split(out, split, info, meta.params, meta.formats)
+            problems += _verify_split(out, split, meta)
         except (ValueError, OSError, KeyError) as exc:  # BadZipFile is a ValueError
             problems.append(f"{out}: {split}: cannot read ({' '.join(str(exc).split())})")
         if len(problems) >= max_errors:
@@ -148,50 +163,86 @@ def _files(out: Path) -> Iterator[str]:
             yield Path(dirpath, name).relative_to(out).as_posix()
 
 
-def _verify_split(
-    out: Path, split: str, info: dict, params: Params, formats: list[str]
-) -> list[str]:
-    n, (height, width) = info["images"], params.size
-    want = {
-        "images": (np.uint8, (n, height, width)),
-        "labels": (np.uint8, (n, height, width)),
-        "instances": (np.uint8, (n, height, width)),
-        "boxes": (np.int16, (n, params.max_digits, 5)),
-        "combined": (np.uint8, (n, height, width)),
-        "segmented": (np.uint8, (n, height, width, 11)),
-    }
+def _in_temporary(path: str) -> bool:
+    """Whether ``path`` is, or lies in, a temporary file or folder of a run."""
+    return any(is_partial(part) for part in Path(path).parts)
+
+
+def _folder_names(meta: Metadata) -> list[str]:
+    """The file names a run writes in each PNG folder: one per row of every split."""
+    return [
+        f"{stem(split, row)}.png"
+        for split, info in meta.splits.items()
+        for row in range(info["start"], info["stop"])
+    ]
+
+
+def _folder_problems(folder: Path, info: dict, names: list[str]) -> list[str]:
+    """A folder entry: exactly the expected files, their count, bytes and listing sha256."""
+    if not folder.is_dir() or folder.is_symlink():
+        return [f"{folder}: missing"]
+    present = {p.name for p in folder.iterdir()}
+    missing, extra = sorted(set(names) - present), sorted(present - set(names))
+    if missing:
+        return [f"{folder / missing[0]}: missing ({len(missing)} files of {len(names)})"]
+    if extra:
+        return [f"{folder / extra[0]}: not listed in {METADATA} (not written by the run)"]
+    if len(names) != info["count"]:
+        return [f"{folder}: {len(names)} files, metadata says {info['count']}"]
+    digests, size = {}, 0
+    for name in names:
+        data = (folder / name).read_bytes()
+        digests[name], size = hashlib.sha256(data).hexdigest(), size + len(data)
+    if size != info["bytes"]:
+        return [f"{folder}: {size} bytes in all, metadata says {info['bytes']}"]
+    if listing_sha256(digests) != info["sha256"]:
+        return [f"{folder}: sha256 of its listing differs from metadata (a file changed)"]
+    return []
+
+
+def _list_problems(out: Path, meta: Metadata) -> list[str]:
+    """``classes.txt``, ``train.txt`` and ``val.txt`` say what the rows are (their sha256
+    alone could be fixed up along with a consistent edit)."""
+    want = {CLASSES_TXT: classes_text()}
+    for split, name in SPLIT_LISTS.items():
+        info = meta.splits.get(split, {"start": 0, "stop": 0})
+        want[name] = split_list(split, info["start"], info["stop"])
+    return [
+        f"{out / name}: not the {'class names' if name == CLASSES_TXT else 'stems'} of the run"
+        for name, text in want.items()
+        if (out / name).read_bytes() != text
+    ]
+
+
+def _verify_split(out: Path, split: str, meta: Metadata) -> list[str]:
+    """Every stored row of ``split``, block by block: the invariants, the Kaggle one-hot,
+    the PNG label maps, and agreement between formats."""
+    params, n = meta.params, meta.splits[split]["images"]
+    stored = open_split(out, split, meta)
     problems: list[str] = []
-    with ExitStack() as stack:
-        streams = {}
-        if "npz" in formats:
-            zf = stack.enter_context(zipfile.ZipFile(out / f"{split}.npz"))
-            for name in ARRAY_NAMES:
-                streams[name] = stack.enter_context(zf.open(f"{name}.npy"))
-        if "kaggle" in formats:
-            for name in ("combined", "segmented"):
-                streams[name] = stack.enter_context((out / split / f"{name}.npy").open("rb"))
-        headers = {}
-        for name, f in streams.items():
-            dtype, shape = open_npy(f)
-            if (dtype, shape) != (np.dtype(want[name][0]), want[name][1]):
-                return [
-                    f"{out}: {split} {name}: {dtype}{shape}, metadata says "
-                    f"{np.dtype(want[name][0])}{want[name][1]}"
-                ]
-            headers[name] = dtype, shape
-        per_count = np.zeros(params.max_digits + 1, np.int64)
-        for row, stop in block_spans(0, n):
-            chunk = {name: read_rows(f, *headers[name], stop - row) for name, f in streams.items()}
-            where = f"{out}: {split} rows {row}-{stop}"
-            if "npz" in formats:
-                arrays = M2NISTArrays(*(chunk[name] for name in ARRAY_NAMES))
-                problems += [f"{where}: {e}" for e in invariant_errors(arrays, params, row)]
-                per_count += np.bincount(digit_counts(arrays.boxes), minlength=len(per_count))
-            if "kaggle" in formats:
-                problems += kaggle_errors(chunk, params, where)
-            if problems:
-                return problems
-    if "npz" in formats and tally(per_count, params) != info["per_digit_count"]:
+    per_count = np.zeros(params.max_digits + 1, np.int64)
+    for row, stop in block_spans(0, n):
+        block = {
+            fmt: {kind: np.asarray(rows[row:stop]) for kind, rows in arrays.items()}
+            for fmt, arrays in stored.items()
+        }
+        where = f"{out}: {split} rows {row}-{stop}"
+        npz = block.get("npz")
+        if npz is not None:
+            arrays = M2NISTArrays(*(npz[name] for name in ARRAY_NAMES))
+            problems += [f"{where}: {e}" for e in invariant_errors(arrays, params, row)]
+            per_count += np.bincount(digit_counts(arrays.boxes), minlength=len(per_count))
+        for fmt in ("kaggle", "kaggle-flat"):
+            if fmt in block:
+                chunk = {"combined": block[fmt]["images"], "segmented": block[fmt]["one_hot"]}
+                chunk.update({k: npz[k] for k in ("images", "labels")} if npz else {})
+                problems += kaggle_errors(chunk, params, f"{where} ({fmt})")
+        if "png" in block:
+            png = block["png"]
+            problems += [f"{where} (png): {e}" for e in label_map_errors(png, params, npz)]
+        if problems:
+            return problems
+    if "npz" in meta.formats and tally(per_count, params) != meta.splits[split]["per_digit_count"]:
         problems.append(f"{out}: {split}: per-digit-count tally differs from metadata")
     return problems
 
@@ -244,25 +295,23 @@ def _regenerate(
     if mode == "sample" and len(spans) > 3:
         middle = spans[1 + secrets.randbelow(len(spans) - 2)]
         spans = [spans[0], middle, spans[-1]]
-    stored = _stored_arrays(out, split, meta.formats)
+    stored = open_split(out, split, meta)
     pool = digit_pool(split, meta.params, resolved)
     per_count = np.zeros(meta.params.max_digits + 1, np.int64)
     for a, b in spans:
         fresh = compose_range(pool, meta.params, meta.seed, split, a, b)
         per_count += np.bincount(digit_counts(fresh.boxes), minlength=len(per_count))
         expected = dict(zip(ARRAY_NAMES, fresh.arrays(), strict=True))
-        expected["combined"] = fresh.images
-        for name, array in stored.items():
-            rows = array[a - start : b - start]
-            want = one_hot(fresh.labels) if name == "segmented" else expected[name]
-            same = np.array_equal(np.asarray(rows), want)
-            if not same:
-                report.problems.append(
-                    f"{out}: {split} rows {a}-{b}: {name} differs from a regeneration with the "
-                    f"recorded seed, parameters and MNIST ({why}; recorded version "
-                    f"{meta.version})"
-                )
-                return
+        for fmt, arrays in stored.items():
+            for kind, rows in arrays.items():
+                want = one_hot(fresh.labels) if kind == "one_hot" else expected[kind]
+                if not np.array_equal(np.asarray(rows[a - start : b - start]), want):
+                    report.problems.append(
+                        f"{out}: {split} rows {a}-{b}: {_STORED_NAMES[fmt, kind]} differs from a "
+                        f"regeneration with the recorded seed, parameters and MNIST ({why}; "
+                        f"recorded version {meta.version})"
+                    )
+                    return
     rows = sum(b - a for a, b in spans)
     if rows == stop - start and tally(per_count, meta.params) != info["per_digit_count"]:
         report.problems.append(f"{out}: {split}: per-digit-count tally differs from metadata")
@@ -270,14 +319,16 @@ def _regenerate(
     report.notes.append(f"{split}: {rows} of {stop - start} rows regenerated from {why}: identical")
 
 
-def _stored_arrays(out: Path, split: str, formats: list[str]) -> dict[str, np.ndarray]:
-    """The split's arrays, memory-mapped: the npz members, else the Kaggle files."""
-    if "npz" in formats:
-        return {name: member_memmap(out / f"{split}.npz", name) for name in ARRAY_NAMES}
-    return {
-        name: np.load(out / split / f"{name}.npy", mmap_mode="r")
-        for name in ("combined", "segmented")
-    }
+#: How a problem names each stored array.
+_STORED_NAMES = {
+    **{("npz", name): name for name in ARRAY_NAMES},
+    ("kaggle", "images"): "combined",
+    ("kaggle", "one_hot"): "segmented",
+    ("kaggle-flat", "images"): "combined.npy",
+    ("kaggle-flat", "one_hot"): "segmented.npy",
+    ("png", "images"): "images/*.png",
+    ("png", "labels"): "masks/*.png",
+}
 
 
 @functools.lru_cache(maxsize=64)

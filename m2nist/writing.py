@@ -1,11 +1,11 @@
 """Writing a generated dataset into OUT: checked first, streamed, crash-safe.
 
-* Every data file (``SPLIT.npz``, the Kaggle ``SPLIT/{combined,segmented}.npy``) is
-  written under a fresh, exclusively created temporary name (``.NAME.<random>.partial``,
-  from :func:`fcnbase.outputs.create_temp`: never a fixed name another run shares, never
-  followed through a planted symlink). :class:`Staging` renames them into place
-  together only once every split is complete.
-* The ``--preview`` PNG and ``metadata.json`` do not go through :class:`Staging`: each is
+* Every data file and folder (see :mod:`m2nist.sinks` for the formats) is written under
+  a fresh, exclusively created temporary name (``.NAME.<random>.partial``, from
+  :func:`fcnbase.outputs.create_temp`: never a fixed name another run shares, never
+  followed through a planted symlink). :class:`m2nist.sinks.Staging` renames them into
+  place together only once every split is complete.
+* The ``--preview`` PNG and ``metadata.json`` do not go through the staging: each is
   written by :func:`fcnbase.outputs.atomic_write` (a temporary file of its own, renamed
   when complete), the preview after the data files and ``metadata.json`` last, since it
   records every file's sha256. An interrupted run therefore never leaves a directory
@@ -23,22 +23,21 @@ and splitting it would make a reader jump between files to see that it is safe.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from fcnbase.cli import UsageError, deferred_interrupts
-from fcnbase.outputs import check_outputs, check_writable, create_temp, lock_dir
+from fcnbase.cli import CliError, UsageError, deferred_interrupts
+from fcnbase.outputs import OutputExistsError, check_outputs, check_writable, lock_dir
 from m2nist.compose import M2NISTArrays, block_spans, compose_range
-from m2nist.invariants import digit_counts, one_hot
+from m2nist.invariants import digit_counts
 from m2nist.metadata import (
     ALL_OUTPUTS,
     METADATA,
@@ -50,11 +49,11 @@ from m2nist.metadata import (
     tally,
 )
 from m2nist.mnist import SAMPLE, load_split, resolve_source, sample_path
-from m2nist.npz import ARRAY_NAMES, NpzStreamWriter, npy_header
-from m2nist.params import NUM_CLASSES, Params
+from m2nist.params import Params
+from m2nist.png import run_files
 from m2nist.pool import DigitPool, digit_pool
+from m2nist.sinks import KaggleFlatSink, KaggleSink, NpzSink, PngSink, Sink, Staging
 
-ONE_HOT_ROWS = 512
 PREVIEW_IMAGES = 16
 #: Where the MNIST digits come from: a folder, ``"sample"``, or None (resolved as usual).
 Source = str | os.PathLike | None
@@ -64,52 +63,6 @@ class Progress(Protocol):
     """Where a run reports each batch of images it has written (the CLI's progress bar)."""
 
     def update(self, n: int) -> None: ...
-
-
-class Staging:
-    """Temporary files of a run: renamed into place together at the end, else deleted."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[Path, Path]] = []
-        self.sha256: dict[Path, str] = {}  # digests computed while writing
-
-    def stage(self, final: Path) -> int:
-        """A new exclusive temporary file for ``final``; returns its open descriptor."""
-        fd, tmp = create_temp(final)
-        self.pending.append((tmp, final))
-        return fd
-
-    def commit(self) -> None:
-        for tmp, final in self.pending:
-            tmp.replace(final)
-        self.pending.clear()
-
-    def cleanup(self) -> None:
-        for tmp, _ in self.pending:
-            tmp.unlink(missing_ok=True)
-
-
-class HashingFile:
-    """A staged ``.npy`` file written sequentially, hashed (sha256) on the way."""
-
-    def __init__(self, staging: Staging, final: Path, shape: tuple[int, ...]) -> None:
-        self.staging = staging
-        self.file = os.fdopen(staging.stage(final), "wb")
-        self.path = staging.pending[-1][0]
-        self.digest = hashlib.sha256()
-        self.write(np.frombuffer(npy_header(np.uint8, shape), np.uint8))
-
-    def write(self, array: np.ndarray) -> None:
-        data = memoryview(np.ascontiguousarray(array)).cast("B")
-        self.file.write(data)
-        self.digest.update(data)
-
-    def __enter__(self) -> HashingFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.file.close()
-        self.staging.sha256[self.path] = self.digest.hexdigest()
 
 
 def _ordered_chunks(
@@ -130,68 +83,43 @@ def _ordered_chunks(
 
 
 def write_split(
-    out: Path,
-    staging: Staging,
     split: str,
     rows: tuple[int, int],
     *,
     pool: DigitPool,
     params: Params,
     seed: int,
-    formats: list[str],
+    sinks: list[Sink],
     workers: int,
     progress: Progress,
 ) -> dict:
-    """Generate rows ``rows`` of one split straight into its files; return its counts.
+    """Generate rows ``rows`` of one split straight into its sinks; return its counts.
 
-    Blocks stream from the worker threads, in order, into an :class:`NpzStreamWriter`
-    (all four arrays at once) and into the Kaggle ``.npy`` files, whose sha256 is
-    computed on the way since they are written sequentially.
+    Blocks are composed (and passed to :meth:`Sink.prepare`) on the worker threads and
+    reach :meth:`Sink.write` in order, so sequential files are hashed on the way.
     """
     start, stop = rows
-    n, (height, width) = stop - start, params.size
-    shapes = {
-        "images": (n, height, width),
-        "labels": (n, height, width),
-        "instances": (n, height, width),
-        "boxes": (n, params.max_digits, 5),
-    }
-    npz = kaggle = None
-    if "npz" in formats:
-        dtypes = {name: np.int16 if name == "boxes" else np.uint8 for name in ARRAY_NAMES}
-        npz = NpzStreamWriter(
-            staging.stage(out / f"{split}.npz"), {k: (dtypes[k], shapes[k]) for k in ARRAY_NAMES}
-        )
     per_count = np.zeros(params.max_digits + 1, np.int64)
 
     def run(span: tuple[int, int]) -> M2NISTArrays:
-        return compose_range(pool, params, seed, split, *span)
+        chunk = compose_range(pool, params, seed, split, *span)
+        for sink in sinks:
+            sink.prepare(split, span[0], chunk)
+        return chunk
 
-    with ExitStack() as stack:
-        if npz is not None:
-            stack.enter_context(npz)
-        if "kaggle" in formats:
-            kaggle = {
-                name: stack.enter_context(HashingFile(staging, out / split / f"{name}.npy", shape))
-                for name, shape in (
-                    ("combined", shapes["images"]),
-                    ("segmented", (*shapes["labels"], NUM_CLASSES)),
-                )
-            }
-        for chunk in _ordered_chunks(block_spans(start, stop), run, workers):
-            per_count += np.bincount(digit_counts(chunk.boxes), minlength=len(per_count))
-            if npz is not None:
-                for name, array in zip(ARRAY_NAMES, chunk.arrays(), strict=True):
-                    npz.write(name, array)
-            if kaggle is not None:
-                kaggle["combined"].write(chunk.images)
-                for lo in range(0, len(chunk), ONE_HOT_ROWS):
-                    kaggle["segmented"].write(one_hot(chunk.labels[lo : lo + ONE_HOT_ROWS]))
-            progress.update(len(chunk))
+    for sink in sinks:
+        sink.start(split, rows)
+    for chunk in _ordered_chunks(block_spans(start, stop), run, workers):
+        per_count += np.bincount(digit_counts(chunk.boxes), minlength=len(per_count))
+        for sink in sinks:
+            sink.write(split, chunk)
+        progress.update(len(chunk))
+    for sink in sinks:
+        sink.finish(split)
     return {
         "start": start,
         "stop": stop,
-        "images": n,
+        "images": stop - start,
         "per_digit_count": tally(per_count, params),
     }
 
@@ -215,6 +143,8 @@ def check_destination(
     OUT must be a writable directory (or creatable), must not be or contain the MNIST
     source (``--force`` would then be allowed to replace inputs), and its outputs must
     be new unless ``force``. The preview must be a ``.png``, not an input, writable.
+    A folder output (the PNG layout's ``images/``, ``masks/``) may be replaced only when
+    it holds nothing but files a run writes: ``--force`` never deletes a user's file.
     """
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a directory")
@@ -223,10 +153,34 @@ def check_destination(
         if out.resolve() == folder.resolve() or folder.resolve().is_relative_to(out.resolve()):
             raise UsageError(f"output {out} holds the MNIST source {src}; choose another OUT")
     check_writable(out)
-    outputs = [*finals, *([preview] if preview is not None else [])]
+    files = [p for p in finals if not _is_folder(out, p)]
+    outputs = [*files, *([preview] if preview is not None else [])]
     if preview is not None and preview.suffix.lower() != ".png":
         raise UsageError(f"--preview {preview}: must be a .png file")
     check_outputs(outputs, inputs=source_paths(source), force=force)
+    for folder in (p for p in finals if _is_folder(out, p)):
+        _check_folder(folder, force)
+
+
+def _is_folder(out: Path, final: Path) -> bool:
+    return f"{final.relative_to(out).as_posix()}/" in ALL_OUTPUTS
+
+
+def _check_folder(folder: Path, force: bool) -> None:
+    """A folder output: new, or (with ``force``) a folder of a run's files only."""
+    if not (folder.exists() or folder.is_symlink()):
+        return
+    if folder.is_symlink() or not folder.is_dir():
+        raise CliError(f"{folder} exists and is not a folder; move it away")
+    if not force:
+        raise OutputExistsError(f"{folder} exists (use --force to replace it)")
+    ours = set(run_files(folder))
+    other = sorted(p for p in folder.iterdir() if p not in ours)
+    if other:
+        raise CliError(
+            f"{folder} holds {other[0].name}, which no m2nist run writes; --force replaces "
+            "the folder only when it holds nothing else: move the file away"
+        )
 
 
 def stale_outputs(out: Path, keep: list[Path]) -> list[Path]:
@@ -234,7 +188,9 @@ def stale_outputs(out: Path, keep: list[Path]) -> list[Path]:
 
     Only names an m2nist run can produce (:data:`ALL_OUTPUTS`, or the ``.png`` preview it
     recorded directly in OUT) are taken from the old metadata: a hand-edited or hostile
-    ``"files": {"../../home": ...}`` can never make ``--force`` delete anything else.
+    ``"files": {"../../home": ...}`` can never make ``--force`` delete anything else. A
+    folder it listed contributes the files a run writes there (``images/train-000000.png``),
+    never anything else.
     """
     try:
         previous = json.loads((out / METADATA).read_text())
@@ -243,22 +199,26 @@ def stale_outputs(out: Path, keep: list[Path]) -> list[Path]:
     except (OSError, ValueError, KeyError, TypeError):
         return []
     kept = {p.resolve() for p in keep}
-    return [
-        out / name
-        for name in names
-        if isinstance(name, str)
-        and (name in ALL_OUTPUTS or (name.endswith(".png") and "/" not in name))
-        and not name.startswith(".")
-        and (out / name).resolve() not in kept
-        and ((out / name).is_file() or (out / name).is_symlink())
-    ]
+    stale = []
+    for name in names:
+        if not isinstance(name, str) or name.startswith("."):
+            continue
+        if name.endswith("/") and name in ALL_OUTPUTS:
+            if (out / name).resolve() not in kept:
+                stale += run_files(out / name)
+        elif (name in ALL_OUTPUTS or (name.endswith(".png") and "/" not in name)) and (
+            (out / name).resolve() not in kept
+            and ((out / name).is_file() or (out / name).is_symlink())
+        ):
+            stale.append(out / name)
+    return stale
 
 
 def _remove_stale(out: Path, stale: list[Path]) -> None:
     for path in stale:
         path.unlink(missing_ok=True)
         if path.parent != out:
-            with suppress(OSError):  # the split folder, when nothing else is in it
+            with suppress(OSError):  # the split or PNG folder, when nothing else is in it
                 path.parent.rmdir()
 
 
@@ -289,10 +249,11 @@ def write_dataset(
     out = Path(out)
     preview = Path(preview) if preview is not None else None
     splits = [s for s in ("train", "test") if s in counts]
-    finals = [out / name for name in [*output_names(splits, formats), METADATA]]
+    finals = [out / name.rstrip("/") for name in [*output_names(splits, formats), METADATA]]
     check_destination(out, finals, source=source, preview=preview, force=force)
     with lock_dir(out):
-        check_outputs(finals, force=force)  # again: a run may have finished meanwhile
+        # again: a run may have finished meanwhile
+        check_destination(out, finals, source=source, preview=preview, force=force)
         stale = stale_outputs(out, finals + ([preview] if preview is not None else []))
         metadata = _write_locked(
             out, splits, counts, seed, params, source, formats, workers, shard, progress, stale
@@ -301,6 +262,22 @@ def write_dataset(
             _save_preview(out, preview, metadata, params, source, seed)
         save_metadata(out / METADATA, metadata)
     return metadata
+
+
+def _open_sinks(
+    sinks: list[Sink], out: Path, staging: Staging, params: Params, formats: list[str], rows: int
+) -> None:
+    """Append the sink of each format to ``sinks`` (``rows``: the run's rows, all splits);
+    one at a time, so that a failure leaves the ones already open in the list to abort."""
+    makers: dict[str, Callable[[], Sink]] = {
+        "npz": lambda: NpzSink(out, staging, params),
+        "kaggle": lambda: KaggleSink(out, staging, params),
+        "kaggle-flat": lambda: KaggleFlatSink(out, staging, params, rows),
+        "png": lambda: PngSink(out, staging),
+    }
+    for fmt, make in makers.items():
+        if fmt in formats:
+            sinks.append(make())
 
 
 def _write_locked(
@@ -320,28 +297,33 @@ def _write_locked(
     progress = progress or _NoProgress()
     staging = Staging()
     metadata = new_metadata(seed, params, formats, shard)
+    rows = {split: shard_rows(counts[split], shard) for split in splits}
+    sinks: list[Sink] = []
     try:
+        _open_sinks(sinks, out, staging, params, formats, sum(b - a for a, b in rows.values()))
         for split in splits:
             pool = digit_pool(split, params, source)
             metadata["source"][split] = load_split(split == "train", resolve_source(source)).source
             metadata["splits"][split] = {
                 "total": counts[split],
                 **write_split(
-                    out,
-                    staging,
                     split,
-                    shard_rows(counts[split], shard),
+                    rows[split],
                     pool=pool,
                     params=params,
                     seed=seed,
-                    formats=formats,
+                    sinks=sinks,
                     workers=workers,
                     progress=progress,
                 ),
             }
+        for sink in sinks:
+            sink.close()
+        sinks = []
         for tmp, final in staging.pending:
-            metadata["files"][final.relative_to(out).as_posix()] = {
-                "sha256": staging.sha256.get(tmp) or file_sha256(tmp),
+            name = final.relative_to(out).as_posix() + ("/" if tmp.is_dir() else "")
+            metadata["files"][name] = staging.entries.get(tmp) or {
+                "sha256": file_sha256(tmp),
                 "bytes": tmp.stat().st_size,
             }
         with deferred_interrupts():  # the renames and removals together, or not at all
@@ -353,6 +335,8 @@ def _write_locked(
             _remove_stale(out, stale)
     finally:
         with deferred_interrupts():  # an impatient second Ctrl-C must not strand temporaries
+            for sink in sinks:
+                sink.abort()
             staging.cleanup()
     return metadata
 

@@ -1,7 +1,8 @@
 """Every way to call ``m2nist-gen`` wrongly: exit status, one stderr line, nothing changed.
 
-Each case runs in a folder holding a broken MNIST folder, a valid small one, a plain file
-and a finished run (``done``), so that refusing to touch existing data is checked too.
+Each case runs in a folder holding a broken MNIST folder, a valid small one, a plain file,
+a finished run (``done``), a folder with a user's ``masks/`` and one whose ``images`` is a
+file, so that refusing to touch existing data is checked too.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ CASES = [
     ([OUT, "--sample", "--shard", "4/4"], 2, "0 <= I < N"),
     ([OUT, "--sample", "--shard", "half"], 2, "--shard must look like"),
     ([OUT, "--sample", "--format", "hdf5"], 2, "invalid choice"),
+    ([OUT, "--sample", "--format", "png,tiff"], 2, "invalid choice: 'tiff'"),
+    ([OUT, "--sample", "--format", "kaggle-flat", "--shard", "0/2"], 2, "which a shard cannot"),
+    (["{tmp}/user", "--sample", "--format", "png", "--force"], 1, "which no m2nist run writes"),
+    (["{tmp}/user", "--sample", "--format", "npz,png"], 1, "masks exists (use --force"),
+    (["{tmp}/file-images", "--sample", "--format", "png"], 1, "exists and is not a folder"),
     ([OUT, "--sample", "--workers", "0"], 2, "0 is outside 1..4096"),
     ([OUT, "--sample", "--preview", "{tmp}/p.jpg"], 2, "must be a .png"),
     ([OUT, "--sample", "--preview", "{tmp}/small"], 2, "must be a .png"),
@@ -73,6 +79,10 @@ def test_bad_input_is_refused(tmp_path, capsys, argv, code, message):
     _broken_mnist(tmp_path / "broken")
     _small_idx(tmp_path / "small")
     (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "user" / "masks").mkdir(parents=True)
+    (tmp_path / "user" / "masks" / "photo.png").write_bytes(b"the user's mask")
+    (tmp_path / "file-images").mkdir()
+    (tmp_path / "file-images" / "images").write_text("not a folder")
     generate_dir(tmp_path / "done", "--sample", "--train", "4", "--test", "2")
     (tmp_path / "done" / "p.png").write_bytes(b"the user's picture")
     argv = [a.format(tmp=tmp_path) for a in argv]
