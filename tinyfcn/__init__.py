@@ -4,7 +4,8 @@ An MNIST classifier (:class:`MnistClassifier`) is converted into a fully convolu
 net (:func:`convolutionalize`) and grown into the FCN variants of the paper
 (:class:`TinyFCN`: ``fcn4s``, ``fcn2s``, ``fcn1s`` and the M2NIST article's decoder),
 whose paddings and crops come from layer geometry (:mod:`tinyfcn.geometry`). The
-training API (:func:`run` and friends) trains them on M2NIST; ``tinyfcn-train`` is its CLI.
+training API (:func:`run`, :func:`fit` for any net, and friends) trains them on M2NIST;
+``tinyfcn-train`` is its CLI. :func:`pretrained` returns the bundled trained ones.
 The geometry, upsampling, conversion and metrics are shared with ``fullfcn`` (VGG16).
 """
 
@@ -33,6 +34,7 @@ _TRAIN_API = {
     "M2NISTData": "tinyfcn.data",
     "load_m2nist": "tinyfcn.data",
     "TrainConfig": "tinyfcn.config",
+    "FitConfig": "tinyfcn.config",
     "train_classifier": "tinyfcn.loop",
     "train_fcn": "tinyfcn.loop",
     "evaluate": "tinyfcn.evaluation",
@@ -43,6 +45,8 @@ _TRAIN_API = {
     "plot_predictions": "tinyfcn.plot",
     "RunResult": "tinyfcn.train",
     "run": "tinyfcn.train",
+    "fit": "tinyfcn.train",
+    "pretrained": "tinyfcn.bundled",
     "pick_device": "fcnbase",
 }
 
@@ -62,6 +66,7 @@ __all__ = [
     "VARIANTS",
     "ConfusionMatrix",
     "CoordMap",
+    "FitConfig",
     "LayerGeometry",
     "M2NISTData",
     "MnistClassifier",
@@ -75,6 +80,7 @@ __all__ = [
     "crop_offset",
     "evaluate",
     "evaluate_classifier",
+    "fit",
     "format_metrics",
     "linear_to_conv",
     "load_checkpoint",
@@ -83,6 +89,7 @@ __all__ = [
     "pick_device",
     "plot_predictions",
     "predict",
+    "pretrained",
     "receptive_fields",
     "run",
     "save_checkpoint",

@@ -1,9 +1,13 @@
-"""What defines a training run, as one dataclass that a checkpoint can carry.
+"""What defines a training run, as dataclasses that a checkpoint can carry.
 
-:class:`TrainConfig` is plain Python (no tensors, no paths to open) so that
-:func:`~tinyfcn.checkpoint.save_checkpoint` stores it as a dict and ``weights_only=True``
-loading can rebuild it. It refuses a bad value when it is made, so the API and the CLI
-(whose :class:`~fcnbase.UsageError` it raises) reject the same mistakes with the same words.
+:class:`TrainConfig` is the whole recipe (data, classifier, FCN); :class:`FitConfig` is
+only what the FCN stage's loop reads -- budget, batch size, learning rate, evaluation pace
+-- so that :func:`~tinyfcn.loop.train_fcn` can train any net, a student's own included,
+without a recipe naming a known variant. Both are plain Python (no tensors, no paths to
+open) so that :func:`~tinyfcn.checkpoint.save_checkpoint` stores one as a dict and
+``weights_only=True`` loading can rebuild it. Each refuses a bad value when it is made, so
+the API and the CLI (whose :class:`~fcnbase.UsageError` it raises) reject the same mistakes
+with the same words.
 """
 
 from __future__ import annotations
@@ -14,7 +18,55 @@ from dataclasses import dataclass
 from fcnbase import UsageError
 from tinyfcn.model import VARIANTS
 
-__all__ = ["TrainConfig"]
+__all__ = ["FitConfig", "TrainConfig"]
+
+
+def _check(
+    config: FitConfig | TrainConfig, counts: tuple[str, ...], numbers: tuple[str, ...]
+) -> None:
+    """Refuse counts below 1, and numbers that are not finite and >= 0 (lr: > 0).
+
+    UsageError is a ValueError: the API and the CLI refuse the same mistakes alike.
+    """
+    if config.epochs is None and config.seconds is None:
+        raise UsageError("give a budget: epochs, seconds, or both")
+    for name in counts:
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be >= 1, got {value}")
+    # NaN compares false with everything ("nan < 0" is false) and a NaN budget never runs
+    # out: only finite numbers pass. A learning rate of 0 would "train" without learning.
+    for name in numbers:
+        value = getattr(config, name)
+        positive = name in ("lr", "classifier_lr")
+        if value is not None and (
+            not math.isfinite(value) or value < 0 or (positive and value == 0)
+        ):
+            bound = "> 0" if positive else ">= 0"
+            raise UsageError(f"{name} must be a finite number {bound}, got {value}")
+
+
+_FIT_NUMBERS = ("epochs", "seconds", "eval_every", "weight_decay", "lr")
+
+
+@dataclass
+class FitConfig:
+    """The FCN stage alone: what :func:`~tinyfcn.loop.train_fcn` needs to train any net.
+
+    Its fields are :class:`TrainConfig`'s of the same names, which ``train_fcn`` also
+    accepts (the recipe's FCN stage reads them from the whole recipe).
+    """
+
+    epochs: float | None = None  # None: seconds only
+    seconds: float | None = 60.0  # wall-clock budget; None: epochs only
+    batch_size: int = 16
+    lr: float = 1e-2
+    weight_decay: float = 0.0
+    eval_every: float = 30.0  # seconds between history points (the clock pauses to evaluate)
+    seed: int = 0  # the order of the minibatches
+
+    def __post_init__(self) -> None:
+        _check(self, ("batch_size",), _FIT_NUMBERS)
 
 
 @dataclass
@@ -38,26 +90,11 @@ class TrainConfig:
     lr: float = 1e-2
     weight_decay: float = 0.0
     eval_every: float = 30.0  # seconds between history points (the clock pauses to evaluate)
+    threads: int | None = None  # CPU threads; None: fcnbase.device.pick_threads's rule
 
     def __post_init__(self) -> None:
-        # UsageError is a ValueError: the API and the CLI refuse the same mistakes alike.
         if self.variant not in VARIANTS:
             raise UsageError(f"unknown variant {self.variant!r}; choose one of {VARIANTS}")
-        if self.epochs is None and self.seconds is None:
-            raise UsageError("give a budget: epochs, seconds, or both")
-        for name in ("train_images", "test_images", "batch_size", "classifier_batch_size"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
-        # NaN compares false with everything ("nan < 0" is false) and a NaN budget never runs
-        # out: only finite numbers pass. A learning rate of 0 would "train" without learning.
-        for name in (
-            *("epochs", "seconds", "classifier_epochs", "classifier_shift", "eval_every"),
-            *("weight_decay", "lr", "classifier_lr"),
-        ):
-            value = getattr(self, name)
-            positive = name in ("lr", "classifier_lr")
-            if value is not None and (
-                not math.isfinite(value) or value < 0 or (positive and value == 0)
-            ):
-                bound = "> 0" if positive else ">= 0"
-                raise UsageError(f"{name} must be a finite number {bound}, got {value}")
+        counts = ("train_images", "test_images", "batch_size", "classifier_batch_size")
+        numbers = ("classifier_epochs", "classifier_shift", "classifier_lr")
+        _check(self, (*counts, "threads"), (*_FIT_NUMBERS, *numbers))

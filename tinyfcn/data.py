@@ -51,14 +51,28 @@ class M2NISTData:
         return cls(*to_tensors(images, labels))
 
 
-def load_m2nist(config: TrainConfig) -> tuple[M2NISTData, M2NISTData]:
-    """Train and test splits, generated from MNIST train and MNIST test digits."""
+def load_m2nist(
+    n_train: int | TrainConfig = 5000,
+    n_test: int = 1000,
+    seed: int = 0,
+    source: str | None = None,
+) -> tuple[M2NISTData, M2NISTData]:
+    """Train and test splits of M2NIST: ``n_train`` images composed from MNIST train digits
+    and ``n_test`` from MNIST test digits, so no test digit was ever seen in training.
+
+    ``source`` is where MNIST comes from (None: ``$M2NIST_MNIST_DIR`` or a download,
+    ``"sample"``: the bundled sample, or a folder). The earlier form, a whole
+    :class:`TrainConfig` in place of ``n_train``, still works (its ``train_images``,
+    ``test_images``, ``seed`` and ``source``), for code written before.
+    """
     import m2nist
 
-    train = m2nist.generate(
-        config.train_images, split="train", seed=config.seed, source=config.source
-    )
-    test = m2nist.generate(config.test_images, split="test", seed=config.seed, source=config.source)
+    if isinstance(n_train, TrainConfig):
+        config = n_train
+        n_train, n_test = config.train_images, config.test_images
+        seed, source = config.seed, config.source
+    train = m2nist.generate(n_train, split="train", seed=seed, source=source)
+    test = m2nist.generate(n_test, split="test", seed=seed, source=source)
     return (
         M2NISTData.from_arrays(train.images, train.labels),
         M2NISTData.from_arrays(test.images, test.labels),

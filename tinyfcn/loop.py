@@ -25,10 +25,9 @@ from tqdm.auto import tqdm
 
 from fcnbase import CliError, deferred_interrupts, pick_device
 from tinyfcn.classifier import MnistClassifier
-from tinyfcn.config import TrainConfig
+from tinyfcn.config import FitConfig, TrainConfig
 from tinyfcn.data import M2NISTData, load_digits, random_shift
 from tinyfcn.evaluation import evaluate, evaluate_classifier
-from tinyfcn.model import TinyFCN
 
 __all__ = [
     "PACE_STEPS",
@@ -222,10 +221,10 @@ def _no_room(config: TrainConfig, stage: str) -> str:
 
 
 def train_fcn(
-    model: TinyFCN,
+    model: nn.Module,
     train: M2NISTData,
     test: M2NISTData | None,
-    config: TrainConfig,
+    config: FitConfig | TrainConfig,
     *,
     device: torch.device | None = None,
     progress: bool = True,
@@ -234,10 +233,15 @@ def train_fcn(
 ) -> dict[str, object]:
     """Train ``model`` on ``train`` within the config's budget, evaluating ``test`` now and then.
 
-    ``elapsed`` is wall time already spent by the run (data, classifier) and counts against
-    ``config.seconds``. ``state`` resumes from a checkpoint's training state. Returns the
-    new training state: optimizer state, step, elapsed seconds and the history, a list of
-    ``{"seconds", "step", **metrics}`` (the clock is paused while evaluating).
+    ``model`` is any net mapping (N, 1, H, W) images to (N, 11, H, W) scores -- a
+    :class:`~tinyfcn.model.TinyFCN` or a student's own; only its trainable parameters are
+    optimised. ``config`` is a :class:`FitConfig`, or a :class:`TrainConfig` (whose fields
+    of the same names are read). ``elapsed`` is wall time already spent by the run (data,
+    classifier) and counts against ``config.seconds``. ``state`` resumes from a checkpoint's
+    training state. Returns the new training state: optimizer state, step, elapsed seconds
+    and the history, a list of ``{"seconds", "step", **metrics}`` (the clock is paused
+    while evaluating), one point per evaluation and none repeated: the final evaluation is
+    skipped when the last point already scored the final weights.
     """
     device = pick_device(device)
     model.to(device)
@@ -268,7 +272,8 @@ def train_fcn(
         }
 
     model.train()
-    bar = tqdm(total=total, initial=step, desc=model.variant, disable=not progress, leave=False)
+    label = getattr(model, "variant", type(model).__name__)  # a student's net has no variant
+    bar = tqdm(total=total, initial=step, desc=label, disable=not progress, leave=False)
     budget.start()
     try:
         for idx, fraction in batches(len(train), config.batch_size, budget, step, generator):
@@ -302,6 +307,8 @@ def train_fcn(
             f"no FCN step fits in the budget (epochs {config.epochs}, seconds "
             f"{config.seconds}): {spent} were already spent; give a larger budget"
         )
-    if test is not None:  # the clock is paused: evaluating is not training time
+    # The clock is paused: evaluating is not training time. A point at this very step
+    # (the budget ran out just after an evaluation) already scored these weights.
+    if test is not None and (not history or history[-1]["step"] != step):
         history.append(point())
     return reached()

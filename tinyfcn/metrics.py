@@ -67,8 +67,16 @@ class ConfusionMatrix:
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(self.matrix, op=dist.ReduceOp.SUM)
 
-    def compute(self) -> dict[str, float | list[float]]:
-        """The paper's four metrics plus per-class IoU (nan where a class is absent)."""
+    def compute(self, class_names: list[str] | None = None) -> dict[str, float | list]:
+        """The paper's four metrics plus per-class IoU (nan where a class is absent).
+
+        ``class_names`` (one per class) are kept in the result as ``"class_names"``, so
+        :func:`format_metrics` can label each IoU without being told them again.
+        """
+        if class_names is not None and len(class_names) != self.num_classes:
+            raise ValueError(
+                f"{len(class_names)} class names for a {self.num_classes}-class matrix"
+            )
         n = self.matrix.double().cpu()
         hits = n.diag()
         truth = n.sum(1)  # t_i
@@ -79,7 +87,7 @@ class ConfusionMatrix:
         acc = torch.where(truth > 0, hits / truth.clamp(min=1), nan)
         iou = torch.where(union > 0, hits / union.clamp(min=1), nan)
         present = truth > 0
-        return {
+        metrics: dict[str, float | list] = {
             "pixel_accuracy": float(hits.sum() / total) if total > 0 else math.nan,
             "mean_accuracy": float(acc.nanmean()),
             "mean_iou": float(iou.nanmean()),
@@ -88,12 +96,17 @@ class ConfusionMatrix:
             else math.nan,
             "iou": iou.tolist(),
         }
+        if class_names is not None:
+            metrics["class_names"] = list(class_names)
+        return metrics
 
 
-def format_metrics(
-    metrics: dict[str, float | list[float]], class_names: list[str] | None = None
-) -> str:
-    """A small plain-text report: the four headline numbers, then IoU per class."""
+def format_metrics(metrics: dict[str, float | list], class_names: list[str] | None = None) -> str:
+    """A small plain-text report: the four headline numbers, then IoU per class.
+
+    Classes are named by ``class_names``, else by the ``"class_names"`` the metrics carry
+    (:func:`tinyfcn.evaluate` puts M2NIST's there), else by their index.
+    """
     m = metrics
     lines = [
         f"pixel accuracy {m['pixel_accuracy']:.4f}   mean accuracy      {m['mean_accuracy']:.4f}",
@@ -101,7 +114,7 @@ def format_metrics(
     ]
     ious = metrics["iou"]
     assert isinstance(ious, list)
-    names = class_names or [str(i) for i in range(len(ious))]
+    names = class_names or metrics.get("class_names") or [str(i) for i in range(len(ious))]
     width = max(len(n) for n in names)
     lines += [f"  {name:<{width}}  IoU {iou:.4f}" for name, iou in zip(names, ious, strict=True)]
     return "\n".join(lines)

@@ -99,9 +99,11 @@ class TinyFCN(nn.Module):
     """One tiny FCN variant, built from an (optionally trained) MNIST classifier.
 
     ``classifier=None`` builds from a freshly initialised classifier: the "no pretrained
-    weights" ablation. ``learnable_upsampling`` makes the transposed convolutions trainable
-    (they start bilinear either way). Inputs are ``(N, 1, H, W)`` images scaled to [0, 1]
-    with ``H, W >= 28``; outputs are ``(N, num_classes, H, W)`` scores.
+    weights" ablation. ``learnable_upsampling`` (the default, as in :class:`TrainConfig`
+    and the paper) makes the transposed convolutions trainable; they start bilinear either
+    way, and ``False`` keeps them so (the frozen ablation). Inputs are ``(N, 1, H, W)``
+    images scaled to [0, 1] with ``H, W >= 28``; outputs are ``(N, num_classes, H, W)``
+    scores.
     """
 
     def __init__(
@@ -110,7 +112,7 @@ class TinyFCN(nn.Module):
         classifier: MnistClassifier | None = None,
         *,
         num_classes: int = NUM_CLASSES,
-        learnable_upsampling: bool = False,
+        learnable_upsampling: bool = True,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:

@@ -1,11 +1,15 @@
-"""The whole recipe, :func:`run`: the API that the CLI, benchmark and notebooks call.
+"""The recipes: :func:`run`, the whole of it, and :func:`fit`, its FCN stage for any net.
 
 :func:`run` trains the MNIST classifier, converts it into a tiny FCN
 (:class:`~tinyfcn.model.TinyFCN`), trains that on M2NIST and evaluates it on the test
-split, saving a checkpoint on the way out (or on Ctrl-C). Each stage is also a function of
-its own so coursework can swap one part and keep the rest; they live with their concept:
+split, saving a checkpoint on the way out (or on Ctrl-C): the API that the CLI, benchmark
+and notebooks call. :func:`fit` trains any ``nn.Module`` -- a student's encoder-decoder as
+well as a TinyFCN -- through the same loop, with plain keyword arguments. Each stage is
+also a function of its own so coursework can swap one part and keep the rest; they live
+with their concept:
 
-- :mod:`tinyfcn.config`: :class:`TrainConfig`, everything that defines a run;
+- :mod:`tinyfcn.config`: :class:`TrainConfig`, everything that defines a run, and
+  :class:`FitConfig`, the FCN stage's part;
 - :mod:`tinyfcn.data`: M2NIST splits and MNIST digits as tensors (:func:`load_m2nist`);
 - :mod:`tinyfcn.loop`: the training loop (:func:`train_classifier`, :func:`train_fcn`),
   budgets of epochs and/or seconds, :class:`BudgetError`, :class:`TrainingInterrupted`;
@@ -13,7 +17,9 @@ its own so coursework can swap one part and keep the rest; they live with their 
 - :mod:`tinyfcn.checkpoint`: :func:`save_checkpoint`, :func:`load_checkpoint`;
 - :mod:`tinyfcn.plot`: :func:`plot_predictions`.
 
-Every run records a history of ``(seconds, metrics)`` so curves can be plotted.
+Every run records a history of ``(seconds, metrics)`` so curves can be plotted. Both
+recipes set torch's CPU thread count for their duration (``threads``, or the rule of
+:func:`fcnbase.device.pick_threads`) and restore it afterwards.
 """
 
 from __future__ import annotations
@@ -23,15 +29,17 @@ import time
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from fcnbase import deferred_interrupts, pick_device
+from fcnbase.device import torch_threads
 from tinyfcn.checkpoint import load_checkpoint, save_checkpoint
-from tinyfcn.config import TrainConfig
+from tinyfcn.config import FitConfig, TrainConfig
 from tinyfcn.data import M2NISTData, load_m2nist
 from tinyfcn.loop import TrainingInterrupted, train_classifier, train_fcn
 from tinyfcn.model import TinyFCN
 
-__all__ = ["RunResult", "run"]
+__all__ = ["RunResult", "fit", "run"]
 
 
 @dataclass
@@ -46,6 +54,7 @@ class RunResult:
     classifier_seconds: float | None = None
     seconds: float = 0.0  # wall time of the run, evaluation pauses excluded
     test: M2NISTData | None = None  # the split the metrics were computed on
+    threads: int = 1  # torch's CPU threads during the run
 
 
 def run(
@@ -64,19 +73,39 @@ def run(
     a checkpoint's training (weights, optimizer, step, clock) to the config's budget; the
     classifier stage is then skipped. ``checkpoint`` is where to save the result.
 
+    ``data`` is a ``(train, test)`` pair to train and score on instead of the
+    :func:`load_m2nist` splits the config describes (a homework's own set, say). ``threads``
+    in the config sets torch's CPU threads for the run (None: the load rule of
+    :func:`fcnbase.device.pick_threads`); ``result.threads`` says how many it used.
+
     A seconds budget covers the whole recipe, so the classifier stage is held to it (see
     :func:`train_classifier`'s ``deadline``) and a run that made no FCN step raises
     :class:`BudgetError` instead of returning an untrained model. On Ctrl-C during FCN
     training the model reached so far is saved to ``checkpoint`` (resumable) and a
     ``KeyboardInterrupt`` says where; without a step made, nothing is saved.
     """
-    device = pick_device(device)
+    with torch_threads(config.threads) as threads:
+        return _run(config, checkpoint, resume, pick_device(device), progress, data, threads)
+
+
+def _run(
+    config: TrainConfig,
+    checkpoint: str | os.PathLike | None,
+    resume: str | os.PathLike | None,
+    device: torch.device,
+    progress: bool,
+    data: tuple[M2NISTData, M2NISTData] | None,
+    threads: int,
+) -> RunResult:
+    """:func:`run`'s stages, with torch already set to ``threads``."""
     start = time.perf_counter()
     deadline = None if config.seconds is None else start + config.seconds
     accuracy = classifier_seconds = None
     # A wrong or broken checkpoint is reported before any data is made or downloaded.
     resumed = load_checkpoint(resume, map_location=device, expect=config) if resume else None
-    train, test = data if data is not None else load_m2nist(config)
+    if data is None:
+        data = load_m2nist(config.train_images, config.test_images, config.seed, config.source)
+    train, test = data
     if resumed is not None:
         model, saved = resumed
         state = saved["train_state"]
@@ -116,7 +145,50 @@ def run(
         classifier_seconds=classifier_seconds,
         seconds=float(state["elapsed"]),
         test=test,
+        threads=threads,
     )
+
+
+def fit(
+    model: nn.Module,
+    train: M2NISTData,
+    test: M2NISTData | None = None,
+    *,
+    seconds: float | None = None,
+    epochs: float | None = None,
+    batch_size: int = 16,
+    lr: float = 1e-2,
+    weight_decay: float = 0.0,
+    eval_every: float = 30.0,
+    seed: int = 0,
+    threads: int | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> list[dict[str, object]]:
+    """Train any segmentation net on ``train`` with the recipe's loop; return its history.
+
+    ``model`` maps (N, 1, H, W) images in [0, 1] to (N, 11, H, W) scores: a
+    :class:`~tinyfcn.model.TinyFCN`, a :func:`~tinyfcn.bundled.pretrained` one to
+    fine-tune, or a student's own ``nn.Module`` -- nothing else is asked of it. It is
+    trained in place (Adam, per-pixel cross-entropy, a cosine learning rate over the
+    budget: exactly :func:`~tinyfcn.loop.train_fcn`) for ``seconds`` of wall clock and/or
+    ``epochs`` of ``train``, whichever runs out first (give at least one; epochs alone are
+    deterministic for a seed on CPU). With a ``test`` split, the history holds its
+    metrics every ``eval_every`` seconds and once at the end, as ``{"seconds", "step",
+    "mean_iou", ...}``; without one it is empty. ``threads`` as in :func:`run`.
+    """
+    config = FitConfig(
+        epochs=epochs,
+        seconds=seconds,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        eval_every=eval_every,
+        seed=seed,
+    )
+    with torch_threads(threads):
+        state = train_fcn(model, train, test, config, device=pick_device(device), progress=progress)
+    return state["history"]
 
 
 def _save_for_good(
