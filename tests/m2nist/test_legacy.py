@@ -203,7 +203,7 @@ def test_measure_reports_every_figure(replay) -> None:
 
 def test_real_mnist_reproduces_the_issue_figures(mnist_dir: Path) -> None:
     """On the first 42,000 MNIST training digits, seed 1234, 5,000 images (as re-run in the
-    issue that motivated this module), rounded as docs/m2nist-2018.md quotes them."""
+    issue that motivated this module), rounded as the issue quotes them (docs/m2nist-2018.md)."""
     digits, labels = stand_in_digits(mnist_dir)
     assert len(digits) == 42_000
     _, masks, sources = replay_2018(digits, labels)
