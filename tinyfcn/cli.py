@@ -32,7 +32,6 @@ from fcnbase import (
 )
 from fcnbase.cli import float_arg, int_arg
 from tinyfcn.config import TrainConfig
-from tinyfcn.data import CLASS_NAMES
 from tinyfcn.metrics import format_metrics
 from tinyfcn.model import VARIANTS
 from tinyfcn.plot import plot_predictions
@@ -117,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-pretrained", action="store_true", help="skip the classifier: random init (ablation)"
     )
+    p.add_argument(
+        "--threads",
+        type=int_arg(1, 1024),
+        help="torch CPU threads (default: the cores that the 1-minute load average leaves "
+        "free, at least 1; on a shared 2-core machine one thread beats two)",
+    )
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when present)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
@@ -140,6 +145,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size,
         lr=args.lr,
         eval_every=args.eval_every,
+        threads=args.threads,
     )
 
 
@@ -206,8 +212,9 @@ def _main(argv: Sequence[str] | None) -> int:
             f"classifier: test accuracy {result.classifier_accuracy:.4f} "
             f"in {result.classifier_seconds:.1f} s"
         )
-    print(format_metrics(result.metrics, CLASS_NAMES))
+    print(format_metrics(result.metrics))
     print(f"checkpoint {checkpoint}\npredictions {picture}")
+    print(f"threads {result.threads}")
     print(f"miou={result.metrics['mean_iou']:.4f} seconds={result.seconds:.1f}")
     return 0
 

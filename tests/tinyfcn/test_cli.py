@@ -81,6 +81,8 @@ CASES = [
     (["--lr", "0"], 2, "lr must be a finite number > 0"),
     (["--classifier-shift", "99"], 2, "argument --classifier-shift"),
     (["--seed", "x"], 2, "expected an integer"),
+    (["--threads", "0"], 2, "argument --threads: 0 is outside"),
+    (["--threads", "two"], 2, "argument --threads"),
     (["--classifier-epochs", "nan"], 2, "argument --classifier-epochs"),
     (["--sample", "--mnist-dir", "{root}"], 2, "not allowed with"),
     (["--device", "cuda:99"], 2, "--device cuda:99"),
@@ -141,8 +143,12 @@ def test_end_to_end_rerun_refuses_and_force_replaces(
     """A finished result survives a re-run; --force replaces it, with the same weights for
     the same seed (the file's bytes differ: it records the run's wall-clock time)."""
     argv = [*TINY, *_source(mnist_source), "--out", str(tmp_path)]
-    assert main(argv) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+    threads = torch.get_num_threads()
+    assert main([*argv, "--threads", "1"]) == 0
+    assert torch.get_num_threads() == threads  # the run's count does not outlive it
+    out = capsys.readouterr().out.strip().splitlines()
+    assert "threads 1" in out and any(line.strip().startswith("background") for line in out)
+    last = out[-1]
     assert last.startswith("miou=") and " seconds=" in last, last
     checkpoint, picture = tmp_path / "fcn2s.pt", tmp_path / "fcn2s.png"
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

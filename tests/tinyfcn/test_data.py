@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tinyfcn import M2NISTData
+from tinyfcn import M2NISTData, TrainConfig, load_m2nist
 from tinyfcn.data import load_digits, random_shift
 
 
@@ -36,3 +36,13 @@ def test_digits_from_the_bundled_sample() -> None:
     assert images.shape[1:] == (1, 28, 28) and images.dtype == torch.float32
     assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
     assert labels.dtype == torch.int64 and len(labels) == len(images)
+
+
+def test_load_m2nist_takes_plain_numbers() -> None:
+    train, test = load_m2nist(n_train=6, n_test=3, seed=1, source="sample")
+    assert train.images.shape == (6, 1, 64, 84) and test.labels.shape == (3, 64, 84)
+    config = TrainConfig(train_images=6, test_images=3, seed=1, source="sample")
+    again, _ = load_m2nist(config)  # the earlier form: the same splits
+    assert torch.equal(again.images, train.images) and torch.equal(again.labels, train.labels)
+    other, _ = load_m2nist(n_train=6, n_test=3, seed=2, source="sample")
+    assert not torch.equal(other.images, train.images)

@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from tests.tinyfcn.toys import toy_config, toy_splits
-from tinyfcn import MnistClassifier, TrainConfig, evaluate_classifier, run, train_classifier
+from tinyfcn import (
+    MnistClassifier,
+    TinyFCN,
+    TrainConfig,
+    evaluate_classifier,
+    run,
+    train_classifier,
+    train_fcn,
+)
 from tinyfcn.data import load_digits
 from tinyfcn.loop import PACE_STEPS, Budget, BudgetError, batches
 
@@ -94,3 +102,12 @@ def test_a_deadline_already_past_stops_before_the_classifier(
     config = TrainConfig(source="sample")
     with pytest.raises(BudgetError, match="cannot cover making the data"):
         train_classifier(config, progress=False, deadline=time.perf_counter())
+
+
+def test_the_history_never_repeats_its_last_point() -> None:
+    """Evaluating after every step (an eval pace far below a step's time) means the budget
+    ends right after an evaluation: the end of training must not score the same weights
+    again."""
+    train, test = toy_splits()
+    state = train_fcn(TinyFCN("fcn2s"), train, test, toy_config(eval_every=1e-9), progress=False)
+    assert [h["step"] for h in state["history"]] == [1, 2, 3, 4]

@@ -83,3 +83,14 @@ def test_format_names_every_class() -> None:
     cm.update(PRED, TRUTH)
     text = format_metrics(cm.compute(), ["bg", "cat", "dog"])
     assert "mean IoU" in text and "dog" in text and "0.7000" in text
+
+
+def test_metrics_that_carry_their_class_names_format_with_them() -> None:
+    cm = ConfusionMatrix(3)
+    cm.update(PRED, TRUTH)
+    metrics = cm.compute(["bg", "cat", "dog"])
+    assert metrics["class_names"] == ["bg", "cat", "dog"]
+    assert format_metrics(metrics) == format_metrics(cm.compute(), ["bg", "cat", "dog"])
+    assert "  2  IoU" in format_metrics(cm.compute())  # no names: the class index
+    with pytest.raises(ValueError, match="2 class names for a 3-class matrix"):
+        cm.compute(["bg", "cat"])

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.model_checks import ModelChecks
-from tinyfcn import VARIANTS, MnistClassifier, TinyFCN, convolutionalize
+from tinyfcn import VARIANTS, MnistClassifier, TinyFCN, TrainConfig, convolutionalize
 from tinyfcn.classifier import INPUT_SIZE
 
 SIZES = ((28, 28), (29, 31), (30, 33), (31, 30), (64, 84), (65, 85), (66, 87), (100, 37))
@@ -101,6 +101,13 @@ def test_frozen_upsampling_is_not_trained() -> None:
     assert not model.upscore2.weight.requires_grad
     assert not model.upscore_pool1.weight.requires_grad
     assert TinyFCN("fcn1s", learnable_upsampling=True).upscore2.weight.requires_grad
+
+
+def test_the_model_and_the_recipe_default_to_the_same_upsampling() -> None:
+    """Code written as the docs show (``TinyFCN(variant, classifier)``) trains the default
+    recipe's net, not the frozen ablation."""
+    assert TinyFCN("fcn1s").learnable_upsampling is TrainConfig().learnable_upsampling is True
+    assert TinyFCN("fcn1s").upscore_pool1.weight.requires_grad
 
 
 def test_article_upsampling_preserves_constants() -> None:
