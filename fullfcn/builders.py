@@ -31,6 +31,7 @@ from fullfcn.voc import NUM_CLASSES
 
 __all__ = [
     "build",
+    "check_stage",
     "fcn8s",
     "fcn8s_atonce",
     "fcn16s",
@@ -41,19 +42,36 @@ __all__ = [
 ]
 
 
+def check_stage(source: FCN, variant: str, num_classes: int) -> None:
+    """Refuse to start a ``variant`` scoring ``num_classes`` from ``source`` (staged
+    training shares ``score_fr``, so the class count must be the same)."""
+    if source.num_classes != num_classes:
+        raise ValueError(
+            f"the {source.variant} to start from scores {source.num_classes} classes, the "
+            f"{variant} to train {num_classes}: staged training keeps the classes"
+        )
+
+
 def staged_init(target: FCN, source: FCN) -> FCN:
     """Initialise ``target`` from a coarser trained net (FCN-16s from FCN-32s, ...).
 
     Every parameter the two share (the whole VGG trunk, ``score_fr``) is copied; the new
     skip scores stay zero, so the finer net starts out computing exactly the coarser
-    net's output and training only has to learn the refinement (paper sec. 4.2).
+    net's output and training only has to learn the refinement (paper sec. 4.2). The
+    stages share ``score_fr``, so they must score the same classes: another count is
+    refused rather than leaving ``score_fr`` silently uninitialised.
     """
+    check_stage(source, target.variant, target.num_classes)
     source_state = source.state_dict()
     with torch.no_grad():
         for key, value in target.state_dict().items():
             if key in source_state and source_state[key].shape == value.shape:
                 value.copy_(source_state[key])
-    target.preprocess = source.preprocess
+    target.preprocess, target.classes, target.palette = (
+        source.preprocess,
+        source.classes,
+        source.palette,
+    )
     return target
 
 
@@ -111,6 +129,29 @@ class _Stored:
     preprocess: Preprocess
     width_divisor: int
     num_classes: int
+    classes: tuple[str, ...] | None = None  # None: the file does not say (VOC's then)
+    palette: list[int] | None = None
+
+
+def _labels(raw: Mapping[str, Any], num_classes: int, source: str) -> dict[str, Any]:
+    """The class names and palette a ``fullfcn-train`` checkpoint stores, checked."""
+    labels: dict[str, Any] = {}
+    classes, palette = raw.get("classes"), raw.get("palette")
+    if classes is not None:
+        if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+            raise ValueError(f"{source}: 'classes' is not a list of class names")
+        if len(classes) != num_classes:
+            raise ValueError(f"{source} names {len(classes)} classes but scores {num_classes}")
+        labels["classes"] = tuple(classes)
+    if palette is not None:
+        if not (
+            isinstance(palette, list)
+            and len(palette) == 768
+            and all(isinstance(v, int) and 0 <= v <= 255 for v in palette)
+        ):
+            raise ValueError(f"{source}: 'palette' is not 768 values 0..255 (256 RGB colours)")
+        labels["palette"] = palette
+    return labels
 
 
 def _num_classes(state: dict[str, Tensor], source: str) -> int:
@@ -143,12 +184,14 @@ def _read_stored(raw: Any, source: str) -> _Stored:
                 f"{source}: width_divisor {raw['width_divisor']!r} is not one of {WIDTH_DIVISORS}"
             )
         state = load_pytorch_fcn(raw["model"], f"{source} ('model')")
+        num_classes = _num_classes(state, source)
         return _Stored(
             state,
             raw["variant"],
             PREPROCESS[raw["preprocess"]],
             raw["width_divisor"],
-            _num_classes(state, source),
+            num_classes,
+            **_labels(raw, num_classes, source),
         )
     state = load_pytorch_fcn(raw, source)
     # pytorch-fcn's files are the full VGG16; our own exports of a thinner net say how
@@ -175,6 +218,10 @@ def _load_into(model: FCN, stored: _Stored, source: str) -> FCN:
     check_state_dict(model, stored.state, source)
     model.load_state_dict(stored.state)
     model.preprocess = stored.preprocess
+    if stored.classes is not None:
+        model.classes = stored.classes
+    if stored.palette is not None:
+        model.palette = stored.palette
     return model
 
 

@@ -18,17 +18,20 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.utils.data import Dataset
 
 from fcnbase import Parser, UsageError, atomic_write, check_outputs, pick_device, run_cli
 from fcnbase.cli import float_arg, int_arg
 from fullfcn.builders import build, load_model
 from fullfcn.evaluate import eval_loader, evaluate
+from fullfcn.folder import CLASSES_FILE, SegmentationFolder
 from fullfcn.model import VARIANTS, WIDTH_DIVISORS
 from fullfcn.predict import MAX_PIXELS, load_image, overlay, predict
 from fullfcn.train import RECIPES, TrainConfig, train
+from fullfcn.train_data import datasets
 from fullfcn.transforms import eval_transforms
-from fullfcn.util import DEFAULT_WORKERS, voc_root_arg, workers_arg
-from fullfcn.voc import VOC_CLASSES, VOCSegmentation, colorize, find_voc2012
+from fullfcn.util import DEFAULT_WORKERS, data_arg, voc_root_arg, workers_arg
+from fullfcn.voc import IGNORE_INDEX, VOCSegmentation, colorize, find_voc2012
 from tinyfcn.metrics import format_metrics
 
 __all__ = ["eval_main", "predict_main", "train_main"]
@@ -36,26 +39,57 @@ __all__ = ["eval_main", "predict_main", "train_main"]
 # -- fullfcn-train ---------------------------------------------------------------------------
 
 
-def _add_voc_root(p: argparse.ArgumentParser) -> None:
-    """``--voc-root``, the same for training and evaluation: checked to be a folder at parse
-    time, before any model is built."""
-    p.add_argument(
+def _add_data(p: argparse.ArgumentParser) -> None:
+    """``--voc-root`` or ``--data``, the same for training and evaluation: checked to be a
+    folder at parse time, before any model is built."""
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument(
         "--voc-root",
         type=voc_root_arg,
-        required=True,
         help="folder holding VOC2012/ or VOCdevkit/VOC2012/",
     )
+    where.add_argument(
+        "--data",
+        type=data_arg,
+        help="your own folder: images/, masks/ (index or palette PNGs, 255 = ignore), "
+        "optional classes.txt, train.txt, val.txt (docs/fullfcn.md)",
+    )
+    p.add_argument(
+        "--classes",
+        type=int_arg(1, IGNORE_INDEX),
+        help="--data's class count when it has no classes.txt",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float_arg(0.0, 0.99),
+        default=TrainConfig.val_fraction,
+        help="--data without train.txt/val.txt: the share of pairs (seeded) held out for val",
+    )
+
+
+def _data_options(args: argparse.Namespace) -> None:
+    """--classes and --val-fraction describe a --data folder; with VOC they are a mistake."""
+    folder_only = args.classes is not None or args.val_fraction != TrainConfig.val_fraction
+    if args.voc_root and folder_only:
+        raise UsageError("--classes and --val-fraction are for --data, not --voc-root")
+    if args.data and args.download:
+        raise UsageError("--download fetches VOC; it does not go with --data")
+
+
+def _pairs(dataset: Dataset) -> str:
+    return f"{len(dataset)} pair{'s' if len(dataset) != 1 else ''}"  # type: ignore[arg-type]
 
 
 def _train_parser() -> Parser:
     d = TrainConfig()
     p = Parser(
         prog="fullfcn-train",
-        description="Train VGG16 FCN-32s/16s/8s on PASCAL VOC (paper or modern recipe). "
+        description="Train VGG16 FCN-32s/16s/8s on PASCAL VOC or on your own folder of "
+        "images and masks (paper or modern recipe). "
         "Multi-GPU: torchrun --nproc_per_node=N --no-python fullfcn-train ...",
     )
     p.add_argument("--variant", choices=VARIANTS, default=d.variant, help="which FCN")
-    _add_voc_root(p)
+    _add_data(p)
     p.add_argument(
         "--sbd-root",
         help="SBD folder (cls/, img/, train.txt): the paper's "
@@ -122,16 +156,29 @@ def _train_parser() -> Parser:
 
 
 def _train(argv: Sequence[str] | None) -> int:
-    args = vars(_train_parser().parse_args(argv))
-    args["voc_root"] = str(args["voc_root"])
+    namespace = _train_parser().parse_args(argv)
+    _data_options(namespace)
+    args = vars(namespace)
+    args["voc_root"] = str(args["voc_root"] or "")
+    args["data"] = str(args["data"]) if args["data"] else None
     if args["weights"] in ("none", "None", ""):
         args["weights"] = None
+    config = TrainConfig(**args).resolved()
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    train_set, val_set = data = datasets(config)  # every pair checked, none dropped
+    if main_rank:
+        held_out = f"validation on {_pairs(val_set)}" if val_set else "no validation"
+        print(
+            f"fullfcn-train: training on {_pairs(train_set)} ({train_set.num_classes} classes), "
+            f"{held_out}",
+            flush=True,
+        )
     try:
-        result = train(TrainConfig(**args))
+        result = train(config, data)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-    if int(os.environ.get("RANK", "0")) == 0:
+    if main_rank:
         print(f"fullfcn-train: {result.iteration} iterations, checkpoint {result.checkpoint}")
         if result.metrics is not None:
             print(f"fullfcn-train: mean IU {result.metrics['mean_iou']:.4f}")
@@ -149,8 +196,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 def _eval_parser() -> Parser:
     p = Parser(
         prog="fullfcn-eval",
-        description="Evaluate an FCN on a PASCAL VOC split: pixel accuracy, mean accuracy, "
-        "mean IU, frequency-weighted IU and per-class IU.",
+        description="Evaluate an FCN on a PASCAL VOC split or a split of your own folder: "
+        "pixel accuracy, mean accuracy, mean IU, frequency-weighted IU and per-class IU.",
     )
     p.add_argument(
         "--weights",
@@ -160,11 +207,11 @@ def _eval_parser() -> Parser:
     p.add_argument(
         "--variant", choices=VARIANTS, help="expected variant (default: read from the weights)"
     )
-    _add_voc_root(p)
+    _add_data(p)
     p.add_argument(
         "--split",
-        default="seg11valid",
-        help="train, val, seg11valid (the paper's) or a file of image ids",
+        help="VOC: train, val, seg11valid (the paper's, the default) or a file of image ids; "
+        "--data: train or val (the default)",
     )
     p.add_argument("--download", action="store_true", help="fetch VOC / the split list")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
@@ -183,16 +230,33 @@ def _eval(argv: Sequence[str] | None) -> int:
     args = _eval_parser().parse_args(argv)
     if args.json:  # before the weights are read: a typo must not cost the whole split
         check_outputs([args.json], inputs=[args.weights], force=args.force)
+    _data_options(args)
     device = pick_device(args.device)
-    if not args.download:
+    if args.voc_root and not args.download:
         find_voc2012(args.voc_root)  # fail before reading a 500 MB weights file
     model = load_model(args.weights, args.variant)
-    dataset = VOCSegmentation(
-        args.voc_root,
-        args.split,
-        download=args.download,
-        transforms=eval_transforms(model.preprocess),
-    )
+    transforms = eval_transforms(model.preprocess)
+    if args.data:
+        args.split = args.split or "val"
+        # the folder's own classes.txt, else --classes, else the class count the model scores
+        known = args.classes is not None or (args.data / CLASSES_FILE).is_file()
+        dataset: SegmentationFolder | VOCSegmentation = SegmentationFolder(
+            args.data,
+            args.split,
+            transforms,
+            num_classes=args.classes if known else model.num_classes,
+            val_fraction=args.val_fraction,
+        )
+    else:
+        args.split = args.split or "seg11valid"
+        dataset = VOCSegmentation(
+            args.voc_root, args.split, download=args.download, transforms=transforms
+        )
+    if dataset.num_classes != model.num_classes:
+        raise ValueError(
+            f"{args.weights} scores {model.num_classes} classes, {args.data} has "
+            f"{dataset.num_classes}: evaluate on the data the model was trained for"
+        )
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     matrix = evaluate(
@@ -205,19 +269,22 @@ def _eval(argv: Sequence[str] | None) -> int:
         progress=args.progress,
     )
     metrics = matrix.compute()
-    names = list(VOC_CLASSES) if model.num_classes == len(VOC_CLASSES) else None
+    counts = matrix.matrix.cpu()
     print(
-        f"{model.variant} on {args.split} ({len(dataset)} images, "
-        f"{model.preprocess.name} preprocessing)"
+        f"{model.variant} on {args.split} ({len(dataset)} images, {int(counts.sum()):,} "
+        f"labelled pixels, {model.preprocess.name} preprocessing)"
     )
-    print(format_metrics(metrics, names))
+    print(format_metrics(metrics, list(dataset.classes)))
     if args.json:
+        report = {
+            "variant": model.variant,
+            "split": args.split,
+            "classes": list(dataset.classes),
+            **metrics,
+            "confusion": counts.tolist(),  # [truth][prediction] pixel counts
+        }
         with atomic_write(args.json, replace=args.force) as f:
-            f.write(
-                json.dumps(
-                    {"variant": model.variant, "split": args.split, **metrics}, indent=2
-                ).encode()
-            )
+            f.write(json.dumps(report, indent=2).encode())
     return 0
 
 
@@ -232,7 +299,9 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
 def _predict_parser() -> Parser:
     p = Parser(prog="fullfcn-predict", description="Segment one image with a VGG16 FCN.")
     p.add_argument("image")
-    p.add_argument("-o", "--output", required=True, help="mask PNG (VOC palette)")
+    p.add_argument(
+        "-o", "--output", required=True, help="mask PNG (the palette the weights were trained with)"
+    )
     p.add_argument("--overlay", help="overlay PNG (default: OUT_overlay.png)")
     p.add_argument(
         "--weights",
@@ -272,11 +341,14 @@ def _predict_cli(argv: Sequence[str] | None) -> int:
         load_model(args.weights, args.variant) if args.weights else build(args.variant or "fcn8s")
     )
     mask = predict(model, image, device, args.amp)
+    # the class names and colours of the training data, stored in the checkpoint (VOC's
+    # for the published models and for checkpoints that do not say)
+    background = model.classes.index("background") if "background" in model.classes else None
     with atomic_write(output, replace=args.force) as f:
-        colorize(mask).save(f, format="PNG")
+        colorize(mask, model.palette).save(f, format="PNG")
     with atomic_write(over, replace=args.force) as f:
-        overlay(image, mask).save(f, format="PNG")
-    found = [VOC_CLASSES[c] for c in mask.unique().tolist() if 0 < c < len(VOC_CLASSES)]
+        overlay(image, mask, model.palette, background).save(f, format="PNG")
+    found = [model.classes[c] for c in mask.unique().tolist() if c != background]
     print(f"fullfcn-predict: {output} and {over} ({', '.join(found) or 'background only'})")
     return 0
 

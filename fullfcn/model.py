@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from torchvision.models.vgg import VGG, make_layers
 
 from fullfcn.transforms import TORCHVISION, Preprocess
-from fullfcn.voc import NUM_CLASSES
+from fullfcn.voc import NUM_CLASSES, VOC_CLASSES, voc_palette
 from tinyfcn.convert import convolutionalize
 from tinyfcn.geometry import CoordMap, coord_map, crop, crop_offset
 from tinyfcn.upsample import upsample_layer
@@ -144,7 +144,8 @@ class FCN(nn.Module):
 
     Attributes: ``variant`` (``fcn32s`` ...), ``num_classes``, ``crop_offsets`` (crop of
     each score map, by the layer whose output is cropped), ``preprocess`` (the input
-    normalisation the loaded weights expect), ``width_divisor``.
+    normalisation the loaded weights expect), ``width_divisor``, ``classes`` (a name per
+    score channel) and ``palette`` (flat RGB list drawing class ``c`` in colour ``c``).
     """
 
     def __init__(
@@ -162,6 +163,12 @@ class FCN(nn.Module):
             raise ValueError(f"width_divisor {width_divisor!r} is not one of {WIDTH_DIVISORS}")
         self.variant, self.num_classes, self.width_divisor = variant, num_classes, width_divisor
         self.preprocess: Preprocess = TORCHVISION
+        # What the scores mean, kept in checkpoints for fullfcn-predict: VOC's names and
+        # colours unless the training data says otherwise (a SegmentationFolder).
+        self.classes: tuple[str, ...] = (
+            VOC_CLASSES if num_classes == NUM_CLASSES else tuple(map(str, range(num_classes)))
+        )
+        self.palette: list[int] = voc_palette()
         backbone = convolutionalize(_vgg16(imagenet, width_divisor), _IMAGENET_SIZE)
         layers = list(paper_named_layers(backbone))[:-1]  # fc8 dropped
         for name, module in layers:

@@ -1,10 +1,11 @@
-"""``fullfcn-predict IMAGE -o OUT.png``: a VOC-palette mask and an overlay for one image.
+"""``fullfcn-predict IMAGE -o OUT.png``: a palette mask and an overlay for one image.
 
 The image is normalised the way the weights were trained (Caffe BGR for the converted
 paper models, torchvision RGB otherwise), the FCN scores every pixel in one pass, and the
 argmax class is saved as a palette PNG -- the format of VOC's own labels, so the file can
-be compared with ground truth directly -- plus ``OUT_overlay.png``, the mask blended over
-the photo.
+be compared with ground truth directly, in the colours of the data the weights were
+trained on (stored in a ``fullfcn-train`` checkpoint; VOC's otherwise) -- plus
+``OUT_overlay.png``, the mask blended over the photo.
 
 The command (:func:`fullfcn.cli.predict_main`) loses nothing to a mistyped line: ``-o``
 and ``--overlay`` may not name the photo, the weights or each other, and an existing file
@@ -90,9 +91,17 @@ def predict(
     return scores.argmax(1)[0].cpu()
 
 
-def overlay(image: Image.Image, mask: torch.Tensor, alpha: float = 0.5) -> Image.Image:
-    """The mask's colours blended over the photo; background pixels stay untouched."""
-    colours = colorize(mask).convert("RGB")
-    blended = Image.blend(image, colours, alpha)
-    background = Image.fromarray((mask.numpy() == 0).astype("uint8") * 255, mode="L")
-    return Image.composite(image, blended, background)
+def overlay(
+    image: Image.Image,
+    mask: torch.Tensor,
+    palette: list[int] | None = None,
+    background: int | None = 0,
+    alpha: float = 0.5,
+) -> Image.Image:
+    """The mask's colours (``palette``, VOC's by default) blended over the photo; pixels of
+    class ``background`` stay untouched (``None``: every class is drawn)."""
+    blended = Image.blend(image, colorize(mask, palette).convert("RGB"), alpha)
+    if background is None:
+        return blended
+    untouched = Image.fromarray((mask.numpy() == background).astype("uint8") * 255, mode="L")
+    return Image.composite(image, blended, untouched)

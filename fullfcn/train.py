@@ -50,13 +50,14 @@ from fcnbase import (
     deferred_interrupts,
     lock_dir,
 )
-from fullfcn.builders import build, load_model
+from fullfcn.builders import build, check_stage, load_model
 from fullfcn.evaluate import autocast, eval_loader, evaluate
 from fullfcn.model import FCN, VARIANTS
 from fullfcn.train_data import batches, datasets, set_transforms
 from fullfcn.train_utils import (
     CHECKPOINT,
     TrainLog,
+    check_inputs_apart,
     claim_out_dir,
     gather,
     init_distributed,
@@ -101,7 +102,10 @@ class TrainConfig:
     """Everything a run depends on; stored in every checkpoint. ``None`` = recipe default."""
 
     variant: str = "fcn32s"
-    voc_root: str = ""
+    voc_root: str = ""  # PASCAL VOC; or, instead:
+    data: str | None = None  # a folder of images/ and masks/ (fullfcn.folder)
+    classes: int | None = None  # data's class count when it has no classes.txt
+    val_fraction: float = 0.2  # data's seeded validation share without train/val.txt
     sbd_root: str | None = None  # train on SBD (the paper's 8,498 images) instead of VOC
     train_split: str = "train"
     val_split: str | None = None  # e.g. "seg11valid"
@@ -138,6 +142,8 @@ class TrainConfig:
             raise UsageError(
                 "--resume continues the run in --out-dir, --force starts it over: give one of them"
             )
+        if self.data and (self.sbd_root or self.val_split or self.download):
+            raise UsageError("--sbd-root, --val-split and --download are for --voc-root")
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; choose from {tuple(RECIPES)}")
         recipe = RECIPES[self.recipe]
@@ -174,11 +180,17 @@ def _check_weights_files(config: TrainConfig) -> None:
             raise FileNotFoundError(f"weights file {path} not found")
 
 
-def _model(config: TrainConfig) -> FCN:
-    parent = load_model(config.init_from) if config.init_from else None
-    return build(
-        config.variant, weights=config.weights, init_from=parent, width_divisor=config.width_divisor
+def _model(config: TrainConfig, train_set: Any, parent: FCN | None) -> FCN:
+    """The net to train, scoring the training set's classes (named and coloured by it)."""
+    model = build(
+        config.variant,
+        weights=config.weights,
+        num_classes=train_set.num_classes,
+        init_from=parent,
+        width_divisor=config.width_divisor,
     )
+    model.classes, model.palette = train_set.classes, train_set.palette
+    return model
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
@@ -239,18 +251,26 @@ def _validate(
     return matrix.compute(), matrix.matrix.cpu()
 
 
-def train(config: TrainConfig) -> TrainResult:
+def train(config: TrainConfig, data: tuple[Dataset, Dataset | None] | None = None) -> TrainResult:
     """Train (or resume) as ``config`` says; returns the model and what happened.
 
     Everything that can be checked is checked before VGG16 is built: the data lists, the
     weights files, and (on rank 0, which alone writes) that ``out_dir`` is writable, not
     held by another run, and holds no previous run unless ``resume`` or ``force``.
+    ``data`` is ``datasets(config)`` when the caller has made it already (the command
+    prints how many pairs it holds).
     """
     config = config.resolved()
-    if not config.download:
+    if bool(config.voc_root) == bool(config.data):
+        raise UsageError("give --voc-root (PASCAL VOC) or --data (your own folder)")
+    if config.voc_root and not config.download:
         find_voc2012(config.voc_root)  # fail before building (or downloading) VGG16
     _check_weights_files(config)
-    data = datasets(config)
+    data = data or datasets(config)
+    check_inputs_apart(config, Path(config.out_dir))  # before the parent is read
+    parent = load_model(config.init_from) if config.init_from else None  # staged training
+    if parent is not None:
+        check_stage(parent, config.variant, data[0].num_classes)  # type: ignore[attr-defined]
     rank, world, device = init_distributed(config.device)
     out_dir = Path(config.out_dir)
     if rank == 0:
@@ -258,12 +278,13 @@ def train(config: TrainConfig) -> TrainResult:
     with lock_dir(out_dir) if rank == 0 else nullcontext():
         if rank == 0:
             claim_out_dir(config, out_dir)
-        return _train(config, data, rank, world, device)
+        return _train(config, data, parent, rank, world, device)
 
 
 def _train(
     config: TrainConfig,
     data: tuple[Dataset, Dataset | None],
+    parent: FCN | None,
     rank: int,
     world: int,
     device: torch.device,
@@ -278,7 +299,7 @@ def _train(
     np.random.seed(config.seed + rank)
     random.seed(config.seed + rank)
 
-    model = _model(config)
+    model = _model(config, data[0], parent)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     optimizer = _optimizer(model, config)

@@ -10,12 +10,14 @@ exactly the ``k`` batches already seen.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from fullfcn.folder import SPLIT_SEED, SegmentationFolder
 from fullfcn.model import FCN
 from fullfcn.transforms import eval_transforms, train_transforms
 from fullfcn.voc import SBDSegmentation, VOCSegmentation
@@ -78,7 +80,15 @@ def batches(
 
 def datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
     """The training and validation sets, listed (and their files checked) *before* VGG16
-    is built or downloaded; :func:`set_transforms` adds the model's preprocessing."""
+    is built or downloaded; :func:`set_transforms` adds the model's preprocessing.
+
+    A ``data`` folder validates on its ``val`` split unless it has no ``val.txt`` and
+    ``val_fraction`` is 0 (everything trains)."""
+    if config.data:
+        folder = dict(num_classes=config.classes, val_fraction=config.val_fraction, seed=SPLIT_SEED)
+        train_set = SegmentationFolder(config.data, "train", **folder)
+        validate = config.val_fraction > 0 or (Path(config.data) / "val.txt").is_file()
+        return train_set, SegmentationFolder(config.data, "val", **folder) if validate else None
     if config.sbd_root:
         train_set: Dataset = SBDSegmentation(config.sbd_root, "train", download=config.download)
     else:

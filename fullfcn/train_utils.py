@@ -41,6 +41,7 @@ __all__ = [
     "TENSORBOARD",
     "TRAIN_STATE",
     "TrainLog",
+    "check_inputs_apart",
     "claim_out_dir",
     "gather",
     "init_distributed",
@@ -128,6 +129,12 @@ def gather(obj: Any, world: int) -> list[Any]:
 # -- checkpoints ---------------------------------------------------------------------------
 
 
+def check_inputs_apart(config: TrainConfig, out_dir: Path) -> None:
+    """Refuse (a usage error) weights to read that are files this run would replace."""
+    inputs = [config.init_from, None if config.weights == "imagenet" else config.weights]
+    check_outputs([out_dir / CHECKPOINT, out_dir / LOG], inputs=inputs, force=True)
+
+
 def claim_out_dir(config: TrainConfig, out_dir: Path) -> None:
     """Decide, under the directory's lock, what this run may do with ``out_dir``.
 
@@ -147,8 +154,7 @@ def claim_out_dir(config: TrainConfig, out_dir: Path) -> None:
                 "use --force to start over"
             )
         return
-    inputs = [config.init_from, None if config.weights == "imagenet" else config.weights]
-    check_outputs([ckpt, log], inputs=inputs, force=True)
+    check_inputs_apart(config, out_dir)
     if previous and not config.force:
         raise OutputExistsError(
             f"{out_dir} holds a previous run ({names}); use --resume to continue it or "
@@ -226,6 +232,8 @@ def save_checkpoint(
         "variant": model.variant,
         "width_divisor": model.width_divisor,
         "preprocess": model.preprocess.name,
+        "classes": list(model.classes),  # plain lists: weights_only=True reads them
+        "palette": list(model.palette),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),

@@ -3,6 +3,7 @@
 The parser, the error path (:func:`fcnbase.run_cli`), devices and safe outputs come from
 :mod:`fcnbase`, shared by the whole project; only what is about VOC and data loading
 lives here.
+
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from fcnbase.cli import int_arg
 from fcnbase.device import available_cores
 
-__all__ = ["CORES", "DEFAULT_WORKERS", "voc_root_arg", "workers_arg"]
+__all__ = ["CORES", "DEFAULT_WORKERS", "data_arg", "voc_root_arg", "workers_arg"]
 
 
 def voc_root_arg(value: str) -> Path:
@@ -21,6 +22,14 @@ def voc_root_arg(value: str) -> Path:
     path = Path(value)
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"VOC root {value} is not a directory")
+    return path
+
+
+def data_arg(value: str) -> Path:
+    """argparse type for ``--data``: an existing folder (its pairs are checked later)."""
+    path = Path(value)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"data folder {value} is not a directory")
     return path
 
 

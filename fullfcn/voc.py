@@ -23,6 +23,8 @@ from PIL import Image
 from torchvision import datasets
 from torchvision.datasets.utils import download_url
 
+from fullfcn.pairs import LabelError, SegmentationPairs
+
 __all__ = [
     "IGNORE_INDEX",
     "NUM_CLASSES",
@@ -71,11 +73,15 @@ def voc_palette() -> list[int]:
     return palette
 
 
-def colorize(mask: np.ndarray | torch.Tensor) -> Image.Image:
-    """A class-index mask as a palette ("P") image, the format of VOC's own labels."""
+def colorize(mask: np.ndarray | torch.Tensor, palette: list[int] | None = None) -> Image.Image:
+    """A class-index mask as a palette ("P") image, the format of VOC's own labels.
+
+    ``palette`` is a flat RGB list (a dataset's own, as a checkpoint stores it); VOC's
+    colour map when ``None``.
+    """
     array = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
     image = Image.fromarray(array.astype(np.uint8), mode="P")
-    image.putpalette(voc_palette())
+    image.putpalette(voc_palette() if palette is None else palette)
     return image
 
 
@@ -93,21 +99,6 @@ def find_voc2012(root: str | os.PathLike[str]) -> Path:
         f"no PASCAL VOC 2012 found under {root} (expected VOCdevkit/VOC2012/ or VOC2012/ "
         "with JPEGImages/ and SegmentationClass/; pass --download to fetch it)"
     )
-
-
-class LabelError(ValueError):
-    """A label file that is not a VOC label for its image (one line, naming the file).
-
-    A DataLoader worker hands an exception back by re-creating it from its whole
-    formatted traceback; this class keeps only the message, so ``--workers 2`` reports
-    the same one line as ``--workers 0``.
-    """
-
-    def __init__(self, message: str) -> None:
-        if "Original Traceback" in message:  # re-raised by torch's worker machinery
-            last = message.rstrip().splitlines()[-1]
-            message = last.split(": ", 1)[1] if ": " in last else last
-        super().__init__(message)
 
 
 def check_label(image: Image.Image, label: Image.Image, label_path: str) -> None:
@@ -146,7 +137,15 @@ def check_label(image: Image.Image, label: Image.Image, label_path: str) -> None
                 )
 
 
-class VOCSegmentation(datasets.VOCSegmentation):
+class _VOCPairs(SegmentationPairs):
+    """VOC's and SBD's pairs: what their labels mean, as every fullfcn dataset says."""
+
+    classes: tuple[str, ...] = VOC_CLASSES
+    num_classes: int = NUM_CLASSES
+    palette: list[int] = voc_palette()
+
+
+class VOCSegmentation(_VOCPairs, datasets.VOCSegmentation):
     """torchvision's VOC 2012 segmentation set, for any split list and either layout.
 
     ``image_set`` is ``train``, ``val``, ``trainval`` or ``seg11valid`` (the paper's
@@ -180,17 +179,15 @@ class VOCSegmentation(datasets.VOCSegmentation):
                 f"{len(missing)} files of split {image_set!r} are missing, e.g. {missing[0]}"
             )
 
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
+    def load_pair(self, index: int) -> tuple[Image.Image, Image.Image]:
         """The pair ``index``, its label checked against its image (:func:`check_label`)."""
         image = Image.open(self.images[index]).convert("RGB")
         label = Image.open(self.targets[index])
         check_label(image, label, self.targets[index])
-        if self.transforms is not None:
-            return self.transforms(image, label)
         return image, label
 
 
-class SBDSegmentation(datasets.SBDataset):
+class SBDSegmentation(_VOCPairs, datasets.SBDataset):
     """SBD's dense masks (``cls/*.mat``) as VOC-style ``(image, "P" label)`` pairs.
 
     The paper's training set is SBD ``train`` (8,498 images); torchvision reads the
@@ -218,13 +215,11 @@ class SBDSegmentation(datasets.SBDataset):
             transforms=transforms,
         )
 
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
+    def load_pair(self, index: int) -> tuple[Image.Image, Image.Image]:
         """The pair ``index``, its label checked against its image (:func:`check_label`)."""
         image = Image.open(self.images[index]).convert("RGB")
         label = self._get_target(self.masks[index])
         check_label(image, label, self.masks[index])
-        if self.transforms is not None:
-            return self.transforms(image, label)
         return image, label
 
 

@@ -1,8 +1,12 @@
-"""A VOC-layout data set built on the fly, and the reduced-width VGG the tests use.
+"""Data sets built on the fly, and the reduced-width VGG the tests use.
 
-The synthetic set has real VOC structure -- ``VOC2012/JPEGImages/*.jpg``, palette PNG labels
-with 255 void borders, ``ImageSets/Segmentation/*.txt`` -- with coloured rectangles whose
-class is a simple function of their colour, so a few training steps can lower the loss.
+The synthetic VOC set has real VOC structure -- ``VOC2012/JPEGImages/*.jpg``, palette PNG
+labels with 255 void borders, ``ImageSets/Segmentation/*.txt`` -- with coloured rectangles
+whose class is a simple function of their colour, so a few training steps can lower the loss.
+
+Two folders in the ``--data`` layout (``images/``, ``masks/``): the three genuine VOC pairs
+with their palette masks re-coloured (so a test can tell the folder's palette from VOC's),
+and real-MNIST M2NIST images with index masks and a ``classes.txt``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fullfcn.voc import colorize
+import m2nist
+from fullfcn.voc import VOC_CLASSES, colorize, voc_palette
+from m2nist.params import CLASS_NAMES
+
+#: The re-coloured palette of ``voc_folder``: VOC's colours inverted, index for index.
+FOLDER_PALETTE = [255 - v for v in voc_palette()]
 
 #: Channels of every VGG layer divided by this: same geometry, ~1/256 of the FLOPs.
 WIDTH = 16
@@ -51,3 +60,50 @@ def make_voc(
 def tiny_voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 training and 2 validation images in VOC layout."""
     return make_voc(tmp_path_factory.mktemp("voc"), {"train": 4, "val": 2})
+
+
+def make_folder(root: Path, pairs: dict[str, tuple[Image.Image, Image.Image]]) -> Path:
+    """``root/images/<stem>.png`` and ``root/masks/<stem>.png`` for each ``(image, mask)``."""
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for stem, (image, mask) in pairs.items():
+        image.save(root / "images" / f"{stem}.png")
+        mask.save(root / "masks" / f"{stem}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def voc_folder(voc_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The genuine VOC pairs as a folder (JPEG photos, palette masks in FOLDER_PALETTE), with
+    VOC's class names in classes.txt; no split lists, so the split is the seeded one."""
+    voc = voc_root / "VOC2012"
+    root = tmp_path_factory.mktemp("voc_folder")
+    for sub in ("images", "masks"):
+        (root / sub).mkdir()
+    for label in sorted((voc / "SegmentationClass").glob("*.png")):
+        (root / "images" / f"{label.stem}.jpg").write_bytes(
+            (voc / "JPEGImages" / f"{label.stem}.jpg").read_bytes()
+        )
+        mask = Image.open(label)
+        mask.putpalette(FOLDER_PALETTE)  # same indices (classes), other colours
+        mask.save(root / "masks" / label.name)
+    (root / "classes.txt").write_text("\n".join(VOC_CLASSES) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def m2nist_folder(mnist_source: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six M2NIST images (8-bit grey PNGs) with index masks ("L", class = pixel value,
+    background 10) and classes.txt naming 0-9 and background; train.txt/val.txt 4/2."""
+    data = m2nist.generate(6, source=mnist_source)
+    root = make_folder(
+        tmp_path_factory.mktemp("m2nist_folder"),
+        {
+            f"m{i}": (Image.fromarray(image, mode="L"), Image.fromarray(label, mode="L"))
+            for i, (image, label) in enumerate(zip(data.images, data.labels, strict=True))
+        },
+    )
+    (root / "classes.txt").write_text("\n".join(CLASS_NAMES) + "\n")
+    (root / "train.txt").write_text("m0\nm1\nm2\nm3\n")
+    (root / "val.txt").write_text("m4\nm5\n")
+    return root

@@ -21,7 +21,7 @@ from fullfcn.builders import build
 from fullfcn.pytorch_fcn import to_pytorch_fcn
 from fullfcn.voc import colorize
 from tests.cli_table import assert_refused, tree_state
-from tests.fullfcn.conftest import WIDTH, make_voc
+from tests.fullfcn.conftest import WIDTH, make_folder, make_voc
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +213,39 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _bad_label_voc(root / "palette_voc", "val", _other_palette)
     _bad_label_voc(root / "size_voc", "val", _other_size)
     _bad_label_voc(root / "class_voc", "val", _class_37)
+    thin11 = build("fcn32s", num_classes=11, width_divisor=WIDTH)
+    torch.save({**ours, "model": thin11.state_dict()}, root / "classes11.pt")
+    _bad_folders(root)
     return {p.name: p for p in root.iterdir()} | {"root": root, "missing": root / "missing"}
+
+
+def _pair(size: tuple[int, int] = (40, 30), value: int = 1) -> tuple[Image.Image, Image.Image]:
+    mask = np.zeros(size[::-1], np.uint8)
+    mask[:, : size[0] // 2] = value
+    return Image.new("RGB", size, (90, 120, 30)), Image.fromarray(mask, mode="L")
+
+
+def _bad_folders(root: Path) -> None:
+    """One --data folder per way a folder can be wrong, each with two pairs."""
+
+    def folder(name: str) -> Path:
+        return make_folder(root / name, {"a": _pair(), "b": _pair()})
+
+    (folder("no_mask") / "masks" / "b.png").unlink()
+    (folder("no_image") / "images" / "b.png").unlink()
+    _pair((20, 30))[1].save(folder("size_folder") / "masks" / "b.png")
+    _pair()[1].convert("RGB").save(folder("rgb_folder") / "masks" / "b.png")
+    (folder("broken_image") / "images" / "b.png").write_text("not an image")
+    _pair()[1].save(folder("jpg_mask") / "masks" / "b.jpg")
+    (folder("no_val") / "train.txt").write_text("a\nb\n")
+    (root / "no_val" / "val.txt").write_text("")
+    (folder("listed") / "train.txt").write_text("a\nzzz\n")
+    (root / "listed" / "val.txt").write_text("b\n")
+    _pair(value=37)[1].save(folder("class_folder") / "masks" / "b.png")
+    (root / "class_folder" / "classes.txt").write_text("\n".join("abcdefghijk"))
+    (folder("named3") / "classes.txt").write_text("sky\nroad\ncar\n")
+    folder("no_classes")
+    (root / "no_dirs").mkdir()
 
 
 _THIN = ["--width-divisor", str(WIDTH)]
@@ -331,6 +363,70 @@ CASES: list[tuple[Callable[[Sequence[str] | None], int], list[str], int, str, li
         1,
         "is a RGB image; VOC labels are palette images",
         ["{new}"],
+    ),
+    # fullfcn-train --data: options, then every way a folder can be wrong (nothing is built)
+    (cli.train_main, ["--data", "{missing}"], 2, "data folder", []),
+    (cli.train_main, ["--data", "{named3}", "--voc-root", "{voc}"], 2, "not allowed with", []),
+    (cli.train_main, ["--voc-root", "{voc}", "--classes", "3"], 2, "are for --data", []),
+    (cli.train_main, ["--data", "{named3}", "--classes", "256"], 2, "outside", []),
+    (
+        cli.train_main,
+        ["--data", "{named3}", "--sbd-root", "{empty}", *_FAST, "--out-dir", "{new}"],
+        2,
+        "are for --voc-root",
+        [],
+    ),
+    *[
+        (
+            cli.train_main,
+            ["--data", "{" + folder + "}", *classes, *_FAST, "--out-dir", "{new}"],
+            1,
+            message,
+            [],
+        )
+        for folder, classes, message in [
+            ("no_dirs", ["--classes", "2"], "has no images/ folder"),
+            ("no_mask", ["--classes", "2"], "images/b.png has no mask"),
+            ("no_image", ["--classes", "2"], "masks/b.png has no image"),
+            ("size_folder", ["--classes", "2"], "masks/b.png is 20x30, its image"),
+            ("rgb_folder", ["--classes", "2"], "is a RGB image, not a palette or index PNG"),
+            ("broken_image", ["--classes", "2"], "images/b.png is not an image PIL can read"),
+            ("jpg_mask", ["--classes", "2"], "masks/b.jpg is not a .png"),
+            ("no_val", ["--classes", "2"], "split 'val' of"),
+            ("listed", ["--classes", "2"], "train.txt lists 'zzz', which has no image"),
+            ("class_folder", [], "b.png holds class 37, but the folder has 11 classes"),
+            ("named3", ["--classes", "5"], "classes.txt names 3 classes, but --classes says 5"),
+            ("no_classes", [], "has no classes.txt: give --classes N"),
+        ]
+    ],
+    (
+        cli.train_main,
+        ["--data", "{named3}", *_FAST, "--init-from", "{classes11.pt}", "--out-dir", "{new}"],
+        1,
+        "scores 11 classes, the fcn32s to train 3: staged training keeps the classes",
+        [],
+    ),
+    # fullfcn-eval --data
+    (
+        cli.eval_main,
+        ["--weights", "{fcn32s_from_caffe.pth}", "--data", "{named3}", *_EVAL],
+        1,
+        "scores 21 classes",
+        [],
+    ),
+    (
+        cli.eval_main,
+        ["--weights", "{fcn32s_from_caffe.pth}", "--data", "{no_val}", *_EVAL],
+        1,
+        "split 'val' of",
+        [],
+    ),
+    (
+        cli.eval_main,
+        ["--weights", "{fcn32s_from_caffe.pth}", "--data", "{named3}", "--download"],
+        2,
+        "does not go with --data",
+        [],
     ),
     # fullfcn-eval
     (

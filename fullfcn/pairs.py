@@ -1,0 +1,58 @@
+"""What every fullfcn segmentation dataset shares: a pair's error, and the joint transforms.
+
+VOC, SBD and a folder of your own images (:class:`fullfcn.folder.SegmentationFolder`) differ
+only in where an image and its mask live and what makes a mask wrong. Each says how to
+load pair ``index`` (:meth:`SegmentationPairs.load_pair`); this base hands the pair to the
+same joint ``transforms(image, mask)`` (:mod:`fullfcn.transforms`), so a crop or flip moves
+the mask exactly as the image, whichever dataset it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PIL import Image
+
+__all__ = ["LabelError", "SegmentationPairs"]
+
+
+class LabelError(ValueError):
+    """A mask that is not a label for its image, or a pair that cannot be read (one line,
+    naming the file).
+
+    A DataLoader worker hands an exception back by re-creating it from its whole
+    formatted traceback; this class keeps only the message, so ``--workers 2`` reports
+    the same one line as ``--workers 0``.
+    """
+
+    def __init__(self, message: str) -> None:
+        if "Original Traceback" in message:  # re-raised by torch's worker machinery
+            last = message.rstrip().splitlines()[-1]
+            message = last.split(": ", 1)[1] if ": " in last else last
+        super().__init__(message)
+
+
+class SegmentationPairs:
+    """Base of the datasets: ``dataset[i]`` is ``transforms(image, mask)`` of pair ``i``.
+
+    A dataset also says what its labels mean (``classes``, ``palette``): training stores
+    them in the checkpoint. Without transforms an item is ``(PIL RGB image, PIL mask)``,
+    the mask's pixel values (palette indices for a "P" image) being the class ids and 255
+    "ignore".
+    """
+
+    transforms: Callable[[Any, Any], Any] | None
+    classes: tuple[str, ...]  # a name per class id
+    num_classes: int
+    palette: list[int]  # flat RGB, 768 values: how class c is drawn
+
+    def load_pair(self, index: int) -> tuple[Image.Image, Image.Image]:
+        """Image and mask of pair ``index``, checked; a dataset must say how."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        image, mask = self.load_pair(index)
+        if self.transforms is not None:
+            return self.transforms(image, mask)
+        return image, mask

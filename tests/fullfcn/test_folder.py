@@ -1,0 +1,88 @@
+"""SegmentationFolder: the pairs, the documented split, the palette, the shared transforms."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import fullfcn
+from fullfcn.folder import FolderError, SegmentationFolder, split_stems
+from fullfcn.pairs import SegmentationPairs
+from fullfcn.transforms import TORCHVISION, eval_transforms, train_transforms
+from fullfcn.voc import VOC_CLASSES, VOCSegmentation, voc_palette
+from m2nist.params import BACKGROUND, CLASS_NAMES
+from tests.fullfcn.conftest import FOLDER_PALETTE, make_folder
+
+
+def test_the_seeded_split_is_the_documented_one() -> None:
+    stems = [f"s{i:02d}" for i in range(10)]
+    order = np.random.default_rng(0).permutation(10)  # the rule, as the docs state it
+    ordered = sorted(stems)
+    assert split_stems(stems[::-1], "val", 0.2, 0) == sorted(ordered[i] for i in order[:2])
+    assert split_stems(stems, "train", 0.2, 0) == sorted(ordered[i] for i in order[2:])
+    assert split_stems(stems, "val", 0.2, 1) != split_stems(stems, "val", 0.2, 0)
+    assert len(split_stems(stems[:2], "val", 0.01, 0)) == 1  # at least one for val ...
+    assert len(split_stems(stems[:2], "train", 0.9, 0)) == 1  # ... and one to train on
+    assert split_stems(stems, "val", 0.0, 0) == []
+    with pytest.raises(ValueError, match="outside"):
+        split_stems(stems, "val", 1.0, 0)
+
+
+def test_voc_pairs_as_a_folder(voc_folder: Path, voc_root: Path) -> None:
+    train = SegmentationFolder(voc_folder, "train")
+    val = SegmentationFolder(voc_folder, "val")
+    assert (len(train), len(val)) == (2, 1)  # three pairs, round(0.2 * 3) = 1 held out
+    assert not set(train.images) & set(val.images)
+    assert train.classes == VOC_CLASSES and train.num_classes == 21
+    assert train.palette == FOLDER_PALETTE  # the masks' own colours, not VOC's
+    image, mask = val[0]
+    stem = Path(val.masks[0]).stem
+    original = Image.open(voc_root / "VOC2012" / "SegmentationClass" / f"{stem}.png")
+    assert image.mode == "RGB" and image.size == mask.size == original.size
+    assert np.array_equal(np.asarray(mask), np.asarray(original))  # indices are the classes
+
+
+def test_index_masks_and_split_lists(m2nist_folder: Path) -> None:
+    train = SegmentationFolder(m2nist_folder, "train")
+    val = SegmentationFolder(m2nist_folder, "val")
+    assert [Path(p).stem for p in train.masks] == ["m0", "m1", "m2", "m3"]
+    assert [Path(p).stem for p in val.masks] == ["m4", "m5"]
+    assert train.classes == tuple(CLASS_NAMES) and train.classes[BACKGROUND] == "background"
+    assert train.palette == voc_palette()  # index masks carry no colours
+
+
+def test_every_dataset_shares_the_joint_transforms(voc_folder: Path, voc_root: Path) -> None:
+    """The folder and VOC go through the same base and the same transforms: the same pair
+    under the same seed gives the same crop, image and mask alike."""
+    for dataset in (SegmentationFolder(voc_folder, "train"), VOCSegmentation(voc_root, "train")):
+        assert isinstance(dataset, SegmentationPairs)
+        assert isinstance(dataset, fullfcn.SegmentationFolder | VOCSegmentation)
+    transforms = train_transforms(TORCHVISION, crop_size=48)
+    folder = SegmentationFolder(voc_folder, "train", transforms=transforms)
+    voc = VOCSegmentation(voc_root, "train", transforms=transforms)
+    index = [Path(p).stem for p in voc.images].index(Path(folder.images[0]).stem)
+    torch.manual_seed(3), random.seed(3)  # v2's flip and crop, RandomScale's factor
+    a = folder[0]
+    torch.manual_seed(3), random.seed(3)
+    b = voc[index]
+    assert a[0].shape == (3, 48, 48) and torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    image, mask = SegmentationFolder(voc_folder, "val", transforms=eval_transforms(TORCHVISION))[0]
+    assert mask.dtype == torch.int64 and mask.shape == image.shape[1:]
+
+
+def test_sixteen_bit_index_masks(tmp_path: Path) -> None:
+    """A 16-bit grey PNG (PIL mode I;16) is read as class ids too, its values checked."""
+    mask = np.full((30, 40), 255, np.uint16)
+    mask[:10] = 299
+    root = make_folder(tmp_path, {"a": (Image.new("RGB", (40, 30)), Image.fromarray(mask))})
+    with pytest.raises(FolderError, match=r"a\.png holds class 299, but the folder has 200"):
+        SegmentationFolder(root, "train", num_classes=200, val_fraction=0.0)
+    mask[:10] = 7
+    Image.fromarray(mask).save(root / "masks" / "a.png")
+    _, read = SegmentationFolder(root, "train", num_classes=8, val_fraction=0.0)[0]
+    assert set(np.unique(np.asarray(read)).tolist()) == {7, 255}
