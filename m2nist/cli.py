@@ -202,6 +202,8 @@ class _LazyBar:
         self.options, self.bar = options, None
 
     def update(self, n: int) -> None:
+        if self.options.get("disable"):  # --quiet: not even tqdm's import (30 ms)
+            return
         if self.bar is None:
             from tqdm import tqdm
 
@@ -228,8 +230,10 @@ def _validate(args: argparse.Namespace) -> tuple[Params, str | Path | None]:
             "cannot: use --format kaggle (per-split files) with --shard"
         )
     source = SAMPLE if args.sample else args.mnist_dir
-    for split in ("train", "test"):
-        check_fits(params, digit_pool(split, params, source))
+    for split, n in (("train", args.train), ("test", args.test)):
+        start, stop = shard_rows(n, args.shard)
+        if stop > start:  # a split without rows in this run needs no digit pool
+            check_fits(params, digit_pool(split, params, source))
     return params, source
 
 

@@ -10,7 +10,6 @@ names a run may write (:func:`output_names`), the rows of a shard
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import re
 from dataclasses import dataclass
@@ -96,6 +95,8 @@ def tally(per_count: np.ndarray, params: Params) -> dict[str, int]:
 
 def package_version() -> str:
     """Version of the installed distribution this package ships in."""
+    import importlib.metadata  # 50 ms of imports: only when a run records its version
+
     try:
         return importlib.metadata.version("tinyfcn")
     except importlib.metadata.PackageNotFoundError:

@@ -60,7 +60,7 @@ def idx_names(train: bool) -> tuple[str, str]:
     return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
 
 
-def _find(folder: Path, base: str) -> Path:
+def find_idx(folder: Path, base: str) -> Path:
     """The IDX file ``base`` in ``folder``: plain or gzipped, dash or dot spelling."""
     dotted = base.replace("-idx", ".idx")
     for name in (base, base + ".gz", dotted, dotted + ".gz"):
@@ -132,14 +132,18 @@ def parse_idx(path: Path, base: str) -> tuple[np.ndarray, str, str]:
     return array, md5, verified
 
 
+def idx_files(folder: Path, train: bool) -> list[Path]:
+    """The images and labels files of one split in ``folder`` (one-line errors)."""
+    if not folder.is_dir():
+        raise MnistSourceError(f"{folder}: MNIST folder does not exist")
+    return [find_idx(folder, base) for base in idx_names(train)]
+
+
 def load_idx_folder(folder: str | os.PathLike, train: bool) -> MnistSplit:
     """Load one split from a folder holding the original IDX files."""
     folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise MnistSourceError(f"{folder}: MNIST folder does not exist")
     arrays, files = [], {}
-    for base in idx_names(train):
-        path = _find(folder, base)
+    for base, path in zip(idx_names(train), idx_files(folder, train), strict=True):
         array, md5, verified = parse_idx(path, base)
         arrays.append(array)
         files[path.name] = {"md5_uncompressed": md5, "verified": verified}
@@ -209,7 +213,7 @@ def resolve_source(source: str | os.PathLike | None) -> str | Path:
     raw = cache_dir() / "MNIST" / "raw"
     try:
         for base in (*idx_names(True), *idx_names(False)):
-            _find(raw, base)
+            find_idx(raw, base)
         return raw
     except MnistSourceError:
         pass

@@ -82,16 +82,49 @@ def write_npz(path: Path | BinaryIO, arrays: dict[str, np.ndarray], compress: bo
                 f.write(array.tobytes())
 
 
+def _multmodp(a: int, b: int) -> int:
+    """``a * b`` modulo the CRC-32 polynomial, bits reflected (zlib's ``multmodp``)."""
+    m, p = 1 << 31, 0
+    while True:
+        if a & m:
+            p ^= b
+            if (a & (m - 1)) == 0:
+                return p
+        m >>= 1
+        b = (b >> 1) ^ 0xEDB88320 if b & 1 else b >> 1
+
+
+#: ``x**(2**k)`` modulo the CRC-32 polynomial, for k = 0..31 (zlib's ``x2n_table``).
+_X2N = [1 << 30]
+for _ in range(31):
+    _X2N.append(_multmodp(_X2N[-1], _X2N[-1]))
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """The CRC-32 of ``a + b`` from ``crc32(a)``, ``crc32(b)`` and ``len(b)`` (zlib's
+    ``crc32_combine``, which Python's ``zlib`` does not expose): what lets each worker
+    thread checksum its own block and the writer chain the results in row order."""
+    p, k, n = 1 << 31, 3, len2  # x**(8 * len2): 2**3 bits per byte
+    while n:
+        if n & 1:
+            p = _multmodp(_X2N[k & 31], p)
+        n >>= 1
+        k += 1
+    return _multmodp(p, crc1) ^ crc2
+
+
 class NpzStreamWriter:
-    """Write an uncompressed ``.npz`` whose arrays arrive in row chunks, interleaved.
+    """Write an uncompressed ``.npz`` whose arrays arrive in row chunks, in any order.
 
     A zip member must normally be written in one go, but with ZIP_STORED every size is
     known in advance, so the layout is fixed up front: each member's local header
-    (30 bytes + name + 20-byte zip64 extra), then its ``.npy`` header and data. Chunks
-    are written in place with ``os.pwrite`` while each member's CRC-32 is updated; the
-    local headers (which carry the CRCs), the central directory and the zip64 end
-    records are written by :meth:`finish`. The bytes depend only on the arrays, and
-    Python's ``zipfile`` (hence ``np.load``) reads the result, checking every CRC.
+    (30 bytes + name + 20-byte zip64 extra), then its ``.npy`` header and data. Rows are
+    written in place with ``os.pwrite`` at their own offset, by whichever thread made
+    them (:meth:`write_rows`), each chunk with its own CRC-32; :meth:`finish` chains the
+    CRCs in row order (:func:`crc32_combine`) and writes the local headers (which carry
+    them), the central directory and the zip64 end records. The bytes depend only on the
+    arrays, and Python's ``zipfile`` (hence ``np.load``) reads the result, checking every
+    CRC.
     """
 
     def __init__(self, fd: int, members: dict[str, tuple[np.dtype, tuple[int, ...]]]) -> None:
@@ -100,33 +133,46 @@ class NpzStreamWriter:
         even when this constructor fails. It never opens a path itself, so it cannot be
         pointed at another file through a name."""
         self.names = [f"{name}.npy".encode() for name in members]
-        self.offset, self.next, self.end, self.crc, self.size = {}, {}, {}, {}, {}
+        self.offset, self.data, self.row_bytes, self.crc, self.size = {}, {}, {}, {}, {}
+        self.nbytes: dict[str, int] = {}
+        self.chunks: dict[str, dict[int, tuple[int, int]]] = {name: {} for name in members}
+        self.rows_written = dict.fromkeys(members, 0)
         self.fd = fd
         at = 0
         try:
             for (name, (dtype, shape)), encoded in zip(members.items(), self.names, strict=True):
                 header = npy_header(dtype, shape)
-                nbytes = np.dtype(dtype).itemsize * int(np.prod(shape, dtype=np.int64))
+                self.row_bytes[name] = np.dtype(dtype).itemsize * int(
+                    np.prod(shape[1:], dtype=np.int64)
+                )
+                self.nbytes[name] = nbytes = self.row_bytes[name] * shape[0]
                 self.offset[name] = at
-                data = at + 30 + len(encoded) + 20
-                os.pwrite(self.fd, header, data)
+                start = at + 30 + len(encoded) + 20
+                os.pwrite(self.fd, header, start)
                 self.crc[name] = zlib.crc32(header)
-                self.next[name] = data + len(header)
+                self.data[name] = start + len(header)
                 self.size[name] = len(header) + nbytes
-                self.end[name] = at = data + self.size[name]
+                at = start + self.size[name]
         except BaseException:
             os.close(fd)
             raise
         self.directory = at
 
-    def write(self, name: str, chunk: np.ndarray) -> None:
-        """Append the next rows of array ``name``."""
+    def write_rows(self, name: str, row: int, chunk: np.ndarray) -> None:
+        """Write rows ``row:row+len(chunk)`` of array ``name``; safe from any thread
+        (disjoint rows only: each byte range is written once)."""
         view = memoryview(np.ascontiguousarray(chunk)).cast("B")
+        at = self.data[name] + row * self.row_bytes[name]
+        crc = zlib.crc32(view)
         while view:
-            done = os.pwrite(self.fd, view, self.next[name])
-            self.crc[name] = zlib.crc32(view[:done], self.crc[name])
-            self.next[name] += done
-            view = view[done:]
+            done = os.pwrite(self.fd, view, at)
+            at, view = at + done, view[done:]
+        self.chunks[name][row] = crc, len(chunk) * self.row_bytes[name]
+
+    def write(self, name: str, chunk: np.ndarray) -> None:
+        """Append the next rows of array ``name`` (the writer counts them)."""
+        self.write_rows(name, self.rows_written[name], chunk)
+        self.rows_written[name] += len(chunk)
 
     def __enter__(self) -> NpzStreamWriter:
         return self
@@ -143,9 +189,13 @@ class NpzStreamWriter:
             central = b""
             date, time_ = (ZIP_EPOCH[0] - 1980) << 9 | ZIP_EPOCH[1] << 5 | ZIP_EPOCH[2], 0
             for name, encoded in zip(self.offset, self.names, strict=True):
-                if self.next[name] != self.end[name]:
-                    raise ValueError(f"{name}: {self.end[name] - self.next[name]} bytes missing")
-                size, crc, at = self.size[name], self.crc[name], self.offset[name]
+                crc, written = self.crc[name], 0
+                for row in sorted(self.chunks[name]):
+                    chunk_crc, length = self.chunks[name][row]
+                    crc, written = crc32_combine(crc, chunk_crc, length), written + length
+                if written != self.nbytes[name]:
+                    raise ValueError(f"{name}: {self.nbytes[name] - written} bytes missing")
+                size, at = self.size[name], self.offset[name]
                 fixed = (ZIP64_VERSION, 0, 0, time_, date, crc, MASK32, MASK32, len(encoded))
                 local = struct.pack("<IHHHHHIIIHH", 0x04034B50, *fixed, 20)
                 os.pwrite(self.fd, local + encoded + struct.pack("<HHQQ", 1, 16, size, size), at)

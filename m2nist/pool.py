@@ -10,24 +10,60 @@ from __future__ import annotations
 
 import functools
 import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
-from m2nist.mnist import load_split, resolve_source
+from fcnbase.device import available_cores
+from m2nist import pool_cache
+from m2nist.mnist import SAMPLE, load_split, resolve_source
 from m2nist.params import MNIST_SIDE, SPLIT_IDS, ParamError, Params
 
+#: Digits cut per task: 8,192 digits are 6 MB of pixels, so the temporaries stay small
+#: and the chunks share out over the cores.
 POOL_CHUNK = 8192
 
 
-def _ink_boxes(images: np.ndarray, threshold: int) -> np.ndarray:
-    """(N, 4) int64 ink boxes ``[y0, x0, y1, x1]`` (end exclusive; y1 == y0 when no ink)."""
-    ink = images > threshold
-    rows, cols = ink.any(axis=2), ink.any(axis=1)
-    has = rows.any(axis=1)
-    y0, x0 = rows.argmax(1), cols.argmax(1)
-    y1 = np.where(has, MNIST_SIDE - rows[:, ::-1].argmax(1), y0)
-    x1 = np.where(has, MNIST_SIDE - cols[:, ::-1].argmax(1), x0)
-    return np.stack([y0, x0, y1, x1], axis=1).astype(np.int64)
+def _cut(digits: np.ndarray, threshold: int, width: int) -> tuple[np.ndarray, ...]:
+    """Cut a chunk of digits: their ink boxes and, in CSR form, the pixels inside them.
+
+    Returns ``boxes`` (k, 4) ``[y0, x0, y1, x1]`` int64 (end exclusive, all 0 for a digit
+    without ink), ``has`` (k,) whether a digit has ink, ``counts`` (pixels per digit with
+    ink), ``rel`` and ``val`` (see :class:`DigitPool`). One ``flatnonzero`` lists every
+    nonzero pixel in (digit, row, column) order, so each digit's pixels are a contiguous
+    run: its box is read off the run (first and last row, min and max column) instead of
+    scanning 28x28 images again. Pixels outside the ink box can be nonzero only when
+    ``threshold`` > 0 (they are at most the threshold), and only then is the box test
+    needed.
+    """
+    side = MNIST_SIDE
+    flat = digits.reshape(-1)
+    at = np.flatnonzero(flat != 0)
+    d = at // (side * side)
+    yy, xx = np.divmod(at - d * (side * side), side)
+    val = flat[at]
+    ink = None if threshold == 0 else val > threshold
+    di, yi, xi = (d, yy, xx) if ink is None else (d[ink], yy[ink], xx[ink])
+    bounds = np.searchsorted(di, np.arange(len(digits) + 1))
+    first, last = bounds[:-1], bounds[1:]
+    has = last > first
+    boxes = np.zeros((len(digits), 4), np.int64)
+    starts = first[has]
+    boxes[has, 0], boxes[has, 2] = yi[starts], yi[last[has] - 1] + 1
+    if starts.size:
+        boxes[has, 1] = np.minimum.reduceat(xi, starts)
+        boxes[has, 3] = np.maximum.reduceat(xi, starts) + 1
+    if ink is None:  # every nonzero pixel is ink, hence inside its box
+        counts = (last - first)[has]
+        y0, x0 = (np.repeat(boxes[:, i], last - first) for i in (0, 1))
+    else:
+        y0, x0, y1, x1 = (boxes[d, i] for i in range(4))
+        inside = (yy >= y0) & (yy < y1) & (xx >= x0) & (xx < x1)
+        d, yy, xx, y0, x0, val = (a[inside] for a in (d, yy, xx, y0, x0, val))
+        counts = np.bincount(d, minlength=len(digits))[has]
+    rel = ((yy - y0) * width + (xx - x0)).astype(np.int32)
+    return boxes, has, counts, rel, val
 
 
 class DigitPool:
@@ -36,54 +72,107 @@ class DigitPool:
     For digit ``d``, entries ``ptr[d]:ptr[d+1]`` list its nonzero pixels inside the
     ink box: ``rel`` is the flat offset from the box's top-left corner on a canvas of
     width ``width`` and ``val`` the grey value. Digits without any pixel above the
-    threshold are dropped (none of real MNIST's at threshold 0).
+    threshold are dropped (none of real MNIST's at threshold 0). Every run pays for
+    building it before its first image, so it is a few whole-array operations per chunk
+    of :data:`POOL_CHUNK` digits (:func:`_cut`), the chunks shared among the cores
+    (numpy releases the GIL).
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, threshold: int, width: int):
-        boxes = np.concatenate(
-            [
-                _ink_boxes(images[i : i + POOL_CHUNK], threshold)
-                for i in range(0, len(images), POOL_CHUNK)
-            ]
+        chunks = [images[i : i + POOL_CHUNK] for i in range(0, len(images), POOL_CHUNK)]
+        with ThreadPoolExecutor(min(available_cores(), max(len(chunks), 1))) as ex:
+            parts = list(ex.map(lambda chunk: _cut(chunk, threshold, width), chunks))
+        boxes, has, counts, rel, val = (
+            np.concatenate([empty, *(part[i] for part in parts)])
+            for i, empty in enumerate(
+                (
+                    np.zeros((0, 4), np.int64),
+                    np.zeros(0, bool),
+                    np.zeros(0, np.int64),
+                    np.zeros(0, np.int32),
+                    np.zeros(0, np.uint8),
+                )
+            )
         )
-        keep = np.flatnonzero(boxes[:, 2] > boxes[:, 0])
-        y0, x0, y1, x1 = boxes[keep].T
-        self.cls = labels[keep].astype(np.uint8)
+        y0, x0, y1, x1 = boxes[has].T
+        self.cls = labels[has].astype(np.uint8)
         self.height, self.width = y1 - y0, x1 - x0
-        counts, rel, val = [], [], []
-        ramp = np.arange(MNIST_SIDE)
-        for i in range(0, len(keep), POOL_CHUNK):
-            part = slice(i, i + POOL_CHUNK)
-            in_box = ((ramp >= y0[part, None]) & (ramp < y1[part, None]))[:, :, None] & (
-                (ramp >= x0[part, None]) & (ramp < x1[part, None])
-            )[:, None, :]
-            digits = images[keep[part]]
-            d, yy, xx = np.nonzero(in_box & (digits > 0))
-            counts.append(np.bincount(d, minlength=len(digits)))
-            rel.append(((yy - y0[part][d]) * width + (xx - x0[part][d])).astype(np.int32))
-            val.append(digits[d, yy, xx])
-        self.ptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
-        self.rel, self.val = np.concatenate(rel), np.concatenate(val)
+        self.ptr = np.concatenate([[0], np.cumsum(counts)])
+        self.rel, self.val = rel, val
         is_ink = self.val > threshold
         self.ink = None if is_ink.all() else is_ink
         self.max_box = (int(self.height.max()), int(self.width.max()))
+
+    #: The arrays that make a pool (``ink`` only when some cut pixels are not ink).
+    ARRAYS = ("cls", "height", "width", "ptr", "rel", "val", "ink")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The pool as arrays, to keep (:mod:`m2nist.pool_cache`)."""
+        return {k: getattr(self, k) for k in self.ARRAYS if getattr(self, k) is not None}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> DigitPool:
+        """The pool that :meth:`arrays` returned (the cut is not redone)."""
+        pool = cls.__new__(cls)
+        for name in cls.ARRAYS:
+            setattr(pool, name, arrays.get(name))
+        pool.max_box = (int(pool.height.max()), int(pool.width.max()))
+        return pool
 
     def __len__(self) -> int:
         return len(self.cls)
 
 
 @functools.lru_cache(maxsize=8)
-def _pool(resolved_source: object, train: bool, threshold: int, width: int) -> DigitPool:
-    split = load_split(train, resolved_source)
-    return DigitPool(split.images, split.labels, threshold, width)
+def _input_key(folder: Path, train: bool) -> str:
+    return pool_cache.input_key(folder, train)
 
 
-def digit_pool(split: str, params: Params, source: str | os.PathLike | None) -> DigitPool:
-    """The (cached) digit pool for a split, threshold and canvas width."""
+def _cache_key(resolved: str | Path, train: bool, cached: bool) -> str | None:
+    """The cache key of a split's entries, or None when this source is not cached."""
+    if not cached or resolved == SAMPLE or not pool_cache.enabled():
+        return None
+    return _input_key(Path(resolved), train)
+
+
+@functools.lru_cache(maxsize=8)
+def _pool(resolved: str | Path, train: bool, threshold: int, width: int, cached: bool) -> DigitPool:
+    key = _cache_key(resolved, train, cached)
+    arrays = None if key is None else pool_cache.load_pool(key, threshold, width)
+    if arrays is not None:
+        return DigitPool.from_arrays(arrays)
+    split = load_split(train, resolved)
+    pool = DigitPool(split.images, split.labels, threshold, width)
+    if key is not None:
+        pool_cache.save_source(key, split.source)
+        pool_cache.save_pool(key, threshold, width, pool.arrays())
+    return pool
+
+
+def digit_pool(
+    split: str, params: Params, source: str | os.PathLike | None, *, cached: bool = True
+) -> DigitPool:
+    """The digit pool for a split, threshold and canvas width: kept in memory for the
+    process and, for an IDX folder, on disk (:mod:`m2nist.pool_cache`; ``cached=False``
+    decodes the MNIST files whatever the cache holds, as ``--verify`` does)."""
     if split not in SPLIT_IDS:
         raise ParamError(f"split {split!r}: must be 'train' or 'test'")
     resolved = resolve_source(source)
-    return _pool(resolved, split == "train", params.threshold, params.size[1])
+    return _pool(resolved, split == "train", params.threshold, params.size[1], cached)
+
+
+def split_source(split: str, source: str | os.PathLike | None) -> dict:
+    """The provenance record of a split (what ``metadata.json`` records as its source),
+    from the pool cache when it holds one for these very files, else by decoding them."""
+    resolved, train = resolve_source(source), split == "train"
+    key = _cache_key(resolved, train, True)
+    record = None if key is None else pool_cache.load_source(key)
+    if record is not None:  # the key is the files' content: the folder may be another
+        return {**record, "path": str(Path(resolved).resolve())}
+    record = load_split(train, resolved).source
+    if key is not None:
+        pool_cache.save_source(key, record)
+    return record
 
 
 def grid_capacity(size: tuple[int, int], margin: int, box: tuple[int, int]) -> int:

@@ -24,6 +24,8 @@ import hashlib
 import os
 import secrets
 import shutil
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 
@@ -32,7 +34,7 @@ import numpy as np
 from fcnbase.outputs import PARTIAL, create_temp
 from m2nist.compose import M2NISTArrays
 from m2nist.invariants import one_hot
-from m2nist.metadata import folder_entry
+from m2nist.metadata import file_sha256, folder_entry
 from m2nist.npz import ARRAY_NAMES, NpzStreamWriter, npy_header
 from m2nist.params import NUM_CLASSES, Params
 from m2nist.png import (
@@ -53,13 +55,29 @@ class Staging:
     """Temporary files and folders of a run: renamed into place together, else deleted.
 
     ``entries`` holds the ``metadata.json`` entry of a temporary already known from
-    writing it (a sequential file hashed on the way, a folder's listing); the others are
-    hashed when the run ends.
+    writing it (a sequential file hashed on the way, a folder's listing) or being
+    computed on the hashing thread (:meth:`hash_later`); the others are hashed when the
+    run ends.
     """
 
     def __init__(self) -> None:
         self.pending: list[tuple[Path, Path]] = []
-        self.entries: dict[Path, dict] = {}
+        self.entries: dict[Path, dict | Future[dict]] = {}
+        self.hasher = ThreadPoolExecutor(1, thread_name_prefix="m2nist-sha256")
+
+    def hash_later(self, tmp: Path) -> None:
+        """Hash a finished temporary on the hashing thread, while the run goes on (a
+        ``.npz`` is written out of order, so it is hashed once complete)."""
+        self.entries[tmp] = self.hasher.submit(
+            lambda: {"sha256": file_sha256(tmp), "bytes": tmp.stat().st_size}
+        )
+
+    def entry(self, tmp: Path) -> dict:
+        """The ``metadata.json`` entry of a temporary (waiting for its hash if need be)."""
+        entry = self.entries.get(tmp)
+        if entry is None:
+            return {"sha256": file_sha256(tmp), "bytes": tmp.stat().st_size}
+        return entry.result() if isinstance(entry, Future) else entry
 
     def stage(self, final: Path) -> int:
         """A new exclusive temporary file for ``final``; returns its open descriptor."""
@@ -92,6 +110,7 @@ class Staging:
         self.pending.clear()
 
     def cleanup(self) -> None:
+        self.hasher.shutdown(wait=True, cancel_futures=True)
         for tmp, _ in self.pending:
             if tmp.is_dir() and not tmp.is_symlink():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -100,28 +119,40 @@ class Staging:
 
 
 class HashingFile:
-    """A staged ``.npy`` file written sequentially, hashed (sha256) on the way."""
+    """A staged ``.npy`` file written sequentially, hashed (sha256) on the way.
+
+    The hash runs on a thread of its own, a chunk behind the writes (hashlib releases the
+    GIL), so writing and hashing share the cores instead of taking turns on one.
+    """
 
     def __init__(self, staging: Staging, final: Path, shape: tuple[int, ...]) -> None:
         self.staging = staging
         self.file = os.fdopen(staging.stage(final), "wb")
         self.path = staging.pending[-1][0]
         self.digest = hashlib.sha256()
+        self.hasher = ThreadPoolExecutor(1, thread_name_prefix="m2nist-sha256")
+        self.hashing: deque[Future[None]] = deque()
         self.size = 0
         self.write(np.frombuffer(npy_header(np.uint8, shape), np.uint8))
 
     def write(self, array: np.ndarray) -> None:
         data = memoryview(np.ascontiguousarray(array)).cast("B")
         self.file.write(data)
-        self.digest.update(data)
+        self.hashing.append(self.hasher.submit(self.digest.update, data))
+        while len(self.hashing) > 2:  # at most two chunks held for hashing
+            self.hashing.popleft().result()
         self.size += len(data)
 
     def close(self) -> None:
         self.file.close()
+        self.hasher.shutdown(wait=True)
+        for done in self.hashing:
+            done.result()
         self.staging.entries[self.path] = {"sha256": self.digest.hexdigest(), "bytes": self.size}
 
     def abort(self) -> None:
         self.file.close()
+        self.hasher.shutdown(wait=True, cancel_futures=True)
 
 
 class Sink:
@@ -158,11 +189,17 @@ def _write_kaggle(combined: HashingFile, segmented: HashingFile, chunk: M2NISTAr
 
 
 class NpzSink(Sink):
-    """``SPLIT.npz``: images, labels, instances and boxes (see :mod:`m2nist.npz`)."""
+    """``SPLIT.npz``: images, labels, instances and boxes (see :mod:`m2nist.npz`).
+
+    Each block's rows go straight to their place in the file from the worker thread
+    that made them, with their CRC-32: nothing of the ``.npz`` waits on the main thread.
+    The file is hashed on the staging's hashing thread once complete.
+    """
 
     def __init__(self, out: Path, staging: Staging, params: Params) -> None:
         self.out, self.staging, self.params = out, staging, params
         self.npz: NpzStreamWriter | None = None
+        self.first = 0
 
     def start(self, split: str, rows: tuple[int, int]) -> None:
         n, (height, width) = rows[1] - rows[0], self.params.size
@@ -171,18 +208,25 @@ class NpzSink(Sink):
         }
         members["boxes"] = (np.int16, (n, self.params.max_digits, 5))
         self.npz = NpzStreamWriter(self.staging.stage(self.out / f"{split}.npz"), members)
+        self.first = rows[0]
 
-    def write(self, split: str, chunk: M2NISTArrays) -> None:
+    def prepare(self, split: str, row: int, chunk: M2NISTArrays) -> None:
         for name, array in zip(ARRAY_NAMES, chunk.arrays(), strict=True):
-            self.npz.write(name, array)
+            self.npz.write_rows(name, row - self.first, array)
 
     def finish(self, split: str) -> None:
         npz, self.npz = self.npz, None
         npz.finish()
+        self.staging.hash_later(_staged(self.staging, self.out / f"{split}.npz"))
 
     def abort(self) -> None:
         if self.npz is not None:
             os.close(self.npz.fd)
+
+
+def _staged(staging: Staging, final: Path) -> Path:
+    """The temporary of ``final``."""
+    return next(tmp for tmp, end in staging.pending if end == final)
 
 
 class KaggleSink(Sink):

@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import secrets
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,7 +144,7 @@ def check(
     for split in meta.splits:
         try:
             problems += _verify_split(out, split, meta)
-        except (ValueError, OSError, KeyError) as exc:  # BadZipFile is a ValueError
+        except (ValueError, OSError, KeyError, zipfile.BadZipFile) as exc:
             problems.append(f"{out}: {split}: cannot read ({' '.join(str(exc).split())})")
         if len(problems) >= max_errors:
             break
@@ -296,7 +297,7 @@ def _regenerate(
         middle = spans[1 + secrets.randbelow(len(spans) - 2)]
         spans = [spans[0], middle, spans[-1]]
     stored = open_split(out, split, meta)
-    pool = digit_pool(split, meta.params, resolved)
+    pool = digit_pool(split, meta.params, resolved, cached=False)  # proves the cache too
     per_count = np.zeros(meta.params.max_digits + 1, np.int64)
     for a, b in spans:
         fresh = compose_range(pool, meta.params, meta.seed, split, a, b)

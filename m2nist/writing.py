@@ -48,10 +48,10 @@ from m2nist.metadata import (
     shard_rows,
     tally,
 )
-from m2nist.mnist import SAMPLE, load_split, resolve_source, sample_path
+from m2nist.mnist import SAMPLE, resolve_source, sample_path
 from m2nist.params import Params
 from m2nist.png import run_files
-from m2nist.pool import DigitPool, digit_pool
+from m2nist.pool import DigitPool, digit_pool, split_source
 from m2nist.sinks import KaggleFlatSink, KaggleSink, NpzSink, PngSink, Sink, Staging
 
 PREVIEW_IMAGES = 16
@@ -68,11 +68,16 @@ class Progress(Protocol):
 def _ordered_chunks(
     jobs: list[tuple[int, int]], run: Callable[[tuple[int, int]], M2NISTArrays], workers: int
 ) -> Iterator[M2NISTArrays]:
-    """``map(run, jobs)`` on ``workers`` threads, in order, with few results in flight."""
+    """``map(run, jobs)`` on ``workers`` threads, in order, with few results in flight.
+
+    However it ends (an error, Ctrl-C), no job is still running once it has: the
+    jobs write into the run's files, which are closed and deleted next.
+    """
     if workers <= 1:
         yield from map(run, jobs)
         return
-    with ThreadPoolExecutor(workers) as ex:
+    ex = ThreadPoolExecutor(workers)
+    try:
         window: deque[Future[M2NISTArrays]] = deque()
         for job in jobs:
             window.append(ex.submit(run, job))
@@ -80,13 +85,15 @@ def _ordered_chunks(
                 yield window.popleft().result()
         while window:
             yield window.popleft().result()
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 def write_split(
     split: str,
     rows: tuple[int, int],
     *,
-    pool: DigitPool,
+    pool: DigitPool | None,
     params: Params,
     seed: int,
     sinks: list[Sink],
@@ -97,6 +104,7 @@ def write_split(
 
     Blocks are composed (and passed to :meth:`Sink.prepare`) on the worker threads and
     reach :meth:`Sink.write` in order, so sequential files are hashed on the way.
+    ``pool`` is None only when there are no rows: a split of none needs no digits.
     """
     start, stop = rows
     per_count = np.zeros(params.max_digits + 1, np.int64)
@@ -302,8 +310,9 @@ def _write_locked(
     try:
         _open_sinks(sinks, out, staging, params, formats, sum(b - a for a, b in rows.values()))
         for split in splits:
-            pool = digit_pool(split, params, source)
-            metadata["source"][split] = load_split(split == "train", resolve_source(source)).source
+            start, stop = rows[split]
+            pool = digit_pool(split, params, source) if stop > start else None
+            metadata["source"][split] = split_source(split, source)
             metadata["splits"][split] = {
                 "total": counts[split],
                 **write_split(
@@ -322,10 +331,7 @@ def _write_locked(
         sinks = []
         for tmp, final in staging.pending:
             name = final.relative_to(out).as_posix() + ("/" if tmp.is_dir() else "")
-            metadata["files"][name] = staging.entries.get(tmp) or {
-                "sha256": file_sha256(tmp),
-                "bytes": tmp.stat().st_size,
-            }
+            metadata["files"][name] = staging.entry(tmp)
         with deferred_interrupts():  # the renames and removals together, or not at all
             # The old metadata goes first: from here on the directory is the new run's, and
             # until the new metadata.json is written it must not verify. Before this point an

@@ -99,4 +99,4 @@ def test_generate_true_honours_the_mnist_dir_variable(tmp_path, monkeypatch):
     ds = m2nist.M2NIST(tmp_path / "o", "train", generate=True, train=20, test=5)
     meta = json.loads((tmp_path / "o" / "metadata.json").read_text())
     assert len(ds) == 20 and meta["source"]["train"]["path"] == str(folder)
-    assert not (tmp_path / "no-cache").exists()
+    assert not (tmp_path / "no-cache" / "MNIST").exists()  # nothing downloaded
