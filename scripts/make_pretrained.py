@@ -204,9 +204,9 @@ def _main(argv: Sequence[str] | None) -> int:
     mnist_dir = Path(mnist_dir)
     if not args.epochs > 0:
         raise UsageError(f"--epochs must be > 0, got {args.epochs}")
-    args.out.mkdir(parents=True, exist_ok=True)
     check_outputs([args.out / f"{v}.pt" for v in args.variants], force=args.force)
     shared = {"mnist_md5": _mnist_md5s(mnist_dir), "git": _git_commit()}  # the code imported now
+    args.out.mkdir(parents=True, exist_ok=True)  # only once every check has passed
     torch.set_num_threads(THREADS)
     known = args.out / "provenance.json"
     entries = json.loads(known.read_text()) if known.is_file() else {}

@@ -51,7 +51,20 @@ def test_refused_before_any_training(
     assert_refused(capsys, make_pretrained.main, args, code, message, root=tmp_path)
 
 
-def test_mnist_is_required(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [([], 2, "give --mnist-dir"), (["--mnist-dir", "{root}"], 1, "missing train-images")],
+)
+def test_a_refused_run_creates_no_folder(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    code: int,
+    message: str,
+) -> None:
     monkeypatch.delenv("M2NIST_MNIST_DIR", raising=False)
-    args = ["--out", str(tmp_path / "weights")]
-    assert_refused(capsys, make_pretrained.main, args, 2, "give --mnist-dir", root=tmp_path)
+    args = ["--out", str(tmp_path / "new" / "weights")]
+    args += [arg.format(root=tmp_path) for arg in argv]
+    assert_refused(capsys, make_pretrained.main, args, code, message, root=tmp_path)
+    assert not (tmp_path / "new").exists()
