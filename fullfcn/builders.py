@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import torch
 from torch import Tensor
@@ -30,6 +30,7 @@ from fullfcn.transforms import CAFFE, PREPROCESS, Preprocess
 from fullfcn.voc import NUM_CLASSES
 
 __all__ = [
+    "BuildOptions",
     "build",
     "check_stage",
     "fcn8s",
@@ -251,73 +252,34 @@ def load_model(path: str | os.PathLike[str], variant: str | None = None) -> FCN:
     return _load_into(model, stored, str(path))
 
 
-def fcn32s(
-    *,
-    weights: str | os.PathLike[str] | None = None,
-    num_classes: int = NUM_CLASSES,
-    init_from: FCN | None = None,
-    width_divisor: int = 1,
-) -> FCN:
-    """FCN-32s: the coarse scores upsampled 32x in one step (see :func:`build`)."""
-    return build(
-        "fcn32s",
-        weights=weights,
-        num_classes=num_classes,
-        init_from=init_from,
-        width_divisor=width_divisor,
-    )
+class BuildOptions(TypedDict, total=False):
+    """The keyword arguments every per-variant builder passes on to :func:`build`."""
+
+    weights: str | os.PathLike[str] | None
+    num_classes: int
+    init_from: FCN | None
+    width_divisor: int
 
 
-def fcn16s(
-    *,
-    weights: str | os.PathLike[str] | None = None,
-    num_classes: int = NUM_CLASSES,
-    init_from: FCN | None = None,
-    width_divisor: int = 1,
-) -> FCN:
-    """FCN-16s: FCN-32s plus pool4's scores at stride 16; ``init_from`` an FCN-32s (see
-    :func:`build`)."""
-    return build(
-        "fcn16s",
-        weights=weights,
-        num_classes=num_classes,
-        init_from=init_from,
-        width_divisor=width_divisor,
-    )
+def fcn32s(**options: Unpack[BuildOptions]) -> FCN:
+    """FCN-32s: the coarse scores upsampled 32x in one step (options: :func:`build`)."""
+    return build("fcn32s", **options)
 
 
-def fcn8s(
-    *,
-    weights: str | os.PathLike[str] | None = None,
-    num_classes: int = NUM_CLASSES,
-    init_from: FCN | None = None,
-    width_divisor: int = 1,
-) -> FCN:
-    """FCN-8s: FCN-16s plus pool3's scores at stride 8; ``init_from`` an FCN-16s (see
-    :func:`build`)."""
-    return build(
-        "fcn8s",
-        weights=weights,
-        num_classes=num_classes,
-        init_from=init_from,
-        width_divisor=width_divisor,
-    )
+def fcn16s(**options: Unpack[BuildOptions]) -> FCN:
+    """FCN-16s: FCN-32s plus pool4's scores at stride 16; ``init_from`` an FCN-32s
+    (options: :func:`build`)."""
+    return build("fcn16s", **options)
 
 
-def fcn8s_atonce(
-    *,
-    weights: str | os.PathLike[str] | None = None,
-    num_classes: int = NUM_CLASSES,
-    init_from: FCN | None = None,
-    width_divisor: int = 1,
-) -> FCN:
+def fcn8s(**options: Unpack[BuildOptions]) -> FCN:
+    """FCN-8s: FCN-16s plus pool3's scores at stride 8; ``init_from`` an FCN-16s
+    (options: :func:`build`)."""
+    return build("fcn8s", **options)
+
+
+def fcn8s_atonce(**options: Unpack[BuildOptions]) -> FCN:
     """FCN-8s trained in one go from VGG16: pool4 and pool3 features scaled by 0.01 and
-    0.0001 so their scores start on the deep stream's scale (PAMI version; see
+    0.0001 so their scores start on the deep stream's scale (PAMI version; options:
     :func:`build`)."""
-    return build(
-        "fcn8s_atonce",
-        weights=weights,
-        num_classes=num_classes,
-        init_from=init_from,
-        width_divisor=width_divisor,
-    )
+    return build("fcn8s_atonce", **options)

@@ -6,6 +6,10 @@ turns command lines into those calls, behind fcnbase's one error path (``run_cli
 line on stderr and an exit code, never a traceback). Several GPUs:
 ``torchrun --nproc_per_node=N --no-python fullfcn-train ...`` (torchrun sets the rank and
 world size that :func:`fullfcn.train.train` reads).
+
+The file runs a little past 350 lines because it holds three commands, each a section
+read top to bottom (parser, then the function it drives), as the project's other
+``cli.py`` files do; their only shared piece is the data options (``_add_data``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from torch.utils.data import Dataset
 from fcnbase import Parser, UsageError, atomic_write, check_outputs, pick_device, run_cli
 from fcnbase.cli import float_arg, int_arg
 from fullfcn.builders import build, load_model
-from fullfcn.evaluate import eval_loader, evaluate
+from fullfcn.evaluate import confusion_matrix, eval_loader
 from fullfcn.folder import CLASSES_FILE, SegmentationFolder
 from fullfcn.model import VARIANTS, WIDTH_DIVISORS
 from fullfcn.predict import MAX_PIXELS, load_image, overlay, predict
@@ -51,17 +55,20 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--data",
         type=data_arg,
+        metavar="DIR",
         help="your own folder: images/, masks/ (index or palette PNGs, 255 = ignore), "
         "optional classes.txt, train.txt, val.txt (docs/fullfcn.md)",
     )
     p.add_argument(
         "--classes",
         type=int_arg(1, IGNORE_INDEX),
+        metavar="N",
         help="--data's class count when it has no classes.txt",
     )
     p.add_argument(
         "--val-fraction",
         type=float_arg(0.0, 0.99),
+        metavar="F",
         default=TrainConfig.val_fraction,
         help="--data without train.txt/val.txt: the share of pairs (seeded) held out for val",
     )
@@ -259,10 +266,9 @@ def _eval(argv: Sequence[str] | None) -> int:
         )
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
-    matrix = evaluate(
+    matrix = confusion_matrix(
         model,
         eval_loader(dataset, num_workers=args.workers),
-        model.num_classes,
         device,
         amp=args.amp,
         channels_last=args.channels_last,
@@ -340,7 +346,7 @@ def _predict_cli(argv: Sequence[str] | None) -> int:
     model = (
         load_model(args.weights, args.variant) if args.weights else build(args.variant or "fcn8s")
     )
-    mask = predict(model, image, device, args.amp)
+    mask = predict(model, image, device=device, amp=args.amp)
     # the class names and colours of the training data, stored in the checkpoint (VOC's
     # for the published models and for checkpoints that do not say)
     background = model.classes.index("background") if "background" in model.classes else None

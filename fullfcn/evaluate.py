@@ -4,20 +4,21 @@ The metrics come from one confusion matrix accumulated over the whole split
 (``tinyfcn.metrics``), exactly how the paper's Table 3 numbers are computed: mean IU is
 a statistic of the dataset, not an average over images. Under DistributedDataParallel
 each rank counts its share and the matrices are summed, so every rank reports the
-split's metrics. The command line is :func:`fullfcn.cli.eval_main`.
+split's metrics. Evaluation runs under ``torch.inference_mode()`` (no autograd records at
+all). The command line is :func:`fullfcn.cli.eval_main`.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from fullfcn.model import FCN
 from fullfcn.voc import IGNORE_INDEX
 from tinyfcn.metrics import ConfusionMatrix
 
-__all__ = ["autocast", "eval_loader", "evaluate"]
+__all__ = ["autocast", "confusion_matrix", "eval_loader", "evaluate"]
 
 
 def autocast(device: torch.device, amp: bool) -> torch.autocast:
@@ -36,25 +37,50 @@ def eval_loader(
     return DataLoader(dataset, batch_size=1, sampler=indices, num_workers=num_workers)
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
+def confusion_matrix(
+    model: FCN,
     loader: DataLoader,
-    num_classes: int,
     device: torch.device,
     *,
     amp: bool = False,
     channels_last: bool = False,
     progress: bool = False,
 ) -> ConfusionMatrix:
-    """Confusion matrix of ``model``'s argmax predictions over ``loader``, summed over ranks."""
+    """Confusion matrix of ``model``'s argmax predictions over ``loader``, summed over ranks
+    (what training validates with, and what :func:`evaluate` computes its metrics from)."""
     model.eval()
-    matrix = ConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX, device=device)
+    matrix = ConfusionMatrix(model.num_classes, ignore_index=IGNORE_INDEX, device=device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    for image, label in tqdm(loader, desc="eval", disable=not progress, leave=False):
-        image = image.to(device, memory_format=memory_format)
-        with autocast(device, amp):
-            scores = model(image)
-        matrix.update(scores.argmax(1), label.to(device))
-    matrix.all_reduce()
+    with torch.inference_mode():
+        for image, label in tqdm(loader, desc="eval", disable=not progress, leave=False):
+            image = image.to(device, memory_format=memory_format)
+            with autocast(device, amp):
+                scores = model(image)
+            matrix.update(scores.argmax(1), label.to(device))
+        matrix.all_reduce()
     return matrix
+
+
+def evaluate(
+    model: FCN,
+    data: Dataset,
+    *,
+    device: torch.device | str | None = None,
+    amp: bool = False,
+    channels_last: bool = False,
+    num_workers: int = 0,
+    progress: bool = False,
+) -> dict[str, object]:
+    """The paper's four metrics and per-class IoU of ``model`` on ``data`` (a dataset of
+    normalised ``(image, mask)`` pairs, e.g. with ``eval_transforms(model.preprocess)``).
+
+    The same shape as :func:`tinyfcn.evaluation.evaluate`: a model and its data in, the
+    dict of :meth:`tinyfcn.metrics.ConfusionMatrix.compute` out. ``device`` ``None``: where
+    the model is.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    loader = eval_loader(data, num_workers=num_workers)
+    return confusion_matrix(
+        model, loader, device, amp=amp, channels_last=channels_last, progress=progress
+    ).compute()

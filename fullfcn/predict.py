@@ -78,17 +78,26 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
             raise ValueError(f"{path} is not an image PIL can read ({err})") from None
 
 
-@torch.no_grad()
 def predict(
-    model: FCN, image: Image.Image, device: torch.device | str = "cpu", amp: bool = False
+    model: FCN,
+    image: Image.Image,
+    *,
+    device: torch.device | str | None = None,
+    amp: bool = False,
 ) -> torch.Tensor:
-    """Class index per pixel (``H x W`` LongTensor) for one RGB image."""
-    device = torch.device(device)
-    x = model.preprocess(image).unsqueeze(0).to(device)
+    """Class index per pixel (``H x W`` int64 on the CPU) for one RGB image.
+
+    The same shape as :func:`tinyfcn.evaluation.predict`, for one image of any size: it is
+    normalised as the weights expect (``model.preprocess``) and scored under
+    ``torch.inference_mode()``. ``device`` ``None``: where the model is.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval().to(device)
-    with autocast(device, amp):
-        scores = model(x)
-    return scores.argmax(1)[0].cpu()
+    with torch.inference_mode():
+        x = model.preprocess(image).unsqueeze(0).to(device)
+        with autocast(device, amp):
+            scores = model(x)
+        return scores.argmax(1)[0].cpu()
 
 
 def overlay(

@@ -20,13 +20,14 @@ gradient scaler, iteration and every rank's random generators, and the data orde
 augmentation are pure functions of (seed, epoch, index) -- so a resumed run continues
 bit for bit like one that was never stopped. An interrupt (Ctrl-C, SIGTERM) saves first.
 
-The loop is here; what it keeps around itself (processes, random state, checkpoints, logs)
-is in :mod:`fullfcn.train_utils`, the command line in :func:`fullfcn.cli.train_main`.
+The loop is here; the recipes and the configuration are in :mod:`fullfcn.train_config`
+(re-exported here), what the loop keeps around itself (processes, random state,
+checkpoints, logs) in :mod:`fullfcn.train_utils`, its data in :mod:`fullfcn.train_data`,
+the command line in :func:`fullfcn.cli.train_main`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import random
@@ -51,8 +52,9 @@ from fcnbase import (
     lock_dir,
 )
 from fullfcn.builders import build, check_stage, load_model
-from fullfcn.evaluate import autocast, eval_loader, evaluate
-from fullfcn.model import FCN, VARIANTS
+from fullfcn.evaluate import autocast, confusion_matrix, eval_loader
+from fullfcn.model import FCN
+from fullfcn.train_config import PAPER_LR, RECIPES, Recipe, TrainConfig
 from fullfcn.train_data import batches, datasets, set_transforms
 from fullfcn.train_utils import (
     CHECKPOINT,
@@ -66,99 +68,9 @@ from fullfcn.train_utils import (
     rng_state,
     save_checkpoint,
 )
-from fullfcn.util import DEFAULT_WORKERS
 from fullfcn.voc import IGNORE_INDEX, find_voc2012
 
 __all__ = ["PAPER_LR", "RECIPES", "Recipe", "TrainConfig", "TrainResult", "train"]
-
-#: The reference solvers' fixed learning rates for the summed loss.
-PAPER_LR = {"fcn32s": 1e-10, "fcn16s": 1e-12, "fcn8s": 1e-14, "fcn8s_atonce": 1e-10}
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """What ``--recipe`` chooses; the other settings stay the user's."""
-
-    momentum: float
-    reduction: str  # of the pixel losses: "sum" (the paper's) or "mean"
-    poly_power: float  # learning-rate decay (1 - t/T) ** power; 0: constant
-    batch_size: int
-    crop_size: int | None  # None: full images
-    lr: float | None  # None: PAPER_LR of the variant
-
-
-RECIPES = {
-    "paper": Recipe(
-        momentum=0.99, reduction="sum", poly_power=0.0, batch_size=1, crop_size=None, lr=None
-    ),
-    "modern": Recipe(
-        momentum=0.9, reduction="mean", poly_power=0.9, batch_size=8, crop_size=320, lr=0.01
-    ),
-}
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on; stored in every checkpoint. ``None`` = recipe default."""
-
-    variant: str = "fcn32s"
-    voc_root: str = ""  # PASCAL VOC; or, instead:
-    data: str | None = None  # a folder of images/ and masks/ (fullfcn.folder)
-    classes: int | None = None  # data's class count when it has no classes.txt
-    val_fraction: float = 0.2  # data's seeded validation share without train/val.txt
-    sbd_root: str | None = None  # train on SBD (the paper's 8,498 images) instead of VOC
-    train_split: str = "train"
-    val_split: str | None = None  # e.g. "seg11valid"
-    recipe: str = "paper"
-    weights: str | None = "imagenet"  # VGG16 init: "imagenet", None (random) or a file
-    init_from: str | None = None  # checkpoint of the coarser net (staged training)
-    lr: float | None = None
-    momentum: float | None = None
-    weight_decay: float = 5e-4
-    batch_size: int | None = None  # per process
-    crop_size: int | None = None
-    iterations: int = 100_000
-    stop_at: int | None = None  # end this call there (e.g. a job's time slot); resume later
-    checkpoint_every: int = 4000
-    val_every: int = 4000
-    out_dir: str = "runs/fullfcn"
-    resume: bool = False  # continue from out_dir/checkpoint.pt
-    force: bool = False  # start over: remove the previous run's outputs in out_dir
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = False
-    channels_last: bool = False
-    workers: int = DEFAULT_WORKERS
-    width_divisor: int = 1  # >1: thinner VGG with the same geometry (tests, CPU demos)
-    download: bool = False
-    progress: bool = True
-    tensorboard: bool = True
-
-    def resolved(self) -> TrainConfig:
-        """A copy with the recipe defaults filled in and the combination checked."""
-        if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; choose from {VARIANTS}")
-        if self.resume and self.force:
-            raise UsageError(
-                "--resume continues the run in --out-dir, --force starts it over: give one of them"
-            )
-        if self.data and (self.sbd_root or self.val_split or self.download):
-            raise UsageError("--sbd-root, --val-split and --download are for --voc-root")
-        if self.recipe not in RECIPES:
-            raise ValueError(f"unknown recipe {self.recipe!r}; choose from {tuple(RECIPES)}")
-        recipe = RECIPES[self.recipe]
-        resolved = dataclasses.replace(
-            self,
-            lr=self.lr if self.lr is not None else (recipe.lr or PAPER_LR[self.variant]),
-            momentum=self.momentum if self.momentum is not None else recipe.momentum,
-            batch_size=self.batch_size or recipe.batch_size,
-            crop_size=self.crop_size if self.crop_size is not None else recipe.crop_size,
-        )
-        if resolved.batch_size > 1 and resolved.crop_size is None:
-            raise ValueError(
-                "batches of full images differ in size: give --crop-size or use batch size 1"
-            )
-        return resolved
 
 
 @dataclass
@@ -240,10 +152,9 @@ def _validate(
     model: FCN, val_set: Dataset, config: TrainConfig, rank: int, world: int, device: torch.device
 ) -> tuple[dict[str, Any], Tensor]:
     """Metrics and confusion matrix on the validation set, reduced over the ranks."""
-    matrix = evaluate(
+    matrix = confusion_matrix(
         model,
         eval_loader(val_set, rank, world),
-        model.num_classes,
         device,
         amp=config.amp,
         channels_last=config.channels_last,

@@ -33,7 +33,7 @@ from fullfcn.model import FCN
 from fullfcn.pytorch_fcn import check_state_dict, load_pytorch_fcn
 
 if TYPE_CHECKING:
-    from fullfcn.train import TrainConfig
+    from fullfcn.train_config import TrainConfig
 
 __all__ = [
     "CHECKPOINT",

@@ -166,8 +166,8 @@ class VOCSegmentation(_VOCPairs, datasets.VOCSegmentation):
         if download:
             datasets.VOCSegmentation(root, year="2012", image_set="train", download=True)
         voc = find_voc2012(root)
-        # The parent's __init__ only knows the devkit layout and the three official lists;
-        # the listing is ours, loading (``__getitem__``) is torchvision's.
+        # The parent's __init__ only knows the devkit layout and the three official lists:
+        # the listing is ours (and so is loading, ``load_pair``, checked per label).
         datasets.VisionDataset.__init__(self, str(root), transforms=transforms)
         self.year, self.image_set = "2012", image_set
         ids = _read_ids(_split_file(voc, image_set, download))

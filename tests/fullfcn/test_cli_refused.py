@@ -1,0 +1,289 @@
+"""The table of bad inputs fullfcn-train, -eval and -predict refuse.
+
+Each case: exit status, one stderr line naming the problem (never a traceback), and
+nothing changed in the inputs' folder (the photo, the weights, a previous run) or in the
+genuine VOC pairs (``tests/cli_table.assert_refused``). The inputs are made once by
+``tests/fullfcn/bad_inputs.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from fullfcn import cli
+from tests.cli_table import assert_refused, tree_state
+from tests.fullfcn.bad_inputs import make_bad_inputs
+from tests.fullfcn.conftest import WIDTH
+
+Main = Callable[[Sequence[str] | None], int]
+#: (command, argv, exit status, message in the one stderr line, fresh outputs it may create)
+Case = tuple[Main, list[str], int, str, list[str]]
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every hostile input of the table, in one folder that no case may change."""
+    return make_bad_inputs(tmp_path_factory.mktemp("bad"))
+
+
+def _rows(main: Main, code: int, rows: list[tuple[list[str], str]], *tail: str) -> list[Case]:
+    """``main(argv + tail)`` exits ``code`` with ``message``, for each ``(argv, message)``."""
+    return [(main, [*argv, *tail], code, message, []) for argv, message in rows]
+
+
+_FAST = ["--weights", "none", "--width-divisor", str(WIDTH), "--recipe", "modern",
+         "--batch-size", "1", "--crop-size", "32", "--iterations", "1", "--workers", "0",
+         "--no-progress", "--no-tensorboard"]  # fmt: skip
+_VOC = ["--voc-root", "{voc}"]
+_W32 = ["--weights", "{fcn32s_from_caffe.pth}"]
+_EVAL = ["--workers", "0", "--no-progress", "--split", "val"]
+_OUT = ["-o", "{new}/m.png"]
+
+# "{x}" is a path of the ``bad`` fixture, "{voc}" the genuine VOC pairs, "{new}" a fresh
+# folder.
+CASES: list[Case] = [
+    # fullfcn-train: options, refused at parse time
+    *_rows(
+        cli.train_main,
+        2,
+        [
+            (["--voc-root", "{missing}"], "is not a directory"),
+            ([*_VOC, "--lr", "nan"], "expected a finite number"),
+            ([*_VOC, "--lr", "-1"], "outside"),
+            ([*_VOC, "--momentum", "1.5"], "outside"),
+            ([*_VOC, "--batch-size", "0"], "outside"),
+            ([*_VOC, "--iterations", "1" + "0" * 30], "outside"),
+            ([*_VOC, "--workers", "1000"], "outside"),
+            ([*_VOC, "--width-divisor", "3"], "invalid choice"),
+            ([*_VOC, "--seed", "x"], "expected an integer"),
+            ([*_VOC, "--resume", "--force"], "give one of them"),
+            ([*_VOC, "--classes", "3"], "are for --data"),
+            (["--data", "{missing}"], "data folder"),
+            (["--data", "{named3}", *_VOC], "not allowed with"),
+            (["--data", "{named3}", "--classes", "256"], "outside"),
+        ],
+    ),
+    # fullfcn-train: inputs and the output directory, refused before VGG16 is built
+    *_rows(
+        cli.train_main,
+        1,
+        [
+            (["--voc-root", "{empty}", "--out-dir", "{new}"], "no PASCAL VOC 2012 found"),
+            ([*_VOC, "--val-split", "nosuch", "--out-dir", "{new}"], "nosuch.txt not found"),
+            ([*_VOC, "--sbd-root", "{empty}", "--out-dir", "{new}"], "no SBD found"),
+            ([*_VOC, "--init-from", "{missing}", "--out-dir", "{new}"], "missing not found"),
+            (
+                [*_VOC, "--out-dir", "{prevrun}"],
+                "holds a previous run (checkpoint.pt, log.csv); use --resume",
+            ),
+            ([*_VOC, "--out-dir", "{logonly}", "--resume"], "no checkpoint.pt to continue"),
+            (
+                [*_VOC, "--out-dir", "{junkrun}", "--resume"],
+                "checkpoint.pt is not a PyTorch weights file",
+            ),
+            (
+                [*_VOC, "--out-dir", "{halfrun}", "--resume"],
+                "lacks 'model': not a complete fullfcn-train checkpoint",
+            ),
+            ([*_VOC, "--out-dir", "{notes.txt}"], "exists and is not a directory"),
+        ],
+        *_FAST,
+    ),
+    *_rows(
+        cli.train_main,
+        2,
+        [
+            (
+                [
+                    *_VOC,
+                    "--out-dir",
+                    "{prevrun}",
+                    "--force",
+                    "--init-from",
+                    "{prevrun}/checkpoint.pt",
+                ],
+                "is also an input",
+            ),
+            ([*_VOC, "--device", "nosuch", "--out-dir", "{new}"], "not a torch device"),
+            (
+                ["--data", "{named3}", "--sbd-root", "{empty}", "--out-dir", "{new}"],
+                "are for --voc-root",
+            ),
+        ],
+        *_FAST,
+    ),
+    # fullfcn-train: a label that is not a VOC label for its image (first batch)
+    (
+        cli.train_main,
+        ["--voc-root", "{rgb_voc}", *_FAST, "--out-dir", "{new}"],
+        1,
+        "is a RGB image; VOC labels are palette images",
+        ["{new}"],
+    ),
+    # fullfcn-train --data: every way a folder can be wrong, refused before anything is built
+    *_rows(
+        cli.train_main,
+        1,
+        [
+            (["--data", "{no_dirs}", "--classes", "2"], "has no images/ folder"),
+            (["--data", "{no_mask}", "--classes", "2"], "images/b.png has no mask"),
+            (["--data", "{no_image}", "--classes", "2"], "masks/b.png has no image"),
+            (["--data", "{size_folder}", "--classes", "2"], "masks/b.png is 20x30, its image"),
+            (
+                ["--data", "{rgb_folder}", "--classes", "2"],
+                "is a RGB image, not a palette or index PNG",
+            ),
+            (
+                ["--data", "{broken_image}", "--classes", "2"],
+                "images/b.png is not an image PIL can read",
+            ),
+            (["--data", "{jpg_mask}", "--classes", "2"], "masks/b.jpg is not a .png"),
+            (["--data", "{no_val}", "--classes", "2"], "split 'val' of"),
+            (["--data", "{listed}", "--classes", "2"], "train.txt lists 'zzz', which has no image"),
+            (["--data", "{class_folder}"], "b.png holds class 37, but the folder has 11 classes"),
+            (
+                ["--data", "{named3}", "--classes", "5"],
+                "classes.txt names 3 classes, but --classes says 5",
+            ),
+            (["--data", "{no_classes}"], "has no classes.txt: give --classes N"),
+            (
+                ["--data", "{named3}", "--init-from", "{classes11.pt}"],
+                "scores 11 classes, the fcn32s to train 3: staged training keeps the classes",
+            ),
+        ],
+        *_FAST,
+        "--out-dir",
+        "{new}",
+    ),
+    # fullfcn-eval: weights that lie or lack a key, outputs, labels
+    *_rows(
+        cli.eval_main,
+        1,
+        [
+            ([*_W32, "--variant", "fcn8s"], "holds a fcn32s model, not fcn8s"),
+            (["--weights", "{mine.pth}"], "give --variant fcn8s or --variant fcn8s_atonce"),
+            (
+                ["--weights", "{trainer.pth.tar}", "--variant", "fcn8s"],
+                "holds a fcn8s_atonce model, not fcn8s",
+            ),
+            (["--weights", "{badarch.pth.tar}"], "arch 'FCN4s' is not one of"),
+            (["--weights", "{nomodel.pt}"], "nomodel.pt lacks 'model'"),
+            (["--weights", "{width0.pt}"], "width_divisor 0 is not one of"),
+            (["--weights", "{fcn4s.pt}"], "variant 'fcn4s' is not one of"),
+            (["--weights", "{nobias.pt}"], "nobias.pt lacks score_fr.bias"),
+            (["--weights", "{notes.txt}"], "is not a PyTorch weights file"),
+            ([*_W32, "--json", "{existing.png}"], "existing.png exists (use --force"),
+        ],
+        *_VOC,
+    ),
+    *_rows(
+        cli.eval_main,
+        2,
+        [
+            ([*_W32, "--json", "{fcn32s_from_caffe.pth}", "--force"], "is also an input"),
+            ([*_W32, "--workers", "-1"], "outside"),
+        ],
+        *_VOC,
+    ),
+    *_rows(
+        cli.eval_main,
+        1,
+        [
+            ([*_W32, "--voc-root", "{empty}"], "no PASCAL VOC 2012 found"),
+            ([*_W32, "--voc-root", "{palette_voc}", *_EVAL], "does not use the VOC palette"),
+            ([*_W32, "--voc-root", "{size_voc}", *_EVAL], "is 40x30, its image 96x72"),
+            (
+                [*_W32, "--voc-root", "{class_voc}", *_EVAL, "--workers", "1"],
+                "holds class 37: VOC classes are 0..20",
+            ),
+            ([*_W32, "--data", "{named3}", *_EVAL], "scores 21 classes"),
+            ([*_W32, "--data", "{no_val}", *_EVAL], "split 'val' of"),
+        ],
+    ),
+    (
+        cli.eval_main,
+        [*_W32, "--data", "{named3}", "--download"],
+        2,
+        "does not go with --data",
+        [],
+    ),
+    # fullfcn-predict: outputs, checked before anything is decoded or loaded
+    *_rows(
+        cli.predict_main,
+        2,
+        [
+            ([*_OUT, "--overlay", "{photo.png}"], "photo.png is also an input"),
+            (["-o", "{photo.png}", "--force"], "is also an input"),
+            (
+                [*_OUT, "--weights", "{mine.pth}", "--overlay", "{mine.pth}", "--force"],
+                "mine.pth is also an input",
+            ),
+            (
+                ["-o", "{new}/x.png", "--overlay", "{new}/x.png"],
+                "is given as two different outputs",
+            ),
+            (["-o", "{new}/m.jpg"], "must be a .png"),
+            ([*_OUT, "--max-pixels", "0"], "outside"),
+        ],
+        "{photo.png}",
+    ),
+    # fullfcn-predict: hostile images and weights
+    *_rows(
+        cli.predict_main,
+        1,
+        [
+            (["-o", "{existing.png}"], "existing.png exists (use --force"),
+            ([*_OUT, "--max-pixels", "100"], "more than the limit of 100"),
+            ([*_OUT, "--weights", "{notes.txt}"], "notes.txt is not a PyTorch weights file"),
+            ([*_OUT, "--weights", "{mine.pth}"], "give --variant fcn8s or --variant fcn8s_atonce"),
+        ],
+        "{photo.png}",
+    ),
+    *_rows(
+        cli.predict_main,
+        1,
+        [
+            (["{notes.txt}"], "is not an image PIL can read"),
+            (["{missing}"], "missing not found"),
+            (["{bomb.png}"], "refused as a decompression bomb"),
+            (["{big.png}"], "is 5000x4000 (20,000,000 pixels), more than the limit of 16,000,000"),
+            (["{float.tif}"], "floating-point pixels"),
+        ],
+        *_OUT,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "cli, argv, code, message, fresh",
+    CASES,
+    ids=[f"{i:02d}-{c[0].__name__.split('_')[0]}" for i, c in enumerate(CASES)],
+)
+def test_bad_input_is_refused(
+    cli: Main,
+    argv: list[str],
+    code: int,
+    message: str,
+    fresh: list[str],
+    bad: dict[str, Path],
+    voc_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Exit status, one stderr line naming the problem, and nothing changed in the inputs'
+    folder (the photo, the weights, a previous run) or in the genuine VOC pairs."""
+    paths = {**bad, "voc": voc_root, "new": tmp_path / "new"}
+    voc_before = tree_state(voc_root)
+
+    def fill(text: str) -> str:
+        for name, path in paths.items():
+            text = text.replace("{" + name + "}", str(path))
+        return text
+
+    assert_refused(capsys, cli, [fill(a) for a in argv], code, message, root=bad["root"],
+                   fresh=[Path(fill(f)) for f in fresh])  # fmt: skip
+    assert not (tmp_path / "new").exists() or fresh, "a refused run left an output behind"
+    assert tree_state(voc_root) == voc_before
