@@ -1,33 +1,132 @@
-"""Benchmark M2NIST generation: in-memory composition and the end-to-end CLI.
+"""Benchmark M2NIST generation against the machine's own write speed, in one run.
 
-    python benchmarks/bench_generate.py [N] [--small N] [--format npz|kaggle|both]
+    python benchmarks/bench_generate.py [--n 200000] [--repeat 3] [--format npz]
 
-1. Composition: ``m2nist.generate`` of 100,000 train images (default parameters,
-   images + label maps + instances + boxes) in memory, best of three.
-2. End to end: ``m2nist-gen`` writing N images (default 100,000) in a subprocess,
-   with its wall time and peak RSS (from ``os.wait4``), and the same for a smaller
-   run, to show that memory does not grow with N.
+1. **Big set**: ``m2nist-gen OUT --train N --test 0`` as a whole process, and a plain
+   process writing the same number of bytes (16 MB ``write`` calls of random bytes, no
+   fsync, as the generator does not sync either) into the same folder, alternated
+   ``--repeat`` times so that both see the same load. Printed: each pair (wall and CPU
+   seconds), and the generator's speed as a ratio of the plain write's (target: >= 0.80).
+2. **Course set**: ``m2nist-gen OUT --train 5000 --test 1000`` as a whole process
+   (target: <= 0.4 s), against a plain process writing its bytes, with the digit-pool
+   cache warm (what every run after the first gets) and off (``M2NIST_POOL_CACHE=0``: a
+   first run).
+3. **Composition**: ``m2nist.generate(100_000)`` in memory, best of three.
 
-MNIST comes from ``$M2NIST_MNIST_DIR`` when set, else the bundled sample. The last
-line is ``images_per_s=<composition rate> peak_rss_mb=<end-to-end peak RSS for N>``.
+Each child runs as an installed package does (``PYTHONDONTWRITEBYTECODE`` removed: a
+sandbox that sets it recompiles every module at each start). MNIST comes from
+``$M2NIST_MNIST_DIR`` when set, else the bundled sample. The machine, its cores, the
+worker threads and the load average before and after are printed with the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import m2nist
 from m2nist.compose import default_workers
 
 COMPOSE_N = 100_000
+PLAIN = """
+import os, sys
+left, buf = int(sys.argv[2]), os.urandom(16 << 20)
+with open(sys.argv[1], "wb") as f:
+    while left > 0:
+        left -= f.write(buf[: min(left, len(buf))])
+"""
 
 
-def compose_rate(source: str | None) -> tuple[float, float]:
+class Child:
+    """Wall seconds, CPU seconds (user + system, all threads) and peak RSS (MB) of a run."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        self.wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"failed: {' '.join(cmd)}")
+        self.cpu = usage.ru_utime + usage.ru_stime
+        self.rss = usage.ru_maxrss / 1024  # KiB on Linux
+
+
+def _size(out: Path) -> int:
+    return sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+
+
+class Runs:
+    """Generator and plain-write runs in one scratch folder, emptied between runs."""
+
+    def __init__(self, tmp: Path, source_args: list[str], fmt: str) -> None:
+        self.tmp, self.source_args, self.fmt = tmp, source_args, fmt
+        self.env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        self.env["M2NIST_HOME"] = str(tmp / "home")  # a pool cache of the benchmark's own
+
+    def generator(self, train: int, test: int, **env: str) -> tuple[Child, int]:
+        out = self.tmp / "out"
+        cmd = [sys.executable, "-m", "m2nist.cli", str(out), "--quiet", "--format", self.fmt]
+        cmd += ["--train", str(train), "--test", str(test), *self.source_args]
+        child = Child(cmd, {**self.env, **env})
+        size = _size(out)
+        shutil.rmtree(out)
+        return child, size
+
+    def plain(self, size: int) -> Child:
+        path = self.tmp / "plain.bin"
+        child = Child([sys.executable, "-c", PLAIN, str(path), str(size)], self.env)
+        path.unlink()
+        return child
+
+
+def _load() -> str:
+    return f"load {os.getloadavg()[0]:.2f}"
+
+
+def big_set(runs: Runs, n: int, repeat: int) -> None:
+    ratios = []
+    for i in range(repeat):
+        gen, size = runs.generator(n, 0)
+        plain = runs.plain(size)
+        ratios.append(plain.wall / gen.wall)
+        print(
+            f"  {n:,} images ({size / 1e9:.2f} GB): generator {gen.wall:.2f} s "
+            f"({size / gen.wall / 1e6:,.0f} MB/s, {gen.cpu:.2f} CPU-s, peak RSS {gen.rss:.0f} "
+            f"MB); plain write {plain.wall:.2f} s ({size / plain.wall / 1e6:,.0f} MB/s, "
+            f"{plain.cpu:.2f} CPU-s): ratio {ratios[-1]:.2f}  [run {i + 1}, {_load()}]"
+        )
+    print(
+        f"big set: generator speed / plain write speed = {statistics.median(ratios):.2f} "
+        f"(median of {repeat}; target >= 0.80)"
+    )
+
+
+def course_set(runs: Runs, repeat: int) -> None:
+    runs.generator(5000, 1000)  # warms the pool cache and the compiled modules
+    for label, env in (("pool cache warm", {}), ("pool cache off", {"M2NIST_POOL_CACHE": "0"})):
+        gens = [runs.generator(5000, 1000, **env) for _ in range(repeat)]
+        size = gens[0][1]
+        plains = [runs.plain(size) for _ in range(repeat)]
+        gen_s = statistics.median(g.wall for g, _ in gens)
+        gen_cpu = statistics.median(g.cpu for g, _ in gens)
+        plain_s = statistics.median(p.wall for p in plains)
+        plain_cpu = statistics.median(p.cpu for p in plains)
+        print(
+            f"course set 5,000 + 1,000, {label}: {gen_s:.3f} s median (best "
+            f"{min(g.wall for g, _ in gens):.3f} s, {gen_cpu:.2f} CPU-s; target <= 0.4 s); "
+            f"plain process writing its {size / 1e6:.0f} MB {plain_s:.3f} s ({plain_cpu:.2f} "
+            f"CPU-s): ratio {plain_s / gen_s:.2f}  [{_load()}]"
+        )
+
+
+def compose_rate(source: str) -> tuple[float, float]:
     """Best wall-clock and CPU-time images/s of generate(COMPOSE_N) over three runs."""
     m2nist.generate(10, source=source)  # load and index the digits once
     best_wall = best_cpu = 0.0
@@ -39,57 +138,32 @@ def compose_rate(source: str | None) -> tuple[float, float]:
     return best_wall, best_cpu
 
 
-def end_to_end(n: int, source_args: list[str], fmt: str) -> tuple[float, float]:
-    """Seconds and peak RSS (MB) of ``m2nist-gen OUT --train n --test 0``."""
-    with tempfile.TemporaryDirectory(prefix="m2nist-bench-") as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "m2nist.cli",
-            os.path.join(tmp, "out"),
-            "--train",
-            str(n),
-            "--test",
-            "0",
-            "--format",
-            fmt,
-            "--quiet",
-            *source_args,
-        ]
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"m2nist-gen failed: {' '.join(cmd)}")
-    return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("n", type=int, nargs="?", default=100_000, help="end-to-end images")
-    parser.add_argument("--small", type=int, default=30_000, help="smaller run for RSS check")
-    parser.add_argument("--format", default="npz", choices=["npz", "kaggle", "both"])
+    parser.add_argument("--n", type=int, default=200_000, help="images of the big set")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement")
+    parser.add_argument("--format", default="npz", help="m2nist-gen --format")
+    parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: tmp)")
     args = parser.parse_args()
     mnist_dir = os.environ.get("M2NIST_MNIST_DIR")
     source = mnist_dir or "sample"
     source_args = ["--mnist-dir", mnist_dir] if mnist_dir else ["--sample"]
-    print(f"source: {source}; {default_workers()} worker threads; {os.cpu_count()} CPUs")
-    # end to end first: a child forked from a process holding big arrays would count
-    # them in its peak RSS
-    small_s, small_rss = end_to_end(args.small, source_args, args.format)
-    print(f"end to end {args.small:,}: {small_s:.1f} s, peak RSS {small_rss:.0f} MB")
-    big_s, big_rss = end_to_end(args.n, source_args, args.format)
     print(
-        f"end to end {args.n:,}: {big_s:.1f} s ({args.n / big_s:,.0f} img/s), "
-        f"peak RSS {big_rss:.0f} MB ({big_rss / small_rss:.2f}x the {args.small:,} run)"
+        f"machine: {os.uname().machine}, {os.cpu_count()} CPUs, {len(os.sched_getaffinity(0))} "
+        f"available; m2nist-gen worker threads: {default_workers()}; source: {source}; "
+        f"format {args.format}"
     )
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    with tempfile.TemporaryDirectory(prefix="m2nist-bench-", dir=args.dir) as tmp:
+        runs = Runs(Path(tmp), source_args, args.format)
+        course_set(runs, args.repeat)
+        big_set(runs, args.n, args.repeat)
     wall, cpu = compose_rate(source)
     print(
         f"composition: {wall:,.0f} img/s wall, {cpu:,.0f} img/s per CPU-second "
-        f"(generate({COMPOSE_N:,}) in memory)"
+        f"(generate({COMPOSE_N:,}) in memory, {default_workers()} threads)"
     )
-    print(f"images_per_s={wall:.1f} peak_rss_mb={big_rss:.1f}")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import m2nist.single_blas  # noqa: F401  (first: before numpy is imported)
 from fcnbase.cli import Parser, UsageError, int_arg, run_cli
 from m2nist.compose import default_workers
 from m2nist.metadata import FORMATS, shard_rows
