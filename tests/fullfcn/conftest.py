@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import m2nist
 from fullfcn.voc import VOC_CLASSES, colorize, voc_palette
-from m2nist.params import CLASS_NAMES
+from m2nist.cli import main as m2nist_gen
 
 #: The re-coloured palette of ``voc_folder``: VOC's colours inverted, index for index.
 FOLDER_PALETTE = [255 - v for v in voc_palette()]
@@ -93,17 +92,11 @@ def voc_folder(voc_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.fixture(scope="session")
 def m2nist_folder(mnist_source: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Six M2NIST images (8-bit grey PNGs) with index masks ("L", class = pixel value,
-    background 10) and classes.txt naming 0-9 and background; train.txt/val.txt 4/2."""
-    data = m2nist.generate(6, source=mnist_source)
-    root = make_folder(
-        tmp_path_factory.mktemp("m2nist_folder"),
-        {
-            f"m{i}": (Image.fromarray(image, mode="L"), Image.fromarray(label, mode="L"))
-            for i, (image, label) in enumerate(zip(data.images, data.labels, strict=True))
-        },
-    )
-    (root / "classes.txt").write_text("\n".join(CLASS_NAMES) + "\n")
-    (root / "train.txt").write_text("m0\nm1\nm2\nm3\n")
-    (root / "val.txt").write_text("m4\nm5\n")
+    """Six M2NIST images as ``m2nist-gen --format png`` writes them: 8-bit grey PNGs, index
+    masks ("L", class = pixel value, background 10), classes.txt naming 0-9 and background,
+    train.txt/val.txt listing 4 train and 2 test stems."""
+    root = tmp_path_factory.mktemp("m2nist_folder") / "m2nist"
+    source = ["--sample"] if mnist_source == "sample" else ["--mnist-dir", mnist_source]
+    argv = [str(root), "--format", "png", "--train", "4", "--test", "2", "--quiet", *source]
+    assert m2nist_gen(argv) == 0
     return root

@@ -50,8 +50,8 @@ def test_voc_pairs_as_a_folder(voc_folder: Path, voc_root: Path) -> None:
 def test_index_masks_and_split_lists(m2nist_folder: Path) -> None:
     train = SegmentationFolder(m2nist_folder, "train")
     val = SegmentationFolder(m2nist_folder, "val")
-    assert [Path(p).stem for p in train.masks] == ["m0", "m1", "m2", "m3"]
-    assert [Path(p).stem for p in val.masks] == ["m4", "m5"]
+    assert [Path(p).stem for p in train.masks] == [f"train-{i:06d}" for i in range(4)]
+    assert [Path(p).stem for p in val.masks] == ["test-000000", "test-000001"]
     assert train.classes == tuple(CLASS_NAMES) and train.classes[BACKGROUND] == "background"
     assert train.palette == voc_palette()  # index masks carry no colours
 
