@@ -24,7 +24,6 @@ import hashlib
 import os
 import secrets
 import shutil
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
@@ -121,8 +120,10 @@ class Staging:
 class HashingFile:
     """A staged ``.npy`` file written sequentially, hashed (sha256) on the way.
 
-    The hash runs on a thread of its own, a chunk behind the writes (hashlib releases the
-    GIL), so writing and hashing share the cores instead of taking turns on one.
+    Each chunk is hashed on a thread of its own while the main thread writes it
+    (hashlib releases the GIL), so writing and hashing share the cores instead of taking
+    turns on one; :meth:`write` returns once both are done, so the caller may reuse
+    the chunk's memory at once.
     """
 
     def __init__(self, staging: Staging, final: Path, shape: tuple[int, ...]) -> None:
@@ -131,23 +132,21 @@ class HashingFile:
         self.path = staging.pending[-1][0]
         self.digest = hashlib.sha256()
         self.hasher = ThreadPoolExecutor(1, thread_name_prefix="m2nist-sha256")
-        self.hashing: deque[Future[None]] = deque()
         self.size = 0
         self.write(np.frombuffer(npy_header(np.uint8, shape), np.uint8))
 
     def write(self, array: np.ndarray) -> None:
         data = memoryview(np.ascontiguousarray(array)).cast("B")
-        self.file.write(data)
-        self.hashing.append(self.hasher.submit(self.digest.update, data))
-        while len(self.hashing) > 2:  # at most two chunks held for hashing
-            self.hashing.popleft().result()
+        hashed = self.hasher.submit(self.digest.update, data)
+        try:
+            self.file.write(data)
+        finally:
+            hashed.result()
         self.size += len(data)
 
     def close(self) -> None:
         self.file.close()
         self.hasher.shutdown(wait=True)
-        for done in self.hashing:
-            done.result()
         self.staging.entries[self.path] = {"sha256": self.digest.hexdigest(), "bytes": self.size}
 
     def abort(self) -> None:
