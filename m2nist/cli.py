@@ -47,6 +47,8 @@ split of the 2018 file did).
 
 MNIST source: --mnist-dir DIR, else $M2NIST_MNIST_DIR, else the torchvision download
 cache in $M2NIST_HOME (default ~/.cache/m2nist); --sample uses the bundled sample.
+The digits cut from an IDX folder are kept in $M2NIST_HOME/pools, named by the sha256
+of the files (M2NIST_POOL_CACHE=0 turns this off; --verify never uses it).
 """
 
 

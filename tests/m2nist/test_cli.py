@@ -57,8 +57,14 @@ def test_end_to_end_in_a_subprocess(tmp_path, mnist_source):
 def test_help_has_examples():
     done = run_cli("--help")
     assert done.returncode == 0
-    for text in ("examples:", "--verify", "--shard", "--sample", "M2NIST_MNIST_DIR"):
+    for text in ("examples:", "--verify", "--shard", "--sample", "M2NIST_MNIST_DIR", "pools"):
         assert text in done.stdout
+
+
+def test_help_says_how_to_split_kaggle_flat():
+    text = " ".join(run_cli("--help").stdout.split())
+    assert "The last --test rows are a test set made from MNIST test digits only" in text
+    assert "any other split of the rows puts images that share source digits" in text
 
 
 def test_usage_errors_without_out(capsys, tmp_path):
