@@ -53,10 +53,9 @@ ONE_HOT_ROWS = 512
 class Staging:
     """Temporary files and folders of a run: renamed into place together, else deleted.
 
-    ``entries`` holds the ``metadata.json`` entry of a temporary already known from
-    writing it (a sequential file hashed on the way, a folder's listing) or being
-    computed on the hashing thread (:meth:`hash_later`); the others are hashed when the
-    run ends.
+    ``entries`` holds the ``metadata.json`` entry of every temporary: known from writing
+    it (a sequential file hashed on the way, a folder's listing) or being computed on the
+    hashing thread (:meth:`hash_later`).
     """
 
     def __init__(self) -> None:
@@ -73,9 +72,7 @@ class Staging:
 
     def entry(self, tmp: Path) -> dict:
         """The ``metadata.json`` entry of a temporary (waiting for its hash if need be)."""
-        entry = self.entries.get(tmp)
-        if entry is None:
-            return {"sha256": file_sha256(tmp), "bytes": tmp.stat().st_size}
+        entry = self.entries[tmp]
         return entry.result() if isinstance(entry, Future) else entry
 
     def stage(self, final: Path) -> int:

@@ -16,7 +16,7 @@
 * With ``--force``, the previous run's files that this run does not rewrite are removed
   (:func:`stale_outputs`), but only names an m2nist run can write.
 
-The module is a little over 350 lines because these rules are one protocol (check,
+The module is close to 400 lines because these rules are one protocol (check,
 lock, stage, rename together, remove the stale files, publish the metadata last),
 and splitting it would make a reader jump between files to see that it is safe.
 """
