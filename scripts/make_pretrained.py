@@ -47,7 +47,8 @@ THREADS = 1
 
 
 def _recipe(variant: str, mnist_dir: Path, epochs: float) -> TrainConfig:
-    """The default recipe with a fixed budget in epochs (no clock, no history points)."""
+    """The default recipe with a fixed budget in epochs (no clock, no history points) and a
+    fixed thread count (not the load rule, which :func:`tinyfcn.run` applies otherwise)."""
     return replace(
         TrainConfig(),
         variant=variant,
@@ -55,6 +56,7 @@ def _recipe(variant: str, mnist_dir: Path, epochs: float) -> TrainConfig:
         epochs=epochs,
         seconds=None,
         eval_every=0.0,
+        threads=THREADS,
     )
 
 
@@ -84,12 +86,15 @@ def _markdown(entries: dict[str, dict]) -> str:
     """PROVENANCE.md: the same facts as provenance.json, for people."""
     rows = "\n".join(
         f"| `{v}` | {e['test']['mean_iou']:.4f} | {e['test']['pixel_accuracy']:.4f} | "
-        f"{e['steps']} | {e['seconds']:.0f} | {e['bytes']} |"
+        f"{e['steps']} | {e['seconds']:.0f} | {e['bytes']} | {e['git']['commit'][:7]}"
+        f"{' (+ uncommitted changes)' if e['git']['uncommitted_changes'] else ''} |"
         for v, e in sorted(entries.items(), key=lambda item: VARIANTS.index(item[0]))
     )
     any_entry = next(iter(entries.values()))
     md5_rows = "\n".join(f"| {name} | {md5} |" for name, md5 in any_entry["mnist_md5"].items())
-    fields = ", ".join(f"`{k}={v!r}`" for k, v in any_entry["recipe"].items() if k != "variant")
+    fields = ", ".join(
+        f"`{k}={v!r}`" for k, v in any_entry["recipe"].items() if k not in ("variant", "threads")
+    )
     return f"""\
 # Pretrained tiny FCNs -- provenance
 
@@ -97,15 +102,17 @@ def _markdown(entries: dict[str, dict]) -> str:
 `TinyFCN(variant, learnable_upsampling=True)`, opened with `torch.load(weights_only=True)`.
 `provenance.json` holds everything below per variant, read by the tests.
 
-| variant | mIoU | pixel acc | FCN steps | seconds | bytes |
-|---|---|---|---|---|---|
+| variant | mIoU | pixel acc | FCN steps | seconds | bytes | code (git commit) |
+|---|---|---|---|---|---|---|
 {rows}
 
 mIoU (mean IoU over the 11 classes) and pixel accuracy are measured with the float16
 weights as shipped, on the 1,000 test images of `load_m2nist(n_test=1000, seed=0)`: M2NIST
 composed from MNIST *test* digits only. Seconds are the wall clock of the whole recipe
 (data, classifier, FCN) on the machine named in `provenance.json`; they do not change the
-weights, which depend only on the recipe, the seed, MNIST and torch.
+weights, which depend only on the recipe, the seed, MNIST and torch. "Uncommitted changes"
+means that some file of tinyfcn/, m2nist/ or scripts/ differed from that commit when the
+variant was made.
 
 ## Recipe
 
@@ -156,7 +163,7 @@ def make(variant: str, mnist_dir: Path, out: Path, epochs: float) -> dict[str, o
         "recipe": recipe,
         "model": shipped.config(),
         "seed": config.seed,
-        "threads": THREADS,
+        "threads": result.threads,  # what the run used
         "steps": int(result.history[-1]["step"]),
         "seconds": round(seconds, 1),
         "classifier_accuracy": result.classifier_accuracy,
