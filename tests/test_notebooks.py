@@ -84,3 +84,8 @@ def test_runs_top_to_bottom(path: Path, tmp_path: Path, monkeypatch: pytest.Monk
     # Unanswered, a check says so; answered by the solutions, its assertions held.
     expected = CORRECT if path in SOLUTIONS else NOT_ANSWERED
     assert [printed(c).strip() for c in check_cells(nb)] == [expected] * len(check_cells(nb))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_notebook_has_solutions(path: Path) -> None:
+    assert (ROOT / "docs" / "solutions" / f"{path.stem}_solutions.ipynb").is_file()
