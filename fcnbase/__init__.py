@@ -5,7 +5,7 @@ so every package (and ``m2nist-gen``, which must start fast) may import it witho
 
 * :mod:`fcnbase.cli` -- the one command-line error path: usage errors exit 2, runtime
   errors 1, interrupts 130, always as one line ``prog: error: ...`` on stderr;
-* :mod:`fcnbase.device` -- which torch device a run uses;
+* :mod:`fcnbase.device` -- which torch device a run uses, and how many CPU threads;
 * :mod:`fcnbase.outputs` -- outputs that never destroy what a run did not create: exclusive
   unique temporary files renamed when complete, a lock per output directory, and the
   checks (exists, is an input, writable) made before any work starts.
@@ -20,7 +20,7 @@ from fcnbase.cli import (
     int_arg,
     run_cli,
 )
-from fcnbase.device import available_cores, pick_device
+from fcnbase.device import available_cores, pick_device, pick_threads, torch_threads
 from fcnbase.outputs import (
     PARTIAL,
     OutputBusyError,
@@ -53,5 +53,7 @@ __all__ = [
     "leftover_temps",
     "lock_dir",
     "pick_device",
+    "pick_threads",
     "run_cli",
+    "torch_threads",
 ]

@@ -16,7 +16,6 @@ from torch import Tensor
 
 from m2nist.dataset import to_tensors
 from m2nist.params import CLASS_NAMES
-from tinyfcn.config import TrainConfig
 
 __all__ = ["CLASS_NAMES", "M2NISTData", "load_digits", "load_m2nist", "random_shift"]
 
@@ -52,7 +51,7 @@ class M2NISTData:
 
 
 def load_m2nist(
-    n_train: int | TrainConfig = 5000,
+    n_train: int = 5000,
     n_test: int = 1000,
     seed: int = 0,
     source: str | None = None,
@@ -61,16 +60,10 @@ def load_m2nist(
     and ``n_test`` from MNIST test digits, so no test digit was ever seen in training.
 
     ``source`` is where MNIST comes from (None: ``$M2NIST_MNIST_DIR`` or a download,
-    ``"sample"``: the bundled sample, or a folder). The earlier form, a whole
-    :class:`TrainConfig` in place of ``n_train``, still works (its ``train_images``,
-    ``test_images``, ``seed`` and ``source``), for code written before.
+    ``"sample"``: the bundled sample, or a folder).
     """
     import m2nist
 
-    if isinstance(n_train, TrainConfig):
-        config = n_train
-        n_train, n_test = config.train_images, config.test_images
-        seed, source = config.seed, config.source
     train = m2nist.generate(n_train, split="train", seed=seed, source=source)
     test = m2nist.generate(n_test, split="test", seed=seed, source=source)
     return (

@@ -169,12 +169,20 @@ def test_sample_script_reproduces_committed_bytes(mnist_dir, tmp_path):
 
 @pytest.mark.xdist_group("wheel")
 @pytest.mark.slow
-def test_wheel_contains_the_sample(tmp_path):
+def test_wheel_contains_the_sample_and_the_pretrained_nets(tmp_path):
     """Build the wheel from a copy of the project (the checkout stays untouched)."""
     src = tmp_path / "src"
     src.mkdir()
     for name in os.listdir(REPO):
-        if name in ("pyproject.toml", "README.md", "LICENSE", "m2nist", "tinyfcn", "fullfcn"):
+        if name in (
+            "pyproject.toml",
+            "README.md",
+            "LICENSE",
+            "fcnbase",
+            "m2nist",
+            "tinyfcn",
+            "fullfcn",
+        ):
             copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
             copy(REPO / name, src / name)
     subprocess.run(
@@ -197,6 +205,8 @@ def test_wheel_contains_the_sample(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         assert "m2nist/data/PROVENANCE.md" in names
+        weights = {f"tinyfcn/weights/{v}.pt" for v in ("fcn4s", "fcn2s", "fcn1s", "article")}
+        assert weights | {"tinyfcn/weights/provenance.json", "fcnbase/cli.py"} <= set(names)
         sample = zf.read("m2nist/data/mnist_sample.npz")
     assert sample == mnist.sample_path().read_bytes()
 

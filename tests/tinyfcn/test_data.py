@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tinyfcn import M2NISTData, TrainConfig, load_m2nist
+from tinyfcn import M2NISTData, load_m2nist
 from tinyfcn.data import load_digits, random_shift
 
 
@@ -41,8 +41,7 @@ def test_digits_from_the_bundled_sample() -> None:
 def test_load_m2nist_takes_plain_numbers() -> None:
     train, test = load_m2nist(n_train=6, n_test=3, seed=1, source="sample")
     assert train.images.shape == (6, 1, 64, 84) and test.labels.shape == (3, 64, 84)
-    config = TrainConfig(train_images=6, test_images=3, seed=1, source="sample")
-    again, _ = load_m2nist(config)  # the earlier form: the same splits
+    again, _ = load_m2nist(6, 3, 1, "sample")
     assert torch.equal(again.images, train.images) and torch.equal(again.labels, train.labels)
     other, _ = load_m2nist(n_train=6, n_test=3, seed=2, source="sample")
     assert not torch.equal(other.images, train.images)
