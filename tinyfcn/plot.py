@@ -7,7 +7,7 @@ import os
 from torch import nn
 
 from fcnbase import atomic_write
-from m2nist.viz import colorize
+from m2nist.viz import add_legend, colorize
 from tinyfcn.data import M2NISTData
 from tinyfcn.evaluation import predict
 
@@ -17,7 +17,8 @@ __all__ = ["plot_predictions"]
 def plot_predictions(
     model: nn.Module, data: M2NISTData, path: str | os.PathLike | None = None, count: int = 4
 ):
-    """Image, truth and prediction side by side for the first ``count`` images.
+    """Image, truth and prediction side by side for the first ``count`` images, with the
+    class legend below (a colour is only a class when the picture says which).
 
     Saves a PNG when ``path`` is given (atomically) and returns the figure.
     """
@@ -25,7 +26,8 @@ def plot_predictions(
 
     count = min(count, len(data))
     pred = predict(model, data.images[:count])
-    fig, axes = plt.subplots(count, 3, figsize=(7.5, 1.9 * count), squeeze=False)
+    legend_in = 0.8  # room below the panels for two rows of the class legend
+    fig, axes = plt.subplots(count, 3, figsize=(7.5, 1.9 * count + legend_in), squeeze=False)
     for row in range(count):
         panels = (
             data.images[row, 0].numpy(),
@@ -39,7 +41,8 @@ def plot_predictions(
             ax.set_axis_off()
             if row == 0:
                 ax.set_title(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, legend_in / fig.get_figheight(), 1, 1))
+    add_legend(fig, ncol=6)
     if path is not None:
         with atomic_write(path) as f:
             fig.savefig(f, format="png", dpi=100)
