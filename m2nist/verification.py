@@ -13,14 +13,14 @@ not worth decoding):
    and sha256; then every row is re-read block by block (memory stays flat) and the
    M2NIST invariants (:func:`m2nist.invariants.invariant_errors`), the Kaggle one-hot
    encoding, agreement between formats and the per-count tallies are re-checked.
-4. **Regeneration**: generation is deterministic, so rows are generated again from the
-   recorded seed, parameters and MNIST source (identified by its recorded checksums)
-   and compared byte for byte. This is what makes ``seed``, ``source`` and the exact
-   pixel values *proven* rather than claimed: a consistent edit that keeps every
-   invariant and fixes up the sha256 in the metadata is still caught. By default a
+4. **Regeneration** (:mod:`m2nist.regeneration`): generation is deterministic, so rows are
+   generated again from the recorded seed, parameters and MNIST source (identified by its
+   recorded checksums) and compared byte for byte. This is what makes ``seed``, ``source``
+   and the exact pixel values *proven* rather than claimed: a consistent edit that keeps
+   every invariant and fixes up the sha256 in the metadata is still caught. By default a
    sample of blocks is regenerated (the first, the last and one at random), with
-   ``regenerate="all"`` every row; when the recorded MNIST is not available the report
-   says that regeneration was skipped and why.
+   ``regenerate="all"`` every row; when the recorded MNIST is not available the report says
+   that regeneration was skipped and why.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import functools
 import hashlib
 import json
 import os
-import secrets
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,13 +37,12 @@ from pathlib import Path
 import numpy as np
 
 from fcnbase.outputs import is_partial
-from m2nist.compose import M2NISTArrays, block_spans, compose_range
+from m2nist.compose import M2NISTArrays, block_spans
 from m2nist.invariants import (
     digit_counts,
     invariant_errors,
     kaggle_errors,
     label_map_errors,
-    one_hot,
 )
 from m2nist.metadata import (
     METADATA,
@@ -54,10 +52,10 @@ from m2nist.metadata import (
     parse_metadata,
     tally,
 )
-from m2nist.mnist import SAMPLE, MnistSourceError, load_split, sample_path
+from m2nist.mnist import SAMPLE
 from m2nist.npz import ARRAY_NAMES
 from m2nist.png import CLASSES_TXT, SPLIT_LISTS, classes_text, split_list, stem
-from m2nist.pool import digit_pool
+from m2nist.regeneration import regenerate_split
 from m2nist.stored import open_split
 
 REGENERATE = ("none", "sample", "all")
@@ -150,9 +148,11 @@ def check(
             break
     if not problems and regenerate != "none":
         for split in meta.splits:
-            _regenerate(out, meta, split, regenerate, source, report)
-            if problems:
+            problem, note = regenerate_split(out, meta, split, regenerate, source)
+            if problem:
+                problems.append(problem)
                 break
+            report.notes.append(note)
     report.problems = problems[:max_errors]
     return report
 
@@ -246,90 +246,6 @@ def _verify_split(out: Path, split: str, meta: Metadata) -> list[str]:
     if "npz" in meta.formats and tally(per_count, params) != meta.splits[split]["per_digit_count"]:
         problems.append(f"{out}: {split}: per-digit-count tally differs from metadata")
     return problems
-
-
-def matching_source(
-    recorded: dict, split: str, source: str | os.PathLike | None
-) -> tuple[str | Path | None, str]:
-    """The MNIST source whose checksums are the recorded ones, or None and why not.
-
-    Candidates: ``source`` when given, else ``$M2NIST_MNIST_DIR`` and the recorded folder.
-    A folder is accepted only when its two files of ``split`` have the recorded md5s (the
-    name or compression may differ), the sample only when its sha256 is the recorded one.
-    """
-    train = split == "train"
-    if recorded["kind"] == SAMPLE:
-        if source is not None and source != SAMPLE:
-            return None, f"it was made from the bundled sample, not {source}"
-        if load_split(train, SAMPLE).source["sha256"] != recorded["sha256"]:
-            return None, f"the bundled sample ({sample_path()}) differs from the one recorded"
-        return SAMPLE, "the bundled sample"
-    want = sorted(f["md5_uncompressed"] for f in recorded["files"].values())
-    if source == SAMPLE:
-        return None, f"it was made from MNIST in {recorded['path']}, not the bundled sample"
-    env = os.environ.get("M2NIST_MNIST_DIR")
-    candidates = [source] if source is not None else [env, recorded["path"]]
-    reasons = []
-    for folder in dict.fromkeys(c for c in candidates if c):
-        try:
-            found = load_split(train, folder).source["files"].values()
-        except MnistSourceError as exc:
-            reasons.append(" ".join(str(exc).split()))
-            continue
-        if sorted(f["md5_uncompressed"] for f in found) == want:
-            return Path(folder), str(folder)
-        reasons.append(f"{folder}: MNIST files differ from the recorded md5s")
-    return None, "; ".join(reasons) or "no MNIST folder to compare with"
-
-
-def _regenerate(
-    out: Path, meta: Metadata, split: str, mode: str, source: object, report: Report
-) -> None:
-    """Generate rows of ``split`` again and compare them byte for byte with the files."""
-    resolved, why = matching_source(meta.source[split], split, source)
-    if resolved is None:
-        report.notes.append(f"{split}: regeneration skipped: {why}")
-        return
-    info = meta.splits[split]
-    start, stop = info["start"], info["stop"]
-    spans = block_spans(start, stop)
-    if mode == "sample" and len(spans) > 3:
-        middle = spans[1 + secrets.randbelow(len(spans) - 2)]
-        spans = [spans[0], middle, spans[-1]]
-    stored = open_split(out, split, meta)
-    pool = digit_pool(split, meta.params, resolved, cached=False)  # proves the cache too
-    per_count = np.zeros(meta.params.max_digits + 1, np.int64)
-    for a, b in spans:
-        fresh = compose_range(pool, meta.params, meta.seed, split, a, b)
-        per_count += np.bincount(digit_counts(fresh.boxes), minlength=len(per_count))
-        expected = dict(zip(ARRAY_NAMES, fresh.arrays(), strict=True))
-        for fmt, arrays in stored.items():
-            for kind, rows in arrays.items():
-                want = one_hot(fresh.labels) if kind == "one_hot" else expected[kind]
-                if not np.array_equal(np.asarray(rows[a - start : b - start]), want):
-                    report.problems.append(
-                        f"{out}: {split} rows {a}-{b}: {_STORED_NAMES[fmt, kind]} differs from a "
-                        f"regeneration with the recorded seed, parameters and MNIST ({why}; "
-                        f"recorded version {meta.version})"
-                    )
-                    return
-    rows = sum(b - a for a, b in spans)
-    if rows == stop - start and tally(per_count, meta.params) != info["per_digit_count"]:
-        report.problems.append(f"{out}: {split}: per-digit-count tally differs from metadata")
-        return
-    report.notes.append(f"{split}: {rows} of {stop - start} rows regenerated from {why}: identical")
-
-
-#: How a problem names each stored array.
-_STORED_NAMES = {
-    **{("npz", name): name for name in ARRAY_NAMES},
-    ("kaggle", "images"): "combined",
-    ("kaggle", "one_hot"): "segmented",
-    ("kaggle-flat", "images"): "combined.npy",
-    ("kaggle-flat", "one_hot"): "segmented.npy",
-    ("png", "images"): "images/*.png",
-    ("png", "labels"): "masks/*.png",
-}
 
 
 @functools.lru_cache(maxsize=64)
