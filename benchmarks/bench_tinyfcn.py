@@ -73,6 +73,16 @@ def _main(argv: Sequence[str] | None) -> int:
         type=int_arg(1, 1024),
         help="torch CPU threads (default: the cores the 1-minute load average leaves free)",
     )
+    # The recipe's levers, to measure them here rather than assume them (defaults: TrainConfig's).
+    p.add_argument("--batch-size", type=int_arg(1, 4096), default=defaults.batch_size)
+    p.add_argument("--lr", type=float_arg(0, 10), default=defaults.lr, help="FCN Adam lr")
+    p.add_argument(
+        "--classifier-epochs", type=float_arg(0, 100), default=defaults.classifier_epochs
+    )
+    p.add_argument(
+        "--classifier-batch-size", type=int_arg(1, 4096), default=defaults.classifier_batch_size
+    )
+    p.add_argument("--train-images", type=int_arg(1, 10**6), default=defaults.train_images)
     p.add_argument("--ablation", action="store_true", help="also the article and no-pretraining")
     p.add_argument("--json", type=Path, help="write every run's history here")
     p.add_argument("--force", action="store_true", help="replace an existing --json file")
@@ -87,6 +97,11 @@ def _main(argv: Sequence[str] | None) -> int:
         eval_every=args.eval_every,
         seed=args.seed,
         threads=args.threads,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        classifier_epochs=args.classifier_epochs,
+        classifier_batch_size=args.classifier_batch_size,
+        train_images=args.train_images,
     )
     runs = {"default": base}
     if args.ablation:
@@ -96,7 +111,9 @@ def _main(argv: Sequence[str] | None) -> int:
     print(
         f"torch {torch.__version__}, {available_cores()} cores, torch default "
         f"{torch.get_num_threads()} threads, threads asked {args.threads or 'by the load rule'}, "
-        f"load before {load[0]:.2f}"
+        f"load before {load[0]:.2f}\nrecipe: batch {base.batch_size}, lr {base.lr:g}, "
+        f"classifier {base.classifier_epochs:g} epochs at batch {base.classifier_batch_size}, "
+        f"{base.train_images} train images, {base.seconds:g} s, eval every {base.eval_every:g} s"
     )
     if args.ablation:
         # The classifier on its own, trained the usual way (centred digits, more epochs):

@@ -71,7 +71,9 @@ def test_provenance_records_every_variant_and_its_score() -> None:
         assert recipe["variant"] == variant and record["threads"] == 1
         # threads: fcn1s and fcn4s were made before TrainConfig had the field; every variant
         # ran with one thread, which the record says beside the recipe.
-        changed = {"variant", "epochs", "seconds", "eval_every", "source", "threads"}
+        # batch_size: they were made at 16, the default until issue 11 made it 4.
+        changed = {"variant", "epochs", "seconds", "eval_every", "source", "threads", "batch_size"}
+        assert recipe["batch_size"] == 16, variant
         for field in set(default) - changed:
             assert recipe[field] == default[field], (variant, field)
         assert recipe["epochs"] > 0 and recipe["seconds"] is None
