@@ -59,7 +59,7 @@ class FitConfig:
 
     epochs: float | None = None  # None: seconds only
     seconds: float | None = 60.0  # wall-clock budget; None: epochs only
-    batch_size: int = 16
+    batch_size: int = 4  # as TrainConfig: see its batch_size
     lr: float = 1e-2
     weight_decay: float = 0.0
     eval_every: float = 30.0  # seconds between history points (the clock pauses to evaluate)

@@ -156,7 +156,7 @@ def fit(
     *,
     seconds: float | None = None,
     epochs: float | None = None,
-    batch_size: int = 16,
+    batch_size: int = 4,
     lr: float = 1e-2,
     weight_decay: float = 0.0,
     eval_every: float = 30.0,

@@ -82,7 +82,9 @@ def test_a_student_net_trains_evaluates_and_predicts(mnist_source: str) -> None:
 def test_train_fcn_takes_a_fit_config_for_a_foreign_net(mnist_source: str) -> None:
     """No TrainConfig, hence no variant to name: the FCN stage's settings suffice."""
     train, test = load_m2nist(n_train=16, n_test=4, source=mnist_source)
-    state = train_fcn(EncDec(), train, test, FitConfig(epochs=1, seconds=None), progress=False)
+    state = train_fcn(
+        EncDec(), train, test, FitConfig(epochs=1, seconds=None, batch_size=16), progress=False
+    )
     assert state["step"] == 1 and [h["step"] for h in state["history"]] == [1]
 
 
