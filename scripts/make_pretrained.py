@@ -5,8 +5,8 @@ on the real MNIST files, with two changes that make the result a function of the
 
 - the budget is **epochs, not wall-clock seconds** (:data:`EPOCHS`). A seconds budget trains
   as many steps as the machine manages, so a busy machine would ship a different, weaker
-  net. 26 epochs of 5,000 images in batches of 16 are 8,112 steps: about what the 290-s
-  default recipe made in its best run on a 2-core machine (8,208 in docs/tinyfcn.md's run 2);
+  net. 15 epochs of 5,000 images in batches of 4 (the default) are 18,750 steps: about what
+  the 290-s default recipe makes on an idle 2-core machine (18,202 in docs/tinyfcn.md);
 - **one thread** (torch's CPU kernels split their sums differently with more threads, so
   the last bits, and after thousands of steps the weights, depend on the thread count).
 
@@ -42,7 +42,7 @@ from tinyfcn import VARIANTS, TrainConfig, evaluate, run
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "tinyfcn" / "weights"
-EPOCHS = 26.0
+EPOCHS = 15.0
 THREADS = 1
 
 
