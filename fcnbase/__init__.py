@@ -11,6 +11,10 @@ so every package (and ``m2nist-gen``, which must start fast) may import it witho
   checks (exists, is an input, writable) made before any work starts.
 """
 
+#: The distribution's version (pyproject.toml reads it from here), recorded in every run's
+#: metadata.
+__version__ = "0.1.0"
+
 from fcnbase.cli import (
     CliError,
     Parser,
