@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= out/demo
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint bench-peer clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The peer that benchmarks/bench_fullfcn.py times our nets against: torchfcn 1.9.7
+# (wkentaro/pytorch-fcn), without its dependency chain, which no longer builds.
+bench-peer: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python -m pip install --quiet --no-deps torchfcn==1.9.7
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info out
