@@ -11,6 +11,7 @@ original IDX files themselves (``mnist_dir``) is skipped, with the variable name
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,18 @@ def _one_thread_per_worker() -> None:
         import torch
 
         torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_m2nist_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite's own ``M2NIST_HOME`` (pool cache, downloads): tests neither fill the
+    user's ``~/.cache/m2nist`` (about 55 MB of digit pools) nor read what it holds, so a
+    run here behaves as on a fresh machine. Command-line children and notebook kernels
+    inherit it."""
+    old = os.environ.get("M2NIST_HOME")
+    os.environ["M2NIST_HOME"] = str(tmp_path_factory.mktemp("m2nist-home"))
+    yield
+    if old is None:
+        del os.environ["M2NIST_HOME"]
+    else:
+        os.environ["M2NIST_HOME"] = old
