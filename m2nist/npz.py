@@ -119,8 +119,8 @@ class NpzStreamWriter:
     A zip member must normally be written in one go, but with ZIP_STORED every size is
     known in advance, so the layout is fixed up front: each member's local header
     (30 bytes + name + 20-byte zip64 extra), then its ``.npy`` header and data. Rows are
-    written in place with ``os.pwrite`` at their own offset, by whichever thread made
-    them (:meth:`write_rows`), each chunk with its own CRC-32; :meth:`finish` chains the
+    written in place with ``os.pwrite`` at their own offset, in any order
+    (:meth:`write_rows`), each chunk with its own CRC-32; :meth:`finish` chains the
     CRCs in row order (:func:`crc32_combine`) and writes the local headers (which carry
     them), the central directory and the zip64 end records. The bytes depend only on the
     arrays, and Python's ``zipfile`` (hence ``np.load``) reads the result, checking every
@@ -158,12 +158,13 @@ class NpzStreamWriter:
             raise
         self.directory = at
 
-    def write_rows(self, name: str, row: int, chunk: np.ndarray) -> None:
+    def write_rows(self, name: str, row: int, chunk: np.ndarray, crc: int | None = None) -> None:
         """Write rows ``row:row+len(chunk)`` of array ``name``; safe from any thread
-        (disjoint rows only: each byte range is written once)."""
+        (disjoint rows only: each byte range is written once). ``crc``: the chunk's
+        CRC-32 when the caller computed it already (on another thread)."""
         view = memoryview(np.ascontiguousarray(chunk)).cast("B")
         at = self.data[name] + row * self.row_bytes[name]
-        crc = zlib.crc32(view)
+        crc = zlib.crc32(view) if crc is None else crc
         while view:
             done = os.pwrite(self.fd, view, at)
             at, view = at + done, view[done:]
