@@ -203,7 +203,7 @@ def main() -> None:
     device = torch.device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(pick_threads(args.threads))
-        name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)"
     else:
         torch.backends.cudnn.benchmark = True
         name = torch.cuda.get_device_name(device)
