@@ -34,9 +34,9 @@ _HOMES = {
 def __getattr__(name: str) -> object:
     """Import a public name's module on first use (see :data:`_HOMES`)."""
     if name == "__version__":
-        from m2nist.metadata import package_version
+        import fcnbase
 
-        return package_version()
+        return fcnbase.__version__
     if name in _HOMES:
         value = globals()[name] = getattr(importlib.import_module(_HOMES[name]), name)
         return value

@@ -97,16 +97,6 @@ def tally(per_count: np.ndarray, params: Params) -> dict[str, int]:
     return {str(k): int(v) for k, v in enumerate(per_count) if k >= params.digits[0]}
 
 
-def package_version() -> str:
-    """The distribution's version, as every run records it.
-
-    It lives in :data:`fcnbase.__version__`, from which ``pyproject.toml`` takes it, rather
-    than in the installed metadata: ``importlib.metadata`` scans every distribution on
-    ``sys.path`` (about 30 ms, a tenth of a course-size run).
-    """
-    return fcnbase.__version__
-
-
 def new_metadata(
     seed: int, params: Params, formats: list[str], shard: tuple[int, int] | None
 ) -> dict:
@@ -114,7 +104,9 @@ def new_metadata(
     are filled in as each split is written."""
     return {
         "generator": "m2nist",
-        "version": package_version(),
+        # fcnbase.__version__, whence pyproject.toml takes it: importlib.metadata would scan
+        # every distribution on sys.path (about 30 ms, a tenth of a course-size run).
+        "version": fcnbase.__version__,
         "seed": seed,
         "params": {
             "digits": list(params.digits),

@@ -170,9 +170,9 @@ class NpzStreamWriter:
             at, view = at + done, view[done:]
         self.chunks[name][row] = crc, len(chunk) * self.row_bytes[name]
 
-    def write(self, name: str, chunk: np.ndarray) -> None:
+    def write(self, name: str, chunk: np.ndarray, crc: int | None = None) -> None:
         """Append the next rows of array ``name`` (the writer counts them)."""
-        self.write_rows(name, self.rows_written[name], chunk)
+        self.write_rows(name, self.rows_written[name], chunk, crc)
         self.rows_written[name] += len(chunk)
 
     def __enter__(self) -> NpzStreamWriter:

@@ -198,8 +198,8 @@ class NpzSink(Sink):
     def __init__(self, out: Path, staging: Staging, params: Params) -> None:
         self.out, self.staging, self.params = out, staging, params
         self.npz: NpzStreamWriter | None = None
-        self.first = self.next = 0
-        self.crcs: dict[int, list[int]] = {}
+        self.first = 0
+        self.crcs: dict[int, list[int]] = {}  # by row in the file, till the row is written
 
     def start(self, split: str, rows: tuple[int, int]) -> None:
         n, (height, width) = rows[1] - rows[0], self.params.size
@@ -208,16 +208,16 @@ class NpzSink(Sink):
         }
         members["boxes"] = (np.int16, (n, self.params.max_digits, 5))
         self.npz = NpzStreamWriter(self.staging.stage(self.out / f"{split}.npz"), members)
-        self.first = self.next = rows[0]
+        self.first = rows[0]
 
     def prepare(self, split: str, row: int, chunk: M2NISTArrays) -> None:
-        self.crcs[row] = [zlib.crc32(memoryview(array).cast("B")) for array in chunk.arrays()]
+        crcs = [zlib.crc32(memoryview(array).cast("B")) for array in chunk.arrays()]
+        self.crcs[row - self.first] = crcs
 
     def write(self, split: str, chunk: M2NISTArrays) -> None:
-        crcs = self.crcs.pop(self.next)
+        crcs = self.crcs.pop(self.npz.rows_written[ARRAY_NAMES[0]])
         for name, array, crc in zip(ARRAY_NAMES, chunk.arrays(), crcs, strict=True):
-            self.npz.write_rows(name, self.next - self.first, array, crc)
-        self.next += len(chunk)
+            self.npz.write(name, array, crc)
 
     def finish(self, split: str) -> None:
         npz, self.npz = self.npz, None

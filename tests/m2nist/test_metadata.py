@@ -13,7 +13,6 @@ from m2nist.metadata import (
     SPLIT_KEYS,
     MetadataError,
     new_metadata,
-    package_version,
     parse_metadata,
 )
 from m2nist.params import Params
@@ -53,6 +52,6 @@ def test_the_fields_a_run_writes_are_the_fields_the_parser_accepts(sample_out):
     assert set(written["splits"]["train"]) == SPLIT_KEYS
     meta = parse_metadata(written)
     assert (meta.seed, meta.params, meta.shard) == (0, Params(), None)
-    assert meta.version == package_version()
+    assert meta.version == m2nist.__version__
     with pytest.raises(MetadataError, match="unexpected or missing fields comment"):
         parse_metadata({**written, "comment": "hi"})
