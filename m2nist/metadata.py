@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,19 +28,37 @@ from m2nist.png import CLASSES_TXT, PNG_FOLDERS, SPLIT_LISTS
 
 METADATA = "metadata.json"
 HASH_CHUNK = 1 << 20
+#: Bytes of a file mapped at once by ``file_sha256(mapped=True)``: memory stays flat.
+MAP_WINDOW = 64 << 20
 SHA256 = re.compile(r"[0-9a-f]{64}")
 KEYS = {"generator", "version", "seed", "params", "formats", "shard", "splits", "source", "files"}
 SPLIT_KEYS = {"total", "start", "stop", "images", "per_digit_count"}
 PARAM_KEYS = {"digits", "size", "margin", "threshold", "block", "placement_rounds"}
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, *, mapped: bool = False) -> str:
     """sha256 of a file, read in chunks into one reused buffer: memory stays flat, and a
     fresh buffer per chunk would cost a page fault per 4 KB read (a quarter of a course
-    run's faults, measured with ``perf``)."""
+    run's faults, measured with ``perf``).
+
+    ``mapped``: hash the page cache in place, one :data:`MAP_WINDOW` at a time, instead
+    of copying it into the buffer first. A run hashes its finished ``.npz`` this way,
+    while nothing else is left to do: for 200,000 images (3.2 GB) the copy alone cost
+    0.4-1.4 CPU-s of a 2.6-3.6 s hash, all of it on the critical path. Only for a file
+    the caller has just written itself: a mapped file that another process truncates
+    kills the reader with SIGBUS, and a disk error arrives the same way instead of as an
+    ``OSError`` with a message, so a user's file is read, never mapped.
+    """
     digest = hashlib.sha256()
-    buf = memoryview(bytearray(HASH_CHUNK))
     with path.open("rb", buffering=0) as f:
+        if mapped:
+            size = os.fstat(f.fileno()).st_size
+            for at in range(0, size, MAP_WINDOW):
+                length = min(MAP_WINDOW, size - at)
+                with mmap.mmap(f.fileno(), length, access=mmap.ACCESS_READ, offset=at) as m:
+                    digest.update(m)
+            return digest.hexdigest()
+        buf = memoryview(bytearray(HASH_CHUNK))
         while n := f.readinto(buf):
             digest.update(buf[:n])
     return digest.hexdigest()

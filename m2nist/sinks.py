@@ -66,9 +66,10 @@ class Staging:
 
     def hash_later(self, tmp: Path) -> None:
         """Hash a finished temporary on the hashing thread, while the run goes on (a
-        ``.npz`` is written out of order, so it is hashed once complete)."""
+        ``.npz`` is written out of order, so it is hashed once complete; mapped, since
+        the run has just written it and holds it under a name of its own)."""
         self.entries[tmp] = self.hasher.submit(
-            lambda: {"sha256": file_sha256(tmp), "bytes": tmp.stat().st_size}
+            lambda: {"sha256": file_sha256(tmp, mapped=True), "bytes": tmp.stat().st_size}
         )
 
     def entry(self, tmp: Path) -> dict:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import mmap
+import os
 
 import pytest
 
 import m2nist
+from m2nist import metadata
 from m2nist.metadata import (
     KEYS,
     PARAM_KEYS,
     SPLIT_KEYS,
     MetadataError,
+    file_sha256,
     new_metadata,
     parse_metadata,
 )
@@ -55,3 +60,16 @@ def test_the_fields_a_run_writes_are_the_fields_the_parser_accepts(sample_out):
     assert meta.version == m2nist.__version__
     with pytest.raises(MetadataError, match="unexpected or missing fields comment"):
         parse_metadata({**written, "comment": "hi"})
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, 3 * 4096 + 17])
+def test_file_sha256_read_and_mapped_agree(tmp_path, monkeypatch, size):
+    """Mapped in windows of one allocation unit, a file spanning several windows (and an
+    empty one, which cannot be mapped at all) hashes as ``hashlib`` does on its bytes."""
+    monkeypatch.setattr(metadata, "MAP_WINDOW", mmap.ALLOCATIONGRANULARITY)
+    path = tmp_path / "f.bin"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    want = hashlib.sha256(data).hexdigest()
+    assert file_sha256(path) == want
+    assert file_sha256(path, mapped=True) == want
