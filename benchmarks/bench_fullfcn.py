@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -45,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcnbase import pick_threads
+from fcnbase.device import cpu_name
 from fullfcn.builders import build
 from fullfcn.evaluate import autocast
 from fullfcn.model import VARIANTS
@@ -198,12 +198,12 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=2, help="steps per net per round")
     p.add_argument("--height", type=int, default=375)
     p.add_argument("--width", type=int, default=500)
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: load rule)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: free cores)")
     args = p.parse_args()
     device = torch.device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(pick_threads(args.threads))
-        name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)"
+        name = f"{cpu_name()}, {torch.get_num_threads()} thread(s)"
     else:
         torch.backends.cudnn.benchmark = True
         name = torch.cuda.get_device_name(device)

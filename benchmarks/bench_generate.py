@@ -45,6 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import m2nist
+from fcnbase.device import cpu_name
 from m2nist.compose import default_workers
 
 COMPOSE_N = 100_000
@@ -218,9 +219,9 @@ def main() -> None:
     source = mnist_dir or "sample"
     source_args = ["--mnist-dir", mnist_dir] if mnist_dir else ["--sample"]
     print(
-        f"machine: {os.uname().machine}, {os.cpu_count()} CPUs, {len(os.sched_getaffinity(0))} "
-        f"available; m2nist-gen worker threads: {default_workers()}; source: {source}; "
-        f"format {args.format}"
+        f"machine: {cpu_name()} ({os.uname().machine}), {os.cpu_count()} CPUs, "
+        f"{len(os.sched_getaffinity(0))} available; m2nist-gen worker threads: "
+        f"{default_workers()}; source: {source}; format {args.format}"
     )
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="m2nist-bench-", dir=args.dir) as tmp:

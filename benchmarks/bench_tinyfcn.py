@@ -4,6 +4,7 @@
     python benchmarks/bench_tinyfcn.py --ablation      # + the article's decoder, no pretraining,
                                                        #   and the classifier trained alone
     python benchmarks/bench_tinyfcn.py --device cuda   # time to 0.92 on a GPU, data included
+    python benchmarks/bench_tinyfcn.py --beside-busy   # with a CPU-bound neighbour (issue: >= 0.90)
 
 Each run trains the MNIST classifier, converts it, trains the FCN on 5,000 M2NIST train
 images and evaluates mean IoU over the 11 classes on 1,000 test images made from MNIST test
@@ -11,19 +12,27 @@ digits, every ``--eval-every`` seconds (the clock is paused while evaluating). T
 starts before the data is generated, so ``seconds`` is the whole recipe. MNIST is found as
 the tests find it: ``$M2NIST_MNIST_DIR``.
 
-It prints the machine's conditions (torch, CPU threads used -- ``--threads``, else the load
-rule of :func:`fcnbase.device.pick_threads` -- and the 1-minute load average before and
-after), each run's FCN steps per second, the first time its curve reached mIoU 0.90 and
-0.92 (the clock of the whole recipe; "not reached" if never), and the full curve. The last
-line is ``miou=<float> seconds=<float>`` for the default recipe.
+It prints the machine's conditions (the CPU, torch, CPU threads used -- ``--threads``, else
+the rule of :func:`fcnbase.device.pick_threads`, which looks at the cores other work keeps
+busy when the run starts -- and the 1-minute load average before and after), each run's
+FCN steps per second, the first time its curve reached mIoU 0.90 and 0.92 (the clock of
+the whole recipe; "not reached" if never), and the full curve. The last line is
+``miou=<float> seconds=<float>`` for the default recipe.
+
+``--beside-busy`` starts one CPU-bound process (a Python busy loop) just before the runs and
+stops it after them: the condition of a laptop that is doing something else, reproducible in
+one command. The neighbour has only just started, so the 1-minute load average has not
+noticed it yet; the thread rule must.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -39,6 +48,7 @@ from fcnbase import (
     run_cli,
 )
 from fcnbase.cli import float_arg, int_arg
+from fcnbase.device import cpu_name
 from tinyfcn import RunResult, TrainConfig, run, train_classifier
 
 #: The mIoU levels whose first crossing the benchmark reports (issue targets: 0.90, 0.92).
@@ -75,6 +85,22 @@ def _device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
+@contextmanager
+def _neighbour(busy: bool) -> Iterator[None]:
+    """With ``busy``, one CPU-bound process beside the block, running from its first line."""
+    if not busy:
+        yield
+        return
+    spin = "print('spinning', flush=True)\nwhile True: pass"
+    proc = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
+    try:
+        proc.stdout.readline()  # it computes from here on
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def _main(argv: Sequence[str] | None) -> int:
     defaults = TrainConfig()
     p = Parser(prog="bench_tinyfcn", description=__doc__.split("\n")[0])
@@ -85,7 +111,7 @@ def _main(argv: Sequence[str] | None) -> int:
     p.add_argument(
         "--threads",
         type=int_arg(1, 1024),
-        help="torch CPU threads (default: the cores the 1-minute load average leaves free)",
+        help="torch CPU threads (default: the cores other work leaves free when a run starts)",
     )
     # The recipe's levers, to measure them here rather than assume them (defaults: TrainConfig's).
     p.add_argument("--batch-size", type=int_arg(1, 4096), default=defaults.batch_size)
@@ -98,6 +124,9 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     p.add_argument("--train-images", type=int_arg(1, 10**6), default=defaults.train_images)
     p.add_argument("--ablation", action="store_true", help="also the article and no-pretraining")
+    p.add_argument(
+        "--beside-busy", action="store_true", help="run beside one CPU-bound process it starts"
+    )
     p.add_argument("--json", type=Path, help="write every run's history here")
     p.add_argument("--force", action="store_true", help="replace an existing --json file")
     args = p.parse_args(argv)
@@ -124,32 +153,38 @@ def _main(argv: Sequence[str] | None) -> int:
         runs["no classifier weights"] = replace(base, pretrained=False)
     load = os.getloadavg()
     print(
-        f"torch {torch.__version__}, device {_device_name(device)}, {available_cores()} cores, "
-        f"torch default "
-        f"{torch.get_num_threads()} threads, threads asked {args.threads or 'by the load rule'}, "
-        f"load before {load[0]:.2f}\nrecipe: batch {base.batch_size}, lr {base.lr:g}, "
+        f"{cpu_name()}: torch {torch.__version__}, device {_device_name(device)}, "
+        f"{available_cores()} cores, torch default {torch.get_num_threads()} threads, threads "
+        f"asked {args.threads or 'by the rule'}, load before {load[0]:.2f}, "
+        f"{'beside one CPU-bound process' if args.beside_busy else 'no neighbour started'}"
+        f"\nrecipe: batch {base.batch_size}, lr {base.lr:g}, "
         f"classifier {base.classifier_epochs:g} epochs at batch {base.classifier_batch_size}, "
         f"{base.train_images} train images, {base.seconds:g} s, eval every {base.eval_every:g} s"
     )
-    if args.ablation:
-        # The classifier on its own, trained the usual way (centred digits, more epochs):
-        # the recipe above trains it shorter and with shifts, which suits segmentation.
-        alone = replace(base, classifier_epochs=6.0, classifier_shift=0)
-        _, accuracy, seconds = train_classifier(alone, device=device, progress=False)
-        print(f"classifier alone: 6 epochs, no shift: MNIST test {accuracy:.4f} in {seconds:.1f} s")
     results = {}
-    for name, config in runs.items():
-        result = run(config, device=device, progress=False)
-        results[name] = result
-        clf = (
-            f", classifier {result.classifier_accuracy:.4f} in {result.classifier_seconds:.1f} s"
-            if result.classifier_accuracy is not None
-            else ""
-        )
-        print(
-            f"{name}: {config.variant}{clf}\n{_pace(result)}\n{_curve(result.history)}",
-            flush=True,
-        )
+    with _neighbour(args.beside_busy):
+        if args.ablation:
+            # The classifier on its own, trained the usual way (centred digits, more epochs):
+            # the recipe above trains it shorter and with shifts, which suits segmentation.
+            alone = replace(base, classifier_epochs=6.0, classifier_shift=0)
+            _, accuracy, seconds = train_classifier(alone, device=device, progress=False)
+            print(
+                f"classifier alone: 6 epochs, no shift: MNIST test {accuracy:.4f} "
+                f"in {seconds:.1f} s"
+            )
+        for name, config in runs.items():
+            result = run(config, device=device, progress=False)
+            results[name] = result
+            clf = (
+                f", classifier {result.classifier_accuracy:.4f} "
+                f"in {result.classifier_seconds:.1f} s"
+                if result.classifier_accuracy is not None
+                else ""
+            )
+            print(
+                f"{name}: {config.variant}{clf}\n{_pace(result)}\n{_curve(result.history)}",
+                flush=True,
+            )
     if args.json is not None:
         payload = {
             name: {

@@ -48,7 +48,7 @@ THREADS = 1
 
 def _recipe(variant: str, mnist_dir: Path, epochs: float) -> TrainConfig:
     """The default recipe with a fixed budget in epochs (no clock, no history points) and a
-    fixed thread count (not the load rule, which :func:`tinyfcn.run` applies otherwise)."""
+    fixed thread count (not the free-cores rule, which :func:`tinyfcn.run` applies otherwise)."""
     return replace(
         TrainConfig(),
         variant=variant,

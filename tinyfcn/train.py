@@ -75,7 +75,7 @@ def run(
 
     ``data`` is a ``(train, test)`` pair to train and score on instead of the
     :func:`load_m2nist` splits the config describes (a homework's own set, say). ``threads``
-    in the config sets torch's CPU threads for the run (None: the load rule of
+    in the config sets torch's CPU threads for the run (None: the free-cores rule of
     :func:`fcnbase.device.pick_threads`); ``result.threads`` says how many it used.
 
     A seconds budget covers the whole recipe, so the classifier stage is held to it (see
