@@ -58,7 +58,7 @@ LEVELS = (0.90, 0.92)
 def _curve(history: list[dict[str, object]]) -> str:
     return "\n".join(
         f"  {h['seconds']:7.1f} s  step {h['step']:6d}  mIoU {h['mean_iou']:.4f}  "
-        f"pixel acc {h['pixel_accuracy']:.4f}"
+        f"pixel acc {h['pixel_accuracy']:.4f}  threads {h.get('threads', '?')}"
         for h in history
     )
 
@@ -78,7 +78,9 @@ def _pace(result: RunResult) -> str:
             if when
             else f"mIoU {level:.2f} not reached"
         )
-    return f"  {pace}, {result.threads} threads; " + "; ".join(reached)
+    threads = [result.threads, *(h["threads"] for h in result.history if "threads" in h)]
+    changes = " -> ".join(str(t) for i, t in enumerate(threads) if i == 0 or t != threads[i - 1])
+    return f"  {pace}, {changes} threads; " + "; ".join(reached)
 
 
 def _device_name(device: torch.device) -> str:

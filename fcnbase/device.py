@@ -81,8 +81,9 @@ def pick_threads(requested: int | None = None) -> int:
     each other at every kernel, so one preempted thread stalls all. On a 2-core machine
     beside one busy process, fcn1s steps at batch 4 ran 4.6x slower with two threads than
     with one; on an idle machine two threads are faster (docs/tinyfcn.md has the
-    measurements). The look is taken once, when the run starts: a neighbour that starts
-    later is not seen; ``requested`` (``--threads``) overrides the rule.
+    measurements). Each call takes one look; tinyfcn's training loop calls again at every
+    evaluation point, so a neighbour that comes or goes mid-run is seen there;
+    ``requested`` (``--threads``) overrides the rule.
     """
     if requested is not None:
         if requested < 1:

@@ -23,13 +23,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from fcnbase import CliError, deferred_interrupts, pick_device
+from fcnbase import CliError, deferred_interrupts, pick_device, pick_threads
 from tinyfcn.classifier import MnistClassifier
 from tinyfcn.config import FitConfig, TrainConfig
 from tinyfcn.data import M2NISTData, load_digits, random_shift
 from tinyfcn.evaluation import evaluate, evaluate_classifier
 
 __all__ = [
+    "HISTORY_KEYS",
     "PACE_STEPS",
     "Budget",
     "BudgetError",
@@ -44,6 +45,9 @@ __all__ = [
 
 #: Classifier steps timed before judging its pace: the first ones pay for warm-up.
 PACE_STEPS = 3
+#: What a history point holds besides the metrics: when, after how many steps, on how many
+#: CPU threads.
+HISTORY_KEYS = ("seconds", "step", "threads")
 
 
 class BudgetError(CliError):
@@ -230,6 +234,7 @@ def train_fcn(
     progress: bool = True,
     state: dict[str, object] | None = None,
     elapsed: float = 0.0,
+    adapt_threads: bool = False,
 ) -> dict[str, object]:
     """Train ``model`` on ``train`` within the config's budget, evaluating ``test`` now and then.
 
@@ -239,9 +244,17 @@ def train_fcn(
     of the same names are read). ``elapsed`` is wall time already spent by the run (data,
     classifier) and counts against ``config.seconds``. ``state`` resumes from a checkpoint's
     training state. Returns the new training state: optimizer state, step, elapsed seconds
-    and the history, a list of ``{"seconds", "step", **metrics}`` (the clock is paused
-    while evaluating), one point per evaluation and none repeated: the final evaluation is
-    skipped when the last point already scored the final weights.
+    and the history, a list of ``{"seconds", "step", "threads", **metrics}`` (the clock is
+    paused while evaluating; ``threads``: torch's CPU threads for the steps up to the point),
+    one point per evaluation and none repeated: the final evaluation is skipped when the
+    last point already scored the final weights.
+
+    ``adapt_threads`` (for a run whose thread count no one fixed) looks again at every
+    evaluation point, the clock paused, at what else the machine runs and resets torch's
+    threads by :func:`fcnbase.pick_threads`'s rule: a neighbour that starts during the run
+    then stalls two threads on one core for at most ``eval_every`` seconds, not to the end
+    (beside a busy process, two threads made 3.4 times fewer steps than one,
+    docs/tinyfcn.md), and a core that frees up is taken back.
     """
     device = pick_device(device)
     model.to(device)
@@ -261,7 +274,8 @@ def train_fcn(
     evaluating = test is not None and config.eval_every > 0
 
     def point() -> dict[str, object]:
-        return {"seconds": budget.elapsed, "step": step, **evaluate(model, test)}
+        when = {"seconds": budget.elapsed, "step": step, "threads": torch.get_num_threads()}
+        return {**when, **evaluate(model, test)}
 
     def reached() -> dict[str, object]:
         return {
@@ -291,6 +305,8 @@ def train_fcn(
                 next_eval += config.eval_every
                 budget.pause()
                 history.append(point())
+                if adapt_threads:  # a neighbour may have come or gone since the last look
+                    torch.set_num_threads(pick_threads())
                 model.train()
                 budget.start()
     except KeyboardInterrupt:

@@ -36,7 +36,7 @@ from fcnbase.device import torch_threads
 from tinyfcn.checkpoint import load_checkpoint, save_checkpoint
 from tinyfcn.config import FitConfig, TrainConfig
 from tinyfcn.data import M2NISTData, load_m2nist
-from tinyfcn.loop import TrainingInterrupted, train_classifier, train_fcn
+from tinyfcn.loop import HISTORY_KEYS, TrainingInterrupted, train_classifier, train_fcn
 from tinyfcn.model import TinyFCN
 
 __all__ = ["RunResult", "fit", "run"]
@@ -54,7 +54,7 @@ class RunResult:
     classifier_seconds: float | None = None
     seconds: float = 0.0  # wall time of the run, evaluation pauses excluded
     test: M2NISTData | None = None  # the split the metrics were computed on
-    threads: int = 1  # torch's CPU threads during the run
+    threads: int = 1  # torch's CPU threads when the run started (each history point: since)
 
 
 def run(
@@ -76,7 +76,9 @@ def run(
     ``data`` is a ``(train, test)`` pair to train and score on instead of the
     :func:`load_m2nist` splits the config describes (a homework's own set, say). ``threads``
     in the config sets torch's CPU threads for the run (None: the free-cores rule of
-    :func:`fcnbase.device.pick_threads`); ``result.threads`` says how many it used.
+    :func:`fcnbase.device.pick_threads`, looked at again at every evaluation point, see
+    :func:`~tinyfcn.loop.train_fcn`'s ``adapt_threads``); ``result.threads`` says how many
+    it started with and each history point how many its steps ran on.
 
     A seconds budget covers the whole recipe, so the classifier stage is held to it (see
     :func:`train_classifier`'s ``deadline``) and a run that made no FCN step raises
@@ -124,7 +126,7 @@ def _run(
     try:
         state = train_fcn(
             model, train, test, config, device=device, progress=progress, state=state,
-            elapsed=spent,
+            elapsed=spent, adapt_threads=config.threads is None,
         )  # fmt: skip
     except TrainingInterrupted as stop:
         if not stop.new_steps or stop.state is None:
@@ -139,7 +141,7 @@ def _run(
     return RunResult(
         model=model,
         config=config,
-        metrics={k: v for k, v in history[-1].items() if k not in ("seconds", "step")},
+        metrics={k: v for k, v in history[-1].items() if k not in HISTORY_KEYS},
         history=history,
         classifier_accuracy=accuracy,
         classifier_seconds=classifier_seconds,
@@ -175,7 +177,7 @@ def fit(
     ``epochs`` of ``train``, whichever runs out first (give at least one; epochs alone are
     deterministic for a seed on CPU). With a ``test`` split, the history holds its
     metrics every ``eval_every`` seconds and once at the end, as ``{"seconds", "step",
-    "mean_iou", ...}``; without one it is empty. ``threads`` as in :func:`run`.
+    "threads", "mean_iou", ...}``; without one it is empty. ``threads`` as in :func:`run`.
     """
     config = FitConfig(
         epochs=epochs,
@@ -187,7 +189,10 @@ def fit(
         seed=seed,
     )
     with torch_threads(threads):
-        state = train_fcn(model, train, test, config, device=pick_device(device), progress=progress)
+        state = train_fcn(
+            model, train, test, config, device=pick_device(device), progress=progress,
+            adapt_threads=threads is None,
+        )  # fmt: skip
     return state["history"]
 
 
