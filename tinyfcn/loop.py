@@ -8,8 +8,8 @@ then).
 
 A budget is epochs and/or wall-clock seconds; training stops at whichever runs out first.
 The learning rate follows a cosine from ``lr`` to zero over the budget: measured in steps
-when only epochs are given (fully deterministic for a seed on CPU), in elapsed time when
-seconds are given (so a time-boxed run still anneals before its deadline).
+when only epochs are given (fully deterministic for a seed and a thread count on CPU), in
+elapsed time when seconds are given (so a time-boxed run still anneals before its deadline).
 """
 
 from __future__ import annotations

@@ -175,7 +175,8 @@ def fit(
     trained in place (Adam, per-pixel cross-entropy, a cosine learning rate over the
     budget: exactly :func:`~tinyfcn.loop.train_fcn`) for ``seconds`` of wall clock and/or
     ``epochs`` of ``train``, whichever runs out first (give at least one; epochs alone are
-    deterministic for a seed on CPU). With a ``test`` split, the history holds its
+    deterministic for a seed on CPU once ``threads`` is fixed: another thread count may
+    differ in the last bits). With a ``test`` split, the history holds its
     metrics every ``eval_every`` seconds and once at the end, as ``{"seconds", "step",
     "threads", "mean_iou", ...}``; without one it is empty. ``threads`` as in :func:`run`.
     """

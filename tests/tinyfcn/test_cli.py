@@ -141,7 +141,8 @@ def test_end_to_end_rerun_refuses_and_force_replaces(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, mnist_source: str
 ) -> None:
     """A finished result survives a re-run; --force replaces it, with the same weights for
-    the same seed (the file's bytes differ: it records the run's wall-clock time)."""
+    the same seed and thread count (the file's bytes differ: it records the run's wall-clock
+    time)."""
     argv = [*TINY, *_source(mnist_source), "--out", str(tmp_path)]
     threads = torch.get_num_threads()
     assert main([*argv, "--threads", "1"]) == 0
@@ -165,7 +166,7 @@ def test_end_to_end_rerun_refuses_and_force_replaces(
     leftover = tmp_path / f".fcn2s.pt.abc123{PARTIAL}"  # the trace of a killed run
     assert is_partial(leftover.name)
     leftover.write_bytes(b"half")
-    assert main([*argv, "--force"]) == 0
+    assert main([*argv, "--threads", "1", "--force"]) == 0
     replaced = load_checkpoint(checkpoint)[1]["state_dict"]  # the same seed's weights
     assert all(torch.equal(first[k], v) for k, v in replaced.items())
     assert not leftover.exists()

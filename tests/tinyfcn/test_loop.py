@@ -175,7 +175,8 @@ def test_a_run_without_a_fixed_count_adapts(monkeypatch: pytest.MonkeyPatch) -> 
     _neighbours(monkeypatch, [1.0, 0.0, 1.0, 0.0, 1.0])  # at the start, then after each point
     train, test = toy_splits()
     before = torch.get_num_threads()
-    result = run(toy_config(eval_every=1e-9), data=(train, test), progress=False)
+    config = toy_config(eval_every=1e-9, threads=None)
+    result = run(config, data=(train, test), progress=False)
     assert result.threads == 1
     assert [h["threads"] for h in result.history] == [1, 2, 1, 2]
     assert torch.get_num_threads() == before
