@@ -14,6 +14,7 @@ import torch
 from tests.model_checks import ModelChecks
 from tinyfcn import VARIANTS, MnistClassifier, TinyFCN, TrainConfig, convolutionalize
 from tinyfcn.classifier import INPUT_SIZE
+from tinyfcn.model import Conv1x1
 
 SIZES = ((28, 28), (29, 31), (30, 33), (31, 30), (64, 84), (65, 85), (66, 87), (100, 37))
 
@@ -134,3 +135,34 @@ def test_bad_inputs_are_refused_clearly(x: torch.Tensor, message: str) -> None:
 def test_unknown_variant() -> None:
     with pytest.raises(ValueError, match="unknown variant 'fcn8s'"):
         TinyFCN("fcn8s")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv1x1_is_the_convolution_it_replaces(threads: int) -> None:
+    """Same scores and same gradients as nn.Conv2d's own forward, at one thread and at two
+    (where torch would send the plain layer to oneDNN), and the same state dict."""
+    torch.manual_seed(0)
+    layer = Conv1x1(8, 11)
+    plain = torch.nn.Conv2d(8, 11, 1)
+    plain.load_state_dict(layer.state_dict())  # the same names and shapes
+    x = torch.randn(3, 8, 20, 25, requires_grad=True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ours, theirs = layer(x), plain(x)
+        grad = torch.randn_like(ours)
+        ours_grads = torch.autograd.grad(ours, (x, layer.weight, layer.bias), grad)
+        theirs_grads = torch.autograd.grad(theirs, (x, plain.weight, plain.bias), grad)
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(ours, theirs)
+    for a, b in zip(ours_grads, theirs_grads, strict=True):  # sums of 1,500 float32 terms,
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)  # added in another order
+
+
+def test_the_score_layers_are_conv1x1() -> None:
+    model = TinyFCN("fcn1s")
+    assert all(
+        isinstance(layer, Conv1x1)
+        for layer in (model.score_fr, model.score_pool1, model.score_conv1)
+    )
