@@ -14,9 +14,10 @@ the tests find it: ``$M2NIST_MNIST_DIR``.
 
 It prints the machine's conditions (the CPU, torch, CPU threads used -- ``--threads``, else
 the rule of :func:`fcnbase.device.pick_threads`, which looks at the cores other work keeps
-busy when the run starts -- and the 1-minute load average before and after), each run's
-FCN steps per second, the first time its curve reached mIoU 0.90 and 0.92 (the clock of
-the whole recipe; "not reached" if never), and the full curve. The last line is
+busy when the run starts and at every evaluation point -- and the 1-minute load average
+before and after), each run's FCN steps per second and threads, the first time its curve
+reached mIoU 0.90 and 0.92 (the clock of the whole recipe; "not reached" if never), and the
+full curve with the threads each stretch ran on. The last line is
 ``miou=<float> seconds=<float>`` for the default recipe.
 
 ``--beside-busy`` starts one CPU-bound process (a Python busy loop) just before the runs and
@@ -113,7 +114,8 @@ def _main(argv: Sequence[str] | None) -> int:
     p.add_argument(
         "--threads",
         type=int_arg(1, 1024),
-        help="torch CPU threads (default: the cores other work leaves free when a run starts)",
+        help="torch CPU threads (default: the cores other work leaves free, looked at again "
+        "at every evaluation)",
     )
     # The recipe's levers, to measure them here rather than assume them (defaults: TrainConfig's).
     p.add_argument("--batch-size", type=int_arg(1, 4096), default=defaults.batch_size)

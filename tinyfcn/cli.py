@@ -119,8 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads",
         type=int_arg(1, 1024),
-        help="torch CPU threads (default: the cores that other work leaves free when the run "
-        "starts, at least 1; on a shared 2-core machine one thread beats two)",
+        help="torch CPU threads (default: the cores that other work leaves free, at least 1, "
+        "looked at when the run starts and at every evaluation: on a core that another job "
+        "uses, two threads run several times slower than one)",
     )
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when present)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
