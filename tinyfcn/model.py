@@ -155,8 +155,8 @@ class TinyFCN(nn.Module):
         if variant == "article":
             # The article kept the convolutions but threw dense32 away for a fresh 1x1 conv,
             # so the 5x5 window the classifier learned to read is lost.
-            self.fc = nn.Sequential(nn.Conv2d(width, fc.out_channels, 1), nn.ReLU(inplace=True))
-            self.score_fr = nn.Conv2d(fc.out_channels, num_classes, 1)
+            self.fc = nn.Sequential(Conv1x1(width, fc.out_channels), nn.ReLU(inplace=True))
+            self.score_fr = Conv1x1(fc.out_channels, num_classes)
             self.upscore2 = upsample_layer(num_classes, 2, learnable=up)  # 1/2
             self.upscore2_k6 = _smoothing_upsample(num_classes, 6, 2, learnable=up)  # 1/1
         else:

@@ -160,9 +160,8 @@ def test_conv1x1_is_the_convolution_it_replaces(threads: int) -> None:
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)  # added in another order
 
 
-def test_the_score_layers_are_conv1x1() -> None:
-    model = TinyFCN("fcn1s")
-    assert all(
-        isinstance(layer, Conv1x1)
-        for layer in (model.score_fr, model.score_pool1, model.score_conv1)
-    )
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_1x1_layer_is_conv1x1(variant: str) -> None:
+    convs = [m for m in TinyFCN(variant).modules() if isinstance(m, torch.nn.Conv2d)]
+    ones = [m for m in convs if m.kernel_size == (1, 1)]
+    assert ones and all(isinstance(m, Conv1x1) for m in ones)
