@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 
 from fcnbase import CliError, Parser, UsageError, atomic_write, check_outputs, run_cli
+from fcnbase.device import cpu_name
 from m2nist.mnist import load_idx_folder
 from tinyfcn import VARIANTS, TrainConfig, evaluate, run
 
@@ -177,7 +178,8 @@ def make(variant: str, mnist_dir: Path, out: Path, epochs: float) -> dict[str, o
         "bytes": path.stat().st_size,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}",
+        "machine": f"{cpu_name()} ({platform.machine()}), {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.2f}",
     }
 
 
