@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 
 import pytest
 
@@ -19,6 +20,17 @@ from fcnbase.cli import (
     int_arg,
     run_cli,
 )
+
+
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """SIGINT as Python sets it up under a terminal: a job that a non-interactive shell starts
+    in the background inherits SIGINT ignored, and these tests are about Ctrl-C."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _raiser(exc: BaseException):
@@ -74,6 +86,7 @@ def test_huge_integer_is_refused_at_parse_time() -> None:
         parse("1000000000000000000000000000000")
 
 
+@pytest.mark.usefixtures("ctrl_c")
 def test_deferred_interrupt_waits_for_the_block() -> None:
     done = []
     with pytest.raises(KeyboardInterrupt), deferred_interrupts():
@@ -137,6 +150,7 @@ def test_a_ctrl_c_after_the_interrupt_report_keeps_exit_130() -> None:
     assert r.stderr.strip() == "prog: interrupted; checkpoint saved to a.pt"
 
 
+@pytest.mark.usefixtures("ctrl_c")
 def test_in_process_callers_keep_their_ctrl_c() -> None:
     assert run_cli("prog", _raiser(KeyboardInterrupt()), []) == 130
     with pytest.raises(KeyboardInterrupt):
