@@ -250,10 +250,10 @@ def train_fcn(
     last point already scored the final weights.
 
     ``adapt_threads`` (for a run whose thread count no one fixed) looks again at every
-    evaluation point, the clock paused, at what else the machine runs and resets torch's
-    threads by :func:`fcnbase.pick_threads`'s rule: a neighbour that starts during the run
-    then stalls two threads on one core for at most ``eval_every`` seconds, not to the end
-    (beside a busy process, two threads made 3.4 times fewer steps than one,
+    evaluation point with budget left, the clock paused, at what else the machine runs and
+    resets torch's threads by :func:`fcnbase.pick_threads`'s rule: a neighbour that starts
+    during the run then stalls two threads on one core for at most ``eval_every`` seconds,
+    not to the end (beside a busy process, two threads made 3.4 times fewer steps than one,
     docs/tinyfcn.md), and a core that frees up is taken back.
     """
     device = pick_device(device)
@@ -305,7 +305,9 @@ def train_fcn(
                 next_eval += config.eval_every
                 budget.pause()
                 history.append(point())
-                if adapt_threads:  # a neighbour may have come or gone since the last look
+                # A neighbour may have come or gone since the last look; after the last
+                # step there is nothing left to run on the threads the look would pick.
+                if adapt_threads and budget.fraction(step) < 1.0:
                     torch.set_num_threads(pick_threads())
                 model.train()
                 budget.start()

@@ -127,8 +127,8 @@ class ThreadSpy(TinyFCN):
 
 
 def _neighbours(monkeypatch: pytest.MonkeyPatch, busy: list[float]) -> None:
-    """Two cores, and neighbours that keep ``busy[k]`` of them at the k-th look (a look after
-    every history point, the last one's included: the loop cannot know it is the last)."""
+    """Two cores, and neighbours that keep ``busy[k]`` of them at the k-th look; one look more
+    than ``busy`` holds fails the test (StopIteration), so none is wasted after the last step."""
     looks = iter(busy)
     monkeypatch.setattr(device_module, "available_cores", lambda: 2)
     monkeypatch.setattr(device_module, "busy_cores", lambda: next(looks))
@@ -137,8 +137,8 @@ def _neighbours(monkeypatch: pytest.MonkeyPatch, busy: list[float]) -> None:
 @pytest.mark.parametrize(
     ("busy", "threads"),
     [
-        ([1.0, 0.0, 0.0, 0.0], [2, 1, 2, 2]),  # a neighbour came and went: 2 -> 1 -> 2
-        ([0.0, 0.0, 1.0, 0.0], [1, 2, 2, 1]),  # started beside one; both cores; one again
+        ([1.0, 0.0, 0.0], [2, 1, 2, 2]),  # a neighbour came and went: 2 -> 1 -> 2
+        ([0.0, 0.0, 1.0], [1, 2, 2, 1]),  # started beside one; both cores; one again
     ],
 )
 def test_adapting_runs_look_again_at_every_evaluation_point(
@@ -172,7 +172,7 @@ def test_a_fixed_thread_count_is_kept_whatever_the_neighbours_do(
 
 
 def test_a_run_without_a_fixed_count_adapts(monkeypatch: pytest.MonkeyPatch) -> None:
-    _neighbours(monkeypatch, [1.0, 0.0, 1.0, 0.0, 1.0])  # at the start, then after each point
+    _neighbours(monkeypatch, [1.0, 0.0, 1.0, 0.0])  # at the start, then after points 1-3
     train, test = toy_splits()
     before = torch.get_num_threads()
     config = toy_config(eval_every=1e-9, threads=None)
