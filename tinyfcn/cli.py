@@ -19,10 +19,12 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from fcnbase import (
     Parser,
+    UsageError,
     check_outputs,
     check_writable,
     leftover_temps,
@@ -31,6 +33,7 @@ from fcnbase import (
     run_cli,
 )
 from fcnbase.cli import float_arg, int_arg
+from m2nist import M2NIST
 from tinyfcn.config import TrainConfig
 from tinyfcn.metrics import format_metrics
 from tinyfcn.model import VARIANTS
@@ -71,10 +74,16 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--mnist-dir", help="folder with the MNIST IDX files (else M2NIST_MNIST_DIR)")
     src.add_argument("--sample", action="store_true", help="use m2nist's bundled MNIST sample")
     p.add_argument(
-        "--train-images", type=images, default=defaults.train_images, help="M2NIST train images"
+        "--data",
+        type=Path,
+        help="train and score on the train/test splits of this m2nist-gen folder (instead of "
+        "generating --train-images and --test-images)",
     )
     p.add_argument(
-        "--test-images", type=images, default=defaults.test_images, help="M2NIST test images"
+        "--train-images", type=images, help=f"M2NIST train images (default {defaults.train_images})"
+    )
+    p.add_argument(
+        "--test-images", type=images, help=f"M2NIST test images (default {defaults.test_images})"
     )
     p.add_argument(
         "--seed", type=int_arg(0, 2**32 - 1), default=defaults.seed, help="data and init seed"
@@ -119,24 +128,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads",
         type=int_arg(1, 1024),
-        help="torch CPU threads (default: the cores that other work leaves free, at least 1, "
-        "looked at when the run starts and at every evaluation: on a core that another job "
-        "uses, two threads run several times slower than one)",
+        default=defaults.threads,
+        help="torch CPU threads (one: the tiny nets step fastest on one, busy machine or not)",
     )
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when present)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
+def _data(folder: Path | None) -> tuple[M2NIST, M2NIST] | None:
+    """The train and test splits of an ``m2nist-gen`` folder (checksums checked), or None."""
+    return None if folder is None else (M2NIST(folder, "train"), M2NIST(folder, "test"))
+
+
 def _config(args: argparse.Namespace) -> TrainConfig:
     """The run's config; its own checks raise UsageError (exit 2), as argparse's do."""
+    if args.data is not None and (args.train_images or args.test_images):
+        raise UsageError("--data brings its own images: drop --train-images and --test-images")
+    defaults = TrainConfig()
     source = "sample" if args.sample else args.mnist_dir
     return TrainConfig(
         variant=args.variant,
         pretrained=not args.no_pretrained,
         learnable_upsampling=not args.frozen_upsampling,
-        train_images=args.train_images,
-        test_images=args.test_images,
+        train_images=args.train_images or defaults.train_images,
+        test_images=args.test_images or defaults.test_images,
         seed=args.seed,
         source=source,
         classifier_epochs=args.classifier_epochs,
@@ -171,6 +187,9 @@ def _main(argv: Sequence[str] | None) -> int:
     device = pick_device(args.device)
     if args.resume is not None and not args.resume.is_file():
         raise FileNotFoundError(f"checkpoint {args.resume} does not exist")
+    data = _data(args.data)
+    if data is not None:  # the config records what the run trains on
+        config = replace(config, train_images=len(data[0]), test_images=len(data[1]))
     checkpoint = args.out / f"{config.variant}.pt"
     picture = args.out / f"{config.variant}.png"
     outputs = [checkpoint, picture]
@@ -178,11 +197,11 @@ def _main(argv: Sequence[str] | None) -> int:
     with lock_dir(args.out):
         # Checked under the lock: a run starting beside us cannot slip its outputs in.
         continues = _continues_itself(args.resume, checkpoint)
-        replace = args.force or continues
+        replacing = args.force or continues
         check_outputs(
             outputs,
             inputs=[] if continues else [args.resume],  # continuing X may replace X itself
-            force=replace,
+            force=replacing,
             hint="--force, or --resume of that checkpoint",
         )
         if args.force:
@@ -194,6 +213,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 resume=args.resume,
                 device=device,
                 progress=not args.no_progress,
+                data=data,
             )
         except KeyboardInterrupt as stop:
             if not str(stop):  # stopped while making the data or training the classifier
@@ -215,7 +235,7 @@ def _main(argv: Sequence[str] | None) -> int:
         )
     print(format_metrics(result.metrics))
     print(f"checkpoint {checkpoint}\npredictions {picture}")
-    print(f"threads {result.threads}")
+    print(f"threads {result.config.threads}")
     print(f"miou={result.metrics['mean_iou']:.4f} seconds={result.seconds:.1f}")
     return 0
 
