@@ -136,11 +136,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _data(folder: Path | None) -> tuple[M2NIST, M2NIST] | None:
-    """The train and test splits of an ``m2nist-gen`` folder (checksums checked), or None."""
-    return None if folder is None else (M2NIST(folder, "train"), M2NIST(folder, "test"))
-
-
 def _config(args: argparse.Namespace) -> TrainConfig:
     """The run's config; its own checks raise UsageError (exit 2), as argparse's do."""
     if args.data is not None and (args.train_images or args.test_images):
@@ -187,8 +182,9 @@ def _main(argv: Sequence[str] | None) -> int:
     device = pick_device(args.device)
     if args.resume is not None and not args.resume.is_file():
         raise FileNotFoundError(f"checkpoint {args.resume} does not exist")
-    data = _data(args.data)
-    if data is not None:  # the config records what the run trains on
+    data = None  # --data: an m2nist-gen folder's splits (checksums checked), in the config
+    if args.data is not None:
+        data = M2NIST(args.data, "train"), M2NIST(args.data, "test")
         config = replace(config, train_images=len(data[0]), test_images=len(data[1]))
     checkpoint = args.out / f"{config.variant}.pt"
     picture = args.out / f"{config.variant}.png"
