@@ -77,7 +77,7 @@ def _pace(result: RunResult) -> str:
             if when
             else f"mIoU {level:.2f} not reached"
         )
-    return f"  {pace} on {result.config.threads} thread(s); " + "; ".join(reached)
+    return f"  {pace}, {result.config.threads} thread(s); " + "; ".join(reached)
 
 
 def _device_name(device: torch.device) -> str:
