@@ -129,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         "--threads",
         type=int_arg(1, 1024),
         default=defaults.threads,
-        help="torch CPU threads (one: the tiny nets step fastest on one, busy machine or not)",
+        help="torch CPU threads (the tiny nets step fastest on one, busy machine or not)",
     )
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when present)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

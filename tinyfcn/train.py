@@ -5,17 +5,10 @@
 split, saving a checkpoint on the way out (or on Ctrl-C): the API that the CLI, benchmark
 and notebooks call. :func:`fit` trains any ``nn.Module`` -- a student's encoder-decoder as
 well as a TinyFCN -- through the same loop, with plain keyword arguments. Each stage is
-also a function of its own so coursework can swap one part and keep the rest; they live
-with their concept:
-
-- :mod:`tinyfcn.config`: :class:`TrainConfig`, everything that defines a run, and
-  :class:`FitConfig`, the FCN stage's part;
-- :mod:`tinyfcn.data`: M2NIST splits and MNIST digits (:func:`load_m2nist`, :func:`as_tensors`);
-- :mod:`tinyfcn.loop`: the training loop (:func:`train_classifier`, :func:`train_fcn`),
-  budgets of epochs and/or seconds, :class:`BudgetError`, :class:`TrainingInterrupted`;
-- :mod:`tinyfcn.evaluation`: :func:`predict`, :func:`evaluate`, :func:`evaluate_classifier`;
-- :mod:`tinyfcn.checkpoint`: :func:`save_checkpoint`, :func:`load_checkpoint`;
-- :mod:`tinyfcn.plot`: :func:`plot_predictions`.
+also a function of its own, in the module of its concept (:mod:`tinyfcn.config`,
+:mod:`~tinyfcn.data`, :mod:`~tinyfcn.loop`, :mod:`~tinyfcn.evaluation`,
+:mod:`~tinyfcn.checkpoint`, :mod:`~tinyfcn.plot`), so coursework can swap one part and keep
+the rest.
 
 Every run records a history of ``(seconds, metrics)`` so curves can be plotted. Both
 recipes set torch's CPU thread count once, when they start (``threads``), and restore it
