@@ -75,10 +75,12 @@ def _bad_inputs(root: Path, m2nist_out: Path) -> None:
     (root / "done" / "fcn2s.pt").write_bytes(good.read_bytes())
     (root / "done" / "fcn2s.png").write_bytes(good.read_bytes())  # a checkpoint, misnamed
     (root / "a-file").write_text("")
-    for folder, names in (("half", ["train.npz", "metadata.json"]), ("bare", ["train.npz"])):
-        (root / folder).mkdir()  # an m2nist folder without its test split; no metadata
-        for name in names:
-            (root / folder / name).write_bytes((m2nist_out / name).read_bytes())
+    (root / "half").mkdir()  # an m2nist folder without its test split
+    for name in ("train.npz", "metadata.json"):
+        (root / "half" / name).write_bytes((m2nist_out / name).read_bytes())
+    (root / "bare").mkdir()  # not an m2nist folder: its npz files are not m2nist's
+    for name in ("train.npz", "test.npz"):
+        (root / "bare" / name).write_bytes(b"not an npz file")
     (root / "m2nist").symlink_to(m2nist_out)
 
 
@@ -123,7 +125,7 @@ CASES = [
     (["--data", "{root}/nowhere"], 1, "nowhere/train.npz not found"),
     (["--data", "{root}/done"], 1, "done/train.npz not found"),
     (["--data", "{root}/half"], 1, "half/test.npz not found"),
-    (["--data", "{root}/bare"], 1, "bare/metadata.json: missing"),
+    (["--data", "{root}/bare"], 1, "bare/train.npz"),
     (["--data", "{root}/m2nist", "--train-images", "8"], 2, "--data brings its own images"),
 ]
 
