@@ -35,11 +35,7 @@ def save_checkpoint(
     config: TrainConfig,
     train_state: dict[str, object] | None = None,
 ) -> None:
-    """Save ``{"format", "config", "model", "state_dict", "train_state"}`` atomically.
-
-    Everything but tensors is plain Python, so :func:`load_checkpoint` can use
-    ``weights_only=True`` (no pickled code runs when a checkpoint is opened).
-    """
+    """Save ``{"format", "config", "model", "state_dict", "train_state"}`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -88,11 +84,7 @@ def load_checkpoint(
 
 
 def _checked_model(path: Path, saved: dict) -> TinyFCN:
-    """The model a checkpoint describes, with its weights, or a :class:`CheckpointError`.
-
-    A checkpoint is data from anywhere: every field is checked before use, so a damaged
-    or hand-made one is one line naming the file, not a ``KeyError`` deep in the code.
-    """
+    """The model a checkpoint describes, with its weights, or a :class:`CheckpointError`."""
     missing = [k for k in ("config", "model", "state_dict", "train_state") if k not in saved]
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)} (a damaged checkpoint?)")

@@ -161,13 +161,6 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def _continues_itself(resume: Path | None, checkpoint: Path) -> bool:
-    """Whether ``--resume`` names the very checkpoint this run writes."""
-    if resume is None or not checkpoint.exists():
-        return False
-    return os.path.samefile(resume, checkpoint)
-
-
 def _remove_stale(outputs: Sequence[Path]) -> None:
     """``--force``: remove the temporary files an interrupted earlier run left for our
     outputs (we hold the folder's lock, so no running writer owns them)."""
@@ -182,7 +175,7 @@ def _main(argv: Sequence[str] | None) -> int:
     device = pick_device(args.device)
     if args.resume is not None and not args.resume.is_file():
         raise FileNotFoundError(f"checkpoint {args.resume} does not exist")
-    data = None  # --data: an m2nist-gen folder's splits (checksums checked), in the config
+    data = None  # --data: the splits of an m2nist-gen folder, as m2nist reads them
     if args.data is not None:
         data = M2NIST(args.data, "train"), M2NIST(args.data, "test")
         config = replace(config, train_images=len(data[0]), test_images=len(data[1]))
@@ -192,7 +185,9 @@ def _main(argv: Sequence[str] | None) -> int:
     check_writable(args.out)
     with lock_dir(args.out):
         # Checked under the lock: a run starting beside us cannot slip its outputs in.
-        continues = _continues_itself(args.resume, checkpoint)
+        # --resume of the very checkpoint this run writes: its continuation replaces it.
+        continues = bool(args.resume) and checkpoint.exists()
+        continues = continues and os.path.samefile(args.resume, checkpoint)
         replacing = args.force or continues
         check_outputs(
             outputs,
