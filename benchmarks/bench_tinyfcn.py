@@ -12,18 +12,16 @@ digits, every ``--eval-every`` seconds (the clock is paused while evaluating). T
 starts before the data is generated, so ``seconds`` is the whole recipe. MNIST is found as
 the tests find it: ``$M2NIST_MNIST_DIR``.
 
-It prints the machine's conditions (the CPU, torch, CPU threads used -- ``--threads``, else
-the rule of :func:`fcnbase.device.pick_threads`, which looks at the cores other work keeps
-busy when the run starts and at every evaluation point -- and the 1-minute load average
-before and after), each run's FCN steps per second and threads, the first time its curve
-reached mIoU 0.90 and 0.92 (the clock of the whole recipe; "not reached" if never), and the
-full curve with the threads each stretch ran on. The last line is
-``miou=<float> seconds=<float>`` for the default recipe.
+It prints the machine's conditions (the CPU, torch, the CPU threads of the runs --
+``--threads``, else the recipe's one, see :class:`~tinyfcn.config.TrainConfig` -- and the
+1-minute load average before and after), each run's FCN steps per second, the first time
+its curve reached mIoU 0.90 and 0.92 (the clock of the whole recipe; "not reached" if
+never), and the full curve. The last line is ``miou=<float> seconds=<float>`` for the
+default recipe.
 
 ``--beside-busy`` starts one CPU-bound process (a Python busy loop) just before the runs and
 stops it after them: the condition of a laptop that is doing something else, reproducible in
-one command. The neighbour has only just started, so the 1-minute load average has not
-noticed it yet; the thread rule must.
+one command.
 """
 
 from __future__ import annotations
@@ -59,7 +57,7 @@ LEVELS = (0.90, 0.92)
 def _curve(history: list[dict[str, object]]) -> str:
     return "\n".join(
         f"  {h['seconds']:7.1f} s  step {h['step']:6d}  mIoU {h['mean_iou']:.4f}  "
-        f"pixel acc {h['pixel_accuracy']:.4f}  threads {h.get('threads', '?')}"
+        f"pixel acc {h['pixel_accuracy']:.4f}"
         for h in history
     )
 
@@ -79,9 +77,7 @@ def _pace(result: RunResult) -> str:
             if when
             else f"mIoU {level:.2f} not reached"
         )
-    threads = [result.threads, *(h["threads"] for h in result.history if "threads" in h)]
-    changes = " -> ".join(str(t) for i, t in enumerate(threads) if i == 0 or t != threads[i - 1])
-    return f"  {pace}, {changes} threads; " + "; ".join(reached)
+    return f"  {pace}, {result.config.threads} thread(s); " + "; ".join(reached)
 
 
 def _device_name(device: torch.device) -> str:
@@ -111,12 +107,7 @@ def _main(argv: Sequence[str] | None) -> int:
     p.add_argument("--eval-every", type=float_arg(0, 86400), default=defaults.eval_every)
     p.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=defaults.seed)
     p.add_argument("--device", default="auto", help="auto (a GPU if any), cpu, cuda, cuda:1 ...")
-    p.add_argument(
-        "--threads",
-        type=int_arg(1, 1024),
-        help="torch CPU threads (default: the cores other work leaves free, looked at again "
-        "at every evaluation)",
-    )
+    p.add_argument("--threads", type=int_arg(1, 1024), default=defaults.threads)
     # The recipe's levers, to measure them here rather than assume them (defaults: TrainConfig's).
     p.add_argument("--batch-size", type=int_arg(1, 4096), default=defaults.batch_size)
     p.add_argument("--lr", type=float_arg(0, 10), default=defaults.lr, help="FCN Adam lr")
@@ -158,8 +149,8 @@ def _main(argv: Sequence[str] | None) -> int:
     load = os.getloadavg()
     print(
         f"{cpu_name()}: torch {torch.__version__}, device {_device_name(device)}, "
-        f"{available_cores()} cores, torch default {torch.get_num_threads()} threads, threads "
-        f"asked {args.threads or 'by the rule'}, load before {load[0]:.2f}, "
+        f"{available_cores()} cores, torch default {torch.get_num_threads()} threads, runs on "
+        f"{base.threads} thread(s), load before {load[0]:.2f}, "
         f"{'beside one CPU-bound process' if args.beside_busy else 'no neighbour started'}"
         f"\nrecipe: batch {base.batch_size}, lr {base.lr:g}, "
         f"classifier {base.classifier_epochs:g} epochs at batch {base.classifier_batch_size}, "
@@ -193,7 +184,6 @@ def _main(argv: Sequence[str] | None) -> int:
         payload = {
             name: {
                 "config": asdict(r.config),
-                "threads": r.threads,
                 "history": r.history,
                 "seconds": r.seconds,
             }

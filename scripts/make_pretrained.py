@@ -7,8 +7,9 @@ on the real MNIST files, with two changes that make the result a function of the
   as many steps as the machine manages, so a busy machine would ship a different, weaker
   net. 15 epochs of 5,000 images in batches of 4 (the default) are 18,750 steps: about what
   the 290-s default recipe makes on an idle 2-core machine (18,202 in docs/tinyfcn.md);
-- **one thread** (torch's CPU kernels split their sums differently with more threads, so
-  the last bits, and after thousands of steps the weights, depend on the thread count).
+- **one thread**, the recipe's own (torch's CPU kernels split their sums differently with
+  more threads, so the last bits, and after thousands of steps the weights, depend on the
+  thread count).
 
 Same seed, same MNIST, same torch -> same weights. The state dict is stored in float16
 (half the bytes; the score recorded is the one of the float16 weights, as
@@ -49,7 +50,7 @@ THREADS = 1
 
 def _recipe(variant: str, mnist_dir: Path, epochs: float) -> TrainConfig:
     """The default recipe with a fixed budget in epochs (no clock, no history points) and a
-    fixed thread count (not the free-cores rule, which :func:`tinyfcn.run` applies otherwise)."""
+    fixed thread count."""
     return replace(
         TrainConfig(),
         variant=variant,
@@ -164,7 +165,7 @@ def make(variant: str, mnist_dir: Path, out: Path, epochs: float) -> dict[str, o
         "recipe": recipe,
         "model": shipped.config(),
         "seed": config.seed,
-        "threads": result.threads,  # what the run used
+        "threads": config.threads,  # what the run used
         "steps": int(result.history[-1]["step"]),
         "seconds": round(seconds, 1),
         "classifier_accuracy": result.classifier_accuracy,

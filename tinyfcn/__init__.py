@@ -23,15 +23,17 @@ from tinyfcn.geometry import (
     receptive_fields,
 )
 from tinyfcn.metrics import ConfusionMatrix, format_metrics
-from tinyfcn.model import BACKGROUND, NUM_CLASSES, VARIANTS, TinyFCN
+from tinyfcn.model import VARIANTS, TinyFCN
 from tinyfcn.upsample import bilinear_kernel, upsample_layer
 
-#: The training API needs m2nist to make its data. It is imported on first use, so that the
-#: machinery above -- what ``fullfcn`` builds VGG16 FCNs with -- loads without the M2NIST
-#: generator. Each name maps to the module of its concept (see :mod:`tinyfcn.train`).
+#: The training API and the label constants need m2nist. They are imported on first use, so
+#: that the machinery above -- what ``fullfcn`` builds VGG16 FCNs with -- loads without the
+#: M2NIST generator. Each name maps to the module of its concept (see :mod:`tinyfcn.train`).
 _TRAIN_API = {
+    "BACKGROUND": "tinyfcn.data",
     "CLASS_NAMES": "tinyfcn.data",
-    "M2NISTData": "tinyfcn.data",
+    "NUM_CLASSES": "tinyfcn.data",
+    "as_tensors": "tinyfcn.data",
     "load_m2nist": "tinyfcn.data",
     "TrainConfig": "tinyfcn.config",
     "FitConfig": "tinyfcn.config",
@@ -59,41 +61,22 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "BACKGROUND",
-    "CLASS_NAMES",
     "INPUT_SIZE",
-    "NUM_CLASSES",
     "VARIANTS",
     "ConfusionMatrix",
     "CoordMap",
-    "FitConfig",
     "LayerGeometry",
-    "M2NISTData",
     "MnistClassifier",
-    "RunResult",
     "TinyFCN",
-    "TrainConfig",
     "bilinear_kernel",
     "convolutionalize",
     "coord_map",
     "crop",
     "crop_offset",
-    "evaluate",
-    "evaluate_classifier",
-    "fit",
     "format_metrics",
     "linear_to_conv",
-    "load_checkpoint",
-    "load_m2nist",
     "output_size",
-    "pick_device",
-    "plot_predictions",
-    "predict",
-    "pretrained",
     "receptive_fields",
-    "run",
-    "save_checkpoint",
-    "train_classifier",
-    "train_fcn",
     "upsample_layer",
+    *_TRAIN_API,
 ]

@@ -19,10 +19,12 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from fcnbase import (
     Parser,
+    UsageError,
     check_outputs,
     check_writable,
     leftover_temps,
@@ -31,6 +33,7 @@ from fcnbase import (
     run_cli,
 )
 from fcnbase.cli import float_arg, int_arg
+from m2nist import M2NIST
 from tinyfcn.config import TrainConfig
 from tinyfcn.metrics import format_metrics
 from tinyfcn.model import VARIANTS
@@ -71,10 +74,16 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--mnist-dir", help="folder with the MNIST IDX files (else M2NIST_MNIST_DIR)")
     src.add_argument("--sample", action="store_true", help="use m2nist's bundled MNIST sample")
     p.add_argument(
-        "--train-images", type=images, default=defaults.train_images, help="M2NIST train images"
+        "--data",
+        type=Path,
+        help="train and score on the train/test splits of this m2nist-gen folder (instead of "
+        "generating --train-images and --test-images)",
     )
     p.add_argument(
-        "--test-images", type=images, default=defaults.test_images, help="M2NIST test images"
+        "--train-images", type=images, help=f"M2NIST train images (default {defaults.train_images})"
+    )
+    p.add_argument(
+        "--test-images", type=images, help=f"M2NIST test images (default {defaults.test_images})"
     )
     p.add_argument(
         "--seed", type=int_arg(0, 2**32 - 1), default=defaults.seed, help="data and init seed"
@@ -119,9 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads",
         type=int_arg(1, 1024),
-        help="torch CPU threads (default: the cores that other work leaves free, at least 1, "
-        "looked at when the run starts and at every evaluation: on a core that another job "
-        "uses, two threads run several times slower than one)",
+        default=defaults.threads,
+        help="torch CPU threads (the tiny nets step fastest on one, busy machine or not)",
     )
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when present)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -130,13 +138,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace) -> TrainConfig:
     """The run's config; its own checks raise UsageError (exit 2), as argparse's do."""
+    if args.data is not None and (args.train_images or args.test_images):
+        raise UsageError("--data brings its own images: drop --train-images and --test-images")
+    defaults = TrainConfig()
     source = "sample" if args.sample else args.mnist_dir
     return TrainConfig(
         variant=args.variant,
         pretrained=not args.no_pretrained,
         learnable_upsampling=not args.frozen_upsampling,
-        train_images=args.train_images,
-        test_images=args.test_images,
+        train_images=args.train_images or defaults.train_images,
+        test_images=args.test_images or defaults.test_images,
         seed=args.seed,
         source=source,
         classifier_epochs=args.classifier_epochs,
@@ -148,13 +159,6 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         eval_every=args.eval_every,
         threads=args.threads,
     )
-
-
-def _continues_itself(resume: Path | None, checkpoint: Path) -> bool:
-    """Whether ``--resume`` names the very checkpoint this run writes."""
-    if resume is None or not checkpoint.exists():
-        return False
-    return os.path.samefile(resume, checkpoint)
 
 
 def _remove_stale(outputs: Sequence[Path]) -> None:
@@ -171,18 +175,24 @@ def _main(argv: Sequence[str] | None) -> int:
     device = pick_device(args.device)
     if args.resume is not None and not args.resume.is_file():
         raise FileNotFoundError(f"checkpoint {args.resume} does not exist")
+    data = None  # --data: the splits of an m2nist-gen folder, as m2nist reads them
+    if args.data is not None:
+        data = M2NIST(args.data, "train"), M2NIST(args.data, "test")
+        config = replace(config, train_images=len(data[0]), test_images=len(data[1]))
     checkpoint = args.out / f"{config.variant}.pt"
     picture = args.out / f"{config.variant}.png"
     outputs = [checkpoint, picture]
     check_writable(args.out)
     with lock_dir(args.out):
         # Checked under the lock: a run starting beside us cannot slip its outputs in.
-        continues = _continues_itself(args.resume, checkpoint)
-        replace = args.force or continues
+        # --resume of the very checkpoint this run writes: its continuation replaces it.
+        continues = bool(args.resume) and checkpoint.exists()
+        continues = continues and os.path.samefile(args.resume, checkpoint)
+        replacing = args.force or continues
         check_outputs(
             outputs,
             inputs=[] if continues else [args.resume],  # continuing X may replace X itself
-            force=replace,
+            force=replacing,
             hint="--force, or --resume of that checkpoint",
         )
         if args.force:
@@ -194,6 +204,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 resume=args.resume,
                 device=device,
                 progress=not args.no_progress,
+                data=data,
             )
         except KeyboardInterrupt as stop:
             if not str(stop):  # stopped while making the data or training the classifier
@@ -215,7 +226,7 @@ def _main(argv: Sequence[str] | None) -> int:
         )
     print(format_metrics(result.metrics))
     print(f"checkpoint {checkpoint}\npredictions {picture}")
-    print(f"threads {result.threads}")
+    print(f"threads {result.config.threads}")
     print(f"miou={result.metrics['mean_iou']:.4f} seconds={result.seconds:.1f}")
     return 0
 

@@ -93,7 +93,9 @@ class TrainConfig:
     lr: float = 1e-2
     weight_decay: float = 0.0
     eval_every: float = 30.0  # seconds between history points (the clock pauses to evaluate)
-    threads: int | None = None  # CPU threads; None: fcnbase.device.pick_threads's rule
+    # CPU threads for the run (None: torch's count as it is). One: the tiny nets step fastest
+    # on one, idle or beside a busy process (docs/tinyfcn.md has the figures).
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:

@@ -1,81 +1,87 @@
 """The data the training API feeds its nets: M2NIST splits and MNIST digits, as tensors.
 
-This is the one module of the training API's inputs that needs the ``m2nist`` generator,
-which is why ``tinyfcn``'s package root imports it only on first use: ``fullfcn`` builds
-on tinyfcn's machinery without ever loading M2NIST.
+A split is whatever ``m2nist`` hands out -- :class:`m2nist.M2NISTArrays` (from
+:func:`m2nist.generate` or :func:`m2nist.load_arrays`) or the :class:`m2nist.M2NIST` Dataset
+over a folder ``m2nist-gen`` wrote -- or a plain ``(images, labels)`` pair of numpy arrays or
+tensors. :func:`as_tensors` turns each into what a net takes, once per run.
+
+This is the one module of the training API that needs the ``m2nist`` generator, which is
+why ``tinyfcn``'s package root imports it only on first use: ``fullfcn`` builds on tinyfcn's
+machinery without ever loading M2NIST.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+import m2nist
 from m2nist.dataset import to_tensors
-from m2nist.params import CLASS_NAMES
 
-__all__ = ["CLASS_NAMES", "M2NISTData", "load_digits", "load_m2nist", "random_shift"]
+__all__ = [
+    "BACKGROUND",
+    "CLASS_NAMES",
+    "NUM_CLASSES",
+    "Split",
+    "as_tensors",
+    "load_digits",
+    "load_m2nist",
+    "random_shift",
+]
+
+#: M2NIST's labels: classes 0-9 are digits, BACKGROUND (10) the rest; 11 classes in all.
+BACKGROUND, NUM_CLASSES, CLASS_NAMES = m2nist.BACKGROUND, m2nist.NUM_CLASSES, m2nist.CLASS_NAMES
+
+#: A split as the training API takes it.
+Split = m2nist.M2NISTArrays | m2nist.M2NIST | tuple[np.ndarray, np.ndarray] | tuple[Tensor, Tensor]
 
 
-@dataclass
-class M2NISTData:
-    """One split as tensors: images float (N, 1, H, W) in [0, 1], labels int64 (N, H, W)."""
+def as_tensors(data: Split) -> tuple[Tensor, Tensor]:
+    """A split as a net takes it: float images (N, 1, H, W) in [0, 1], int64 labels (N, H, W).
 
-    images: Tensor
-    labels: Tensor
-
-    def __post_init__(self) -> None:
-        if self.images.dim() != 4 or self.labels.dim() != 3:
-            raise ValueError(
-                f"expected images (N, 1, H, W) and labels (N, H, W), got "
-                f"{tuple(self.images.shape)} and {tuple(self.labels.shape)}"
-            )
-        if self.images.shape[0] != self.labels.shape[0] or (
-            self.images.shape[-2:] != self.labels.shape[-2:]
-        ):
-            raise ValueError(
-                f"images {tuple(self.images.shape)} and labels {tuple(self.labels.shape)} "
-                "do not match"
-            )
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    @classmethod
-    def from_arrays(cls, images: np.ndarray, labels: np.ndarray) -> M2NISTData:
-        """From M2NIST's uint8 arrays (labels 0-9 digits, 10 background)."""
-        return cls(*to_tensors(images, labels))
+    ``M2NISTArrays`` and the ``M2NIST`` Dataset both hold their split's uint8 ``images`` and
+    ``labels``, converted here by m2nist's own :func:`~m2nist.dataset.to_tensors` (the
+    Dataset's transforms are for a DataLoader and are not applied); a pair of tensors is
+    taken as it is.
+    """
+    images, labels = (data.images, data.labels) if hasattr(data, "images") else data
+    if not isinstance(images, Tensor):
+        images, labels = to_tensors(np.asarray(images), np.asarray(labels))
+    if (
+        not isinstance(labels, Tensor)
+        or images.dim() != 4
+        or images.shape[1] != 1
+        or labels.shape != (images.shape[0], *images.shape[2:])
+    ):
+        raise ValueError(
+            f"expected images (N, 1, H, W) and labels (N, H, W), got {tuple(images.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+    return images, labels
 
 
 def load_m2nist(
     n_train: int = 5000,
     n_test: int = 1000,
     seed: int = 0,
-    source: str | None = None,
-) -> tuple[M2NISTData, M2NISTData]:
+    source: str | os.PathLike | None = None,
+) -> tuple[m2nist.M2NISTArrays, m2nist.M2NISTArrays]:
     """Train and test splits of M2NIST: ``n_train`` images composed from MNIST train digits
     and ``n_test`` from MNIST test digits, so no test digit was ever seen in training.
 
     ``source`` is where MNIST comes from (None: ``$M2NIST_MNIST_DIR`` or a download,
     ``"sample"``: the bundled sample, or a folder).
     """
-    import m2nist
-
     train = m2nist.generate(n_train, split="train", seed=seed, source=source)
-    test = m2nist.generate(n_test, split="test", seed=seed, source=source)
-    return (
-        M2NISTData.from_arrays(train.images, train.labels),
-        M2NISTData.from_arrays(test.images, test.labels),
-    )
+    return train, m2nist.generate(n_test, split="test", seed=seed, source=source)
 
 
-def load_digits(train: bool, source: str | None) -> tuple[Tensor, Tensor]:
+def load_digits(train: bool, source: str | os.PathLike | None) -> tuple[Tensor, Tensor]:
     """MNIST digits as float (N, 1, 28, 28) in [0, 1] and int64 labels."""
-    import m2nist
-
     return to_tensors(*m2nist.load_mnist(train, source=source))
 
 

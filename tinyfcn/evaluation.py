@@ -10,11 +10,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from tinyfcn.data import CLASS_NAMES, M2NISTData
+from tinyfcn.data import CLASS_NAMES, NUM_CLASSES, Split, as_tensors
 from tinyfcn.metrics import ConfusionMatrix
-from tinyfcn.model import NUM_CLASSES
 
-__all__ = ["evaluate", "evaluate_classifier", "predict"]
+__all__ = ["check_scores", "evaluate", "evaluate_classifier", "predict"]
+
+
+def check_scores(scores: Tensor, images: Tensor) -> None:
+    """Refuse a net whose output is not one score per class and pixel of its input: a wrong
+    class count or output size is one line here, not an error deep inside the loss."""
+    expected = (len(images), NUM_CLASSES, *images.shape[-2:])
+    if tuple(scores.shape) != expected:
+        raise ValueError(f"expected {expected} scores, got {tuple(scores.shape)}")
 
 
 @torch.no_grad()
@@ -31,26 +38,28 @@ def evaluate_classifier(model: nn.Module, images: Tensor, labels: Tensor) -> flo
 
 @torch.no_grad()
 def predict(model: nn.Module, images: Tensor, batch_size: int = 100) -> Tensor:
-    """Class index per pixel, (N, H, W) int64 on the CPU."""
+    """Class index per pixel, (N, H, W) int64 on the CPU, for float images (N, 1, H, W)."""
     model.eval()
     device = next(model.parameters()).device
-    return torch.cat(
-        [
-            model(images[i : i + batch_size].to(device)).argmax(1).cpu()
-            for i in range(0, len(images), batch_size)
-        ]
-    )
+    preds = []
+    for i in range(0, len(images), batch_size):
+        x = images[i : i + batch_size].to(device)
+        scores = model(x)
+        check_scores(scores, x)
+        preds.append(scores.argmax(1).cpu())
+    return torch.cat(preds)
 
 
-def evaluate(model: nn.Module, data: M2NISTData, batch_size: int = 100) -> dict[str, object]:
+def evaluate(model: nn.Module, data: Split, batch_size: int = 100) -> dict[str, object]:
     """The paper's four metrics (and per-class IoU) from one confusion matrix over ``data``.
 
-    ``model`` is any net mapping (N, 1, H, W) images to (N, 11, H, W) scores. The result
-    names the classes (``"class_names"``), so ``format_metrics(evaluate(model, test))``
-    prints them.
+    ``model`` is any net mapping (N, 1, H, W) images to (N, 11, H, W) scores; ``data`` any
+    split (:func:`~tinyfcn.data.as_tensors`). The result names the classes
+    (``"class_names"``), so ``format_metrics(evaluate(model, test))`` prints them.
     """
+    images, labels = as_tensors(data)
     matrix = ConfusionMatrix(NUM_CLASSES)
-    for i in range(0, len(data), batch_size):
-        labels = data.labels[i : i + batch_size]
-        matrix.update(predict(model, data.images[i : i + batch_size], batch_size), labels)
+    for i in range(0, len(images), batch_size):
+        chunk = slice(i, i + batch_size)
+        matrix.update(predict(model, images[chunk], batch_size), labels[chunk])
     return matrix.compute(CLASS_NAMES)

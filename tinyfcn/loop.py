@@ -17,17 +17,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from fcnbase import CliError, deferred_interrupts, pick_device, pick_threads
+from fcnbase import CliError, deferred_interrupts, pick_device
 from tinyfcn.classifier import MnistClassifier
 from tinyfcn.config import FitConfig, TrainConfig
-from tinyfcn.data import M2NISTData, load_digits, random_shift
-from tinyfcn.evaluation import evaluate, evaluate_classifier
+from tinyfcn.data import Split, as_tensors, load_digits, random_shift
+from tinyfcn.evaluation import check_scores, evaluate, evaluate_classifier
 
 __all__ = [
     "HISTORY_KEYS",
@@ -45,9 +46,8 @@ __all__ = [
 
 #: Classifier steps timed before judging its pace: the first ones pay for warm-up.
 PACE_STEPS = 3
-#: What a history point holds besides the metrics: when, after how many steps, on how many
-#: CPU threads.
-HISTORY_KEYS = ("seconds", "step", "threads")
+#: What a history point holds besides the metrics: when, and after how many steps.
+HISTORY_KEYS = ("seconds", "step")
 
 
 class BudgetError(CliError):
@@ -56,45 +56,43 @@ class BudgetError(CliError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM) during training, always raised *between* two complete steps.
+    """Ctrl-C (or SIGTERM) during FCN training, always raised *between* two complete steps.
 
-    ``step`` counts the steps done in total and ``new_steps`` those done by this call;
-    :func:`train_fcn` adds ``state``, a complete training state (what it returns on
-    success), so the run can be saved and resumed exactly where it stopped.
+    ``state`` is a complete training state (what :func:`train_fcn` returns on success), so
+    the run can be saved and resumed exactly where it stopped; ``new_steps`` counts the
+    steps this call made (none: nothing worth saving).
     """
 
-    def __init__(self, step: int, new_steps: int) -> None:
+    def __init__(self, state: dict[str, object], new_steps: int) -> None:
         super().__init__()
-        self.step, self.new_steps = step, new_steps
-        self.state: dict[str, object] | None = None
+        self.state, self.new_steps = state, new_steps
 
 
 class Budget:
-    """How much of an epochs and/or seconds budget is spent; the clock can be paused.
+    """How much of an epochs and/or seconds budget is spent.
 
     ``steps`` is the epochs budget counted in steps (None: seconds only), ``seconds`` the
     wall-clock budget (None: epochs only) and ``elapsed`` the time already spent on it
-    (by the data and the classifier, or before a resume). Evaluating is not training: the
-    loop pauses the clock around it.
+    (by the data and the classifier, or before a resume); the clock runs from here.
+    Evaluating is not training: the loop evaluates inside :meth:`paused`.
     """
 
     def __init__(self, steps: int | None, seconds: float | None, elapsed: float = 0.0) -> None:
         self.steps, self.seconds = steps, seconds
-        self._banked = elapsed
-        self._start: float | None = None
-
-    def start(self) -> None:
-        self._start = time.perf_counter()
-
-    def pause(self) -> None:
-        if self._start is not None:
-            self._banked += time.perf_counter() - self._start
-            self._start = None
+        self._start = time.perf_counter() - elapsed
 
     @property
     def elapsed(self) -> float:
-        running = time.perf_counter() - self._start if self._start is not None else 0.0
-        return self._banked + running
+        return time.perf_counter() - self._start
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The time the block takes does not count against the budget."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._start += time.perf_counter() - start
 
     def fraction(self, step: int) -> float:
         """How much of the budget is spent, in [0, 1]: the larger of steps and time."""
@@ -181,14 +179,13 @@ def train_classifier(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.classifier_lr)
     batch_size = config.classifier_batch_size
     total = steps_for(config.classifier_epochs, len(images), batch_size)
-    budget = Budget(total, None)
     generator = torch.Generator().manual_seed(config.seed)
     if deadline is not None and time.perf_counter() >= deadline:
         raise BudgetError(_no_room(config, "making the data"))
     step = 0
     model.train()
     bar = tqdm(total=total, desc="classifier", disable=not progress, leave=False)
-    budget.start()
+    budget = Budget(total, None)
     try:
         for idx, fraction in batches(len(images), batch_size, budget, step, generator):
             with deferred_interrupts():  # see train_fcn
@@ -207,10 +204,7 @@ def train_classifier(
                     finish = now + (total - step) * (now - paced_from) / (step - 1)
                     if finish >= deadline:
                         raise BudgetError(_no_room(config, f"the classifier ({total} steps)"))
-    except KeyboardInterrupt:
-        raise TrainingInterrupted(step, step) from None
     finally:
-        budget.pause()
         bar.close()
     seconds = time.perf_counter() - start
     test_images, test_labels = load_digits(False, config.source)
@@ -226,38 +220,34 @@ def _no_room(config: TrainConfig, stage: str) -> str:
 
 def train_fcn(
     model: nn.Module,
-    train: M2NISTData,
-    test: M2NISTData | None,
+    train: Split,
+    test: Split | None,
     config: FitConfig | TrainConfig,
     *,
     device: torch.device | None = None,
     progress: bool = True,
     state: dict[str, object] | None = None,
     elapsed: float = 0.0,
-    adapt_threads: bool = False,
 ) -> dict[str, object]:
     """Train ``model`` on ``train`` within the config's budget, evaluating ``test`` now and then.
 
     ``model`` is any net mapping (N, 1, H, W) images to (N, 11, H, W) scores -- a
     :class:`~tinyfcn.model.TinyFCN` or a student's own; only its trainable parameters are
-    optimised. ``config`` is a :class:`FitConfig`, or a :class:`TrainConfig` (whose fields
-    of the same names are read). ``elapsed`` is wall time already spent by the run (data,
+    optimised. ``train`` and ``test`` are splits in any form :func:`~tinyfcn.data.as_tensors`
+    takes. ``config`` is a :class:`FitConfig`, or a :class:`TrainConfig` (whose fields of the
+    same names are read). ``elapsed`` is wall time already spent by the run (data,
     classifier) and counts against ``config.seconds``. ``state`` resumes from a checkpoint's
     training state. Returns the new training state: optimizer state, step, elapsed seconds
-    and the history, a list of ``{"seconds", "step", "threads", **metrics}`` (the clock is
-    paused while evaluating; ``threads``: torch's CPU threads for the steps up to the point),
-    one point per evaluation and none repeated: the final evaluation is skipped when the
-    last point already scored the final weights.
-
-    ``adapt_threads`` (for a run whose thread count no one fixed) looks again at every
-    evaluation point with budget left, the clock paused, at what else the machine runs and
-    resets torch's threads by :func:`fcnbase.pick_threads`'s rule: a neighbour that starts
-    during the run then stalls two threads on one core for at most ``eval_every`` seconds,
-    not to the end (beside a busy process, two threads made 3.4 times fewer steps than one,
-    docs/tinyfcn.md), and a core that frees up is taken back.
+    and the history, a list of ``{"seconds", "step", **metrics}`` (the clock is paused while
+    evaluating), one point per evaluation and none repeated: the final evaluation is
+    skipped when the last point already scored the final weights.
     """
     device = pick_device(device)
     model.to(device)
+    images, labels = as_tensors(train)
+    test = None if test is None else as_tensors(test)
+    with torch.no_grad():  # a net of the wrong shape fails here, in one line
+        check_scores(model.eval()(images[:1].to(device)), images[:1])
     state = state or {}
     optimizer = torch.optim.Adam(
         [p for p in model.parameters() if p.requires_grad],
@@ -268,14 +258,12 @@ def train_fcn(
     first = step = int(state.get("step", 0))
     history: list[dict[str, object]] = list(state.get("history", []))
     generator = torch.Generator().manual_seed(config.seed + step)
-    total = steps_for(config.epochs, len(train), config.batch_size)
-    budget = Budget(total, config.seconds, float(state.get("elapsed", elapsed)))
-    next_eval = budget.elapsed + config.eval_every
+    total = steps_for(config.epochs, len(images), config.batch_size)
     evaluating = test is not None and config.eval_every > 0
 
     def point() -> dict[str, object]:
-        when = {"seconds": budget.elapsed, "step": step, "threads": torch.get_num_threads()}
-        return {**when, **evaluate(model, test)}
+        with budget.paused():  # evaluating is not training
+            return {"seconds": budget.elapsed, "step": step, **evaluate(model, test)}
 
     def reached() -> dict[str, object]:
         return {
@@ -285,17 +273,18 @@ def train_fcn(
             "history": history,
         }
 
-    model.train()
     label = getattr(model, "variant", type(model).__name__)  # a student's net has no variant
     bar = tqdm(total=total, initial=step, desc=label, disable=not progress, leave=False)
-    budget.start()
+    budget = Budget(total, config.seconds, float(state.get("elapsed", elapsed)))
+    next_eval = budget.elapsed + config.eval_every
+    model.train()
     try:
-        for idx, fraction in batches(len(train), config.batch_size, budget, step, generator):
+        for idx, fraction in batches(len(images), config.batch_size, budget, step, generator):
             # A Ctrl-C in the middle of optimizer.step() would leave half the weights
             # updated: signals wait for the step to complete, so the model, the optimizer
             # and ``step`` always agree when an interrupt is saved.
             with deferred_interrupts():
-                x, y = train.images[idx].to(device), train.labels[idx].to(device)
+                x, y = images[idx].to(device), labels[idx].to(device)
                 loss = train_step(model, optimizer, x, y, cosine(config.lr, fraction))
                 step += 1
             if progress:  # loss.item() waits for the device: only when someone looks
@@ -303,21 +292,11 @@ def train_fcn(
                 bar.set_postfix(loss=f"{loss.item():.3f}", s=f"{budget.elapsed:.0f}")
             if evaluating and budget.elapsed >= next_eval:  # a point of the history
                 next_eval += config.eval_every
-                budget.pause()
                 history.append(point())
-                # A neighbour may have come or gone since the last look; after the last
-                # step there is nothing left to run on the threads the look would pick.
-                if adapt_threads and budget.fraction(step) < 1.0:
-                    torch.set_num_threads(pick_threads())
                 model.train()
-                budget.start()
     except KeyboardInterrupt:
-        budget.pause()
-        stop = TrainingInterrupted(step, step - first)
-        stop.state = reached()
-        raise stop from None
+        raise TrainingInterrupted(reached(), step - first) from None
     finally:
-        budget.pause()
         bar.close()
     if step == first:  # the budget was spent before: a "trained" result would be a lie
         spent = f"step {step}, {budget.elapsed:.1f} s" if first else f"{budget.elapsed:.1f} s"
@@ -325,8 +304,8 @@ def train_fcn(
             f"no FCN step fits in the budget (epochs {config.epochs}, seconds "
             f"{config.seconds}): {spent} were already spent; give a larger budget"
         )
-    # The clock is paused: evaluating is not training time. A point at this very step
-    # (the budget ran out just after an evaluation) already scored these weights.
+    # A point at this very step (the budget ran out just after an evaluation) already
+    # scored these weights.
     if test is not None and (not history or history[-1]["step"] != step):
         history.append(point())
     return reached()

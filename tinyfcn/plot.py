@@ -8,30 +8,32 @@ from torch import nn
 
 from fcnbase import atomic_write
 from m2nist.viz import add_legend, colorize
-from tinyfcn.data import M2NISTData
+from tinyfcn.data import Split, as_tensors
 from tinyfcn.evaluation import predict
 
 __all__ = ["plot_predictions"]
 
 
 def plot_predictions(
-    model: nn.Module, data: M2NISTData, path: str | os.PathLike | None = None, count: int = 4
+    model: nn.Module, data: Split, path: str | os.PathLike | None = None, count: int = 4
 ):
-    """Image, truth and prediction side by side for the first ``count`` images, with the
-    class legend below (a colour is only a class when the picture says which).
+    """Image, truth and prediction side by side for the first ``count`` images of ``data``
+    (any split), with the class legend below (a colour is only a class when the picture
+    says which).
 
     Saves a PNG when ``path`` is given (atomically) and returns the figure.
     """
     import matplotlib.pyplot as plt
 
-    count = min(count, len(data))
-    pred = predict(model, data.images[:count])
+    images, labels = (t[:count] for t in as_tensors(data))
+    count = len(images)
+    pred = predict(model, images)
     legend_in = 0.8  # room below the panels for two rows of the class legend
     fig, axes = plt.subplots(count, 3, figsize=(7.5, 1.9 * count + legend_in), squeeze=False)
     for row in range(count):
         panels = (
-            data.images[row, 0].numpy(),
-            colorize(data.labels[row].numpy()),
+            images[row, 0].numpy(),
+            colorize(labels[row].numpy()),
             colorize(pred[row].numpy()),
         )
         for ax, panel, title in zip(

@@ -5,21 +5,14 @@
 split, saving a checkpoint on the way out (or on Ctrl-C): the API that the CLI, benchmark
 and notebooks call. :func:`fit` trains any ``nn.Module`` -- a student's encoder-decoder as
 well as a TinyFCN -- through the same loop, with plain keyword arguments. Each stage is
-also a function of its own so coursework can swap one part and keep the rest; they live
-with their concept:
-
-- :mod:`tinyfcn.config`: :class:`TrainConfig`, everything that defines a run, and
-  :class:`FitConfig`, the FCN stage's part;
-- :mod:`tinyfcn.data`: M2NIST splits and MNIST digits as tensors (:func:`load_m2nist`);
-- :mod:`tinyfcn.loop`: the training loop (:func:`train_classifier`, :func:`train_fcn`),
-  budgets of epochs and/or seconds, :class:`BudgetError`, :class:`TrainingInterrupted`;
-- :mod:`tinyfcn.evaluation`: :func:`predict`, :func:`evaluate`, :func:`evaluate_classifier`;
-- :mod:`tinyfcn.checkpoint`: :func:`save_checkpoint`, :func:`load_checkpoint`;
-- :mod:`tinyfcn.plot`: :func:`plot_predictions`.
+also a function of its own, in the module of its concept (:mod:`tinyfcn.config`,
+:mod:`~tinyfcn.data`, :mod:`~tinyfcn.loop`, :mod:`~tinyfcn.evaluation`,
+:mod:`~tinyfcn.checkpoint`, :mod:`~tinyfcn.plot`), so coursework can swap one part and keep
+the rest.
 
 Every run records a history of ``(seconds, metrics)`` so curves can be plotted. Both
-recipes set torch's CPU thread count for their duration (``threads``, or the rule of
-:func:`fcnbase.device.pick_threads`) and restore it afterwards.
+recipes set torch's CPU thread count once, when they start (``threads``), and restore it
+when they end.
 """
 
 from __future__ import annotations
@@ -31,11 +24,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fcnbase import deferred_interrupts, pick_device
-from fcnbase.device import torch_threads
+from fcnbase import deferred_interrupts, pick_device, torch_threads
 from tinyfcn.checkpoint import load_checkpoint, save_checkpoint
 from tinyfcn.config import FitConfig, TrainConfig
-from tinyfcn.data import M2NISTData, load_m2nist
+from tinyfcn.data import Split, load_m2nist
 from tinyfcn.loop import HISTORY_KEYS, TrainingInterrupted, train_classifier, train_fcn
 from tinyfcn.model import TinyFCN
 
@@ -53,8 +45,7 @@ class RunResult:
     classifier_accuracy: float | None = None
     classifier_seconds: float | None = None
     seconds: float = 0.0  # wall time of the run, evaluation pauses excluded
-    test: M2NISTData | None = None  # the split the metrics were computed on
-    threads: int = 1  # torch's CPU threads when the run started (each history point: since)
+    test: Split | None = None  # the split the metrics were computed on
 
 
 def run(
@@ -64,7 +55,7 @@ def run(
     resume: str | os.PathLike | None = None,
     device: torch.device | None = None,
     progress: bool = True,
-    data: tuple[M2NISTData, M2NISTData] | None = None,
+    data: tuple[Split, Split] | None = None,
 ) -> RunResult:
     """Classifier -> conversion -> FCN on M2NIST -> evaluation, from scratch or resumed.
 
@@ -74,11 +65,9 @@ def run(
     classifier stage is then skipped. ``checkpoint`` is where to save the result.
 
     ``data`` is a ``(train, test)`` pair to train and score on instead of the
-    :func:`load_m2nist` splits the config describes (a homework's own set, say). ``threads``
-    in the config sets torch's CPU threads for the run (None: the free-cores rule of
-    :func:`fcnbase.device.pick_threads`, looked at again at every evaluation point, see
-    :func:`~tinyfcn.loop.train_fcn`'s ``adapt_threads``); ``result.threads`` says how many
-    it started with and each history point how many its steps ran on.
+    :func:`load_m2nist` splits the config describes: a homework's own set, or the
+    :class:`m2nist.M2NIST` splits of a folder ``m2nist-gen`` wrote (any split
+    :func:`~tinyfcn.data.as_tensors` takes). The run uses ``config.threads`` CPU threads.
 
     A seconds budget covers the whole recipe, so the classifier stage is held to it (see
     :func:`train_classifier`'s ``deadline``) and a run that made no FCN step raises
@@ -86,55 +75,40 @@ def run(
     training the model reached so far is saved to ``checkpoint`` (resumable) and a
     ``KeyboardInterrupt`` says where; without a step made, nothing is saved.
     """
-    with torch_threads(config.threads) as threads:
-        return _run(config, checkpoint, resume, pick_device(device), progress, data, threads)
-
-
-def _run(
-    config: TrainConfig,
-    checkpoint: str | os.PathLike | None,
-    resume: str | os.PathLike | None,
-    device: torch.device,
-    progress: bool,
-    data: tuple[M2NISTData, M2NISTData] | None,
-    threads: int,
-) -> RunResult:
-    """:func:`run`'s stages, with torch already set to ``threads``."""
+    device = pick_device(device)
     start = time.perf_counter()
     deadline = None if config.seconds is None else start + config.seconds
     accuracy = classifier_seconds = None
     # A wrong or broken checkpoint is reported before any data is made or downloaded.
     resumed = load_checkpoint(resume, map_location=device, expect=config) if resume else None
-    if data is None:
-        data = load_m2nist(config.train_images, config.test_images, config.seed, config.source)
-    train, test = data
-    if resumed is not None:
-        model, saved = resumed
-        state = saved["train_state"]
-    else:
-        classifier = None
-        if config.pretrained:
-            classifier, accuracy, classifier_seconds = train_classifier(
-                config, device=device, progress=progress, deadline=deadline
-            )
-        torch.manual_seed(config.seed)
-        model = TinyFCN(
-            config.variant, classifier, learnable_upsampling=config.learnable_upsampling
+    with torch_threads(config.threads):
+        train, test = data or load_m2nist(
+            config.train_images, config.test_images, config.seed, config.source
         )
-        state = None
-    spent = time.perf_counter() - start
-    try:
-        state = train_fcn(
-            model, train, test, config, device=device, progress=progress, state=state,
-            elapsed=spent, adapt_threads=config.threads is None,
-        )  # fmt: skip
-    except TrainingInterrupted as stop:
-        if not stop.new_steps or stop.state is None:
-            raise KeyboardInterrupt("no FCN step was made; nothing saved") from None
-        if checkpoint is None:
-            raise KeyboardInterrupt("no checkpoint path was given; nothing saved") from None
-        _save_for_good(checkpoint, model, config, stop.state)
-        raise KeyboardInterrupt(f"checkpoint saved to {checkpoint}") from None
+        if resumed is not None:
+            model, state = resumed[0], resumed[1]["train_state"]
+        else:
+            classifier, state = None, None
+            if config.pretrained:
+                classifier, accuracy, classifier_seconds = train_classifier(
+                    config, device=device, progress=progress, deadline=deadline
+                )
+            torch.manual_seed(config.seed)
+            model = TinyFCN(
+                config.variant, classifier, learnable_upsampling=config.learnable_upsampling
+            )
+        try:
+            state = train_fcn(
+                model, train, test, config, device=device, progress=progress, state=state,
+                elapsed=time.perf_counter() - start,
+            )  # fmt: skip
+        except TrainingInterrupted as stop:
+            if not stop.new_steps:
+                raise KeyboardInterrupt("no FCN step was made; nothing saved") from None
+            if checkpoint is None:
+                raise KeyboardInterrupt("no checkpoint path was given; nothing saved") from None
+            _save_for_good(checkpoint, model, config, stop.state)
+            raise KeyboardInterrupt(f"checkpoint saved to {checkpoint}") from None
     if checkpoint is not None:
         _save_for_good(checkpoint, model, config, state)
     history = state["history"]
@@ -147,14 +121,13 @@ def _run(
         classifier_seconds=classifier_seconds,
         seconds=float(state["elapsed"]),
         test=test,
-        threads=threads,
     )
 
 
 def fit(
     model: nn.Module,
-    train: M2NISTData,
-    test: M2NISTData | None = None,
+    train: Split,
+    test: Split | None = None,
     *,
     seconds: float | None = None,
     epochs: float | None = None,
@@ -171,14 +144,16 @@ def fit(
 
     ``model`` maps (N, 1, H, W) images in [0, 1] to (N, 11, H, W) scores: a
     :class:`~tinyfcn.model.TinyFCN`, a :func:`~tinyfcn.bundled.pretrained` one to
-    fine-tune, or a student's own ``nn.Module`` -- nothing else is asked of it. It is
-    trained in place (Adam, per-pixel cross-entropy, a cosine learning rate over the
-    budget: exactly :func:`~tinyfcn.loop.train_fcn`) for ``seconds`` of wall clock and/or
-    ``epochs`` of ``train``, whichever runs out first (give at least one; epochs alone are
-    deterministic for a seed on CPU once ``threads`` is fixed: another thread count may
-    differ in the last bits). With a ``test`` split, the history holds its
+    fine-tune, or a student's own ``nn.Module`` -- nothing else is asked of it (a net of the
+    wrong output shape is refused before training). ``train`` and ``test`` are splits in
+    any form :func:`~tinyfcn.data.as_tensors` takes. The net is trained in place (Adam,
+    per-pixel cross-entropy, a cosine learning rate over the budget: exactly
+    :func:`~tinyfcn.loop.train_fcn`) for ``seconds`` of wall clock and/or ``epochs`` of
+    ``train``, whichever runs out first (give at least one; epochs alone are deterministic
+    for a seed and a thread count on CPU). With a ``test`` split, the history holds its
     metrics every ``eval_every`` seconds and once at the end, as ``{"seconds", "step",
-    "threads", "mean_iou", ...}``; without one it is empty. ``threads`` as in :func:`run`.
+    "mean_iou", ...}``; without one it is empty. ``threads``: torch's CPU threads for the
+    run (None: as torch has them).
     """
     config = FitConfig(
         epochs=epochs,
@@ -190,10 +165,7 @@ def fit(
         seed=seed,
     )
     with torch_threads(threads):
-        state = train_fcn(
-            model, train, test, config, device=pick_device(device), progress=progress,
-            adapt_threads=threads is None,
-        )  # fmt: skip
+        state = train_fcn(model, train, test, config, device=pick_device(device), progress=progress)
     return state["history"]
 
 

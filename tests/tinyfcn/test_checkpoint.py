@@ -18,7 +18,7 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     result = run(toy_config(), data=data, checkpoint=path, progress=False)
     model, saved = load_checkpoint(path)
     assert saved["config"]["variant"] == "fcn2s"
-    x = data[1].images
+    x = data[1][0]
     with torch.no_grad():
         assert torch.equal(model.eval()(x), result.model.eval()(x))
     names = [p.name for p in path.parent.iterdir()]

@@ -16,8 +16,15 @@ import torch
 from fcnbase import lock_dir
 from fcnbase.outputs import PARTIAL, is_partial
 from tests.cli_table import assert_refused
+from tests.tinyfcn.test_data import m2nist_folder
 from tinyfcn import TinyFCN, TrainConfig, load_checkpoint, save_checkpoint
 from tinyfcn.cli import main
+
+
+@pytest.fixture(scope="module")
+def m2nist_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder as ``m2nist-gen`` writes it: 16 train and 4 test images, TINY's sizes."""
+    return m2nist_folder(tmp_path_factory.mktemp("m2nist") / "out")
 
 
 def _source(mnist_source: str) -> list[str]:
@@ -26,9 +33,11 @@ def _source(mnist_source: str) -> list[str]:
 
 #: A tiny run without the classifier: 16 images in batches of 8 is 2 steps an epoch.
 TINY = [
-    "--variant", "fcn2s", "--train-images", "16", "--test-images", "4", "--no-pretrained",
+    "--variant", "fcn2s", "--no-pretrained",
     "--epochs", "1", "--seconds", "0", "--batch-size", "8", "--eval-every", "0", "--no-progress",
 ]  # fmt: skip
+#: TINY's images, generated in memory.
+IMAGES = ["--train-images", "16", "--test-images", "4"]
 
 
 class Hostile:
@@ -41,8 +50,8 @@ class Hostile:
         return (pathlib.Path.touch, (self.target,))
 
 
-def _bad_checkpoints(root: Path) -> None:
-    """Every kind of file a ``--resume`` might be handed, under ``root``."""
+def _bad_inputs(root: Path, m2nist_out: Path) -> None:
+    """Every kind of file a ``--resume`` or ``--data`` might be handed, under ``root``."""
     config = TrainConfig(variant="fcn2s", pretrained=False, epochs=1, seconds=None)
     good = root / "good.pt"
     save_checkpoint(good, TinyFCN("fcn2s", learnable_upsampling=True), config)
@@ -66,6 +75,13 @@ def _bad_checkpoints(root: Path) -> None:
     (root / "done" / "fcn2s.pt").write_bytes(good.read_bytes())
     (root / "done" / "fcn2s.png").write_bytes(good.read_bytes())  # a checkpoint, misnamed
     (root / "a-file").write_text("")
+    (root / "half").mkdir()  # an m2nist folder without its test split
+    for name in ("train.npz", "metadata.json"):
+        (root / "half" / name).write_bytes((m2nist_out / name).read_bytes())
+    (root / "bare").mkdir()  # not an m2nist folder: its npz files are not m2nist's
+    for name in ("train.npz", "test.npz"):
+        (root / "bare" / name).write_bytes(b"not an npz file")
+    (root / "m2nist").symlink_to(m2nist_out)
 
 
 # (argv, exit code, message): "{root}" is the test's folder, "{data}" the MNIST options.
@@ -92,7 +108,7 @@ CASES = [
     (["--resume", "{root}/hostile.pt"], 1, "hostile.pt is not a readable tinyfcn checkpoint"),
     (["--resume", "{root}/foreign.pt"], 1, "foreign.pt is not a tinyfcn checkpoint"),
     (["--resume", "{root}/keyless.pt"], 1, "keyless.pt lacks config, model, state_dict"),
-    (["--resume", "{root}/shape.pt"], 1, "shape.pt: weight"),
+    (["--resume", "{root}/shape.pt"], 1, "shape.pt: size mismatch for"),
     (["--resume", "{root}/classes.pt"], 1, "classes.pt: model num_classes 0"),
     (["--resume", "{root}/step.pt"], 1, "step.pt: train_state step 'x'"),
     (["--resume", "{root}/optimizer.pt"], 1, "optimizer.pt: its optimizer state does not"),
@@ -106,6 +122,11 @@ CASES = [
     (["--resume", "{root}/spent.pt", "{data}"], 1, "no FCN step fits in the budget"),
     (["{data}", "--no-pretrained", "--seconds", "1e-9"], 1, "no FCN step fits in the budget"),
     (["{data}", "--pretrained-budget"], 1, "cannot cover"),
+    (["--data", "{root}/nowhere"], 1, "nowhere/train.npz not found"),
+    (["--data", "{root}/done"], 1, "done/train.npz not found"),
+    (["--data", "{root}/half"], 1, "half/test.npz not found"),
+    (["--data", "{root}/bare"], 1, "bare/train.npz"),
+    (["--data", "{root}/m2nist", "--train-images", "8"], 2, "--data brings its own images"),
 ]
 
 
@@ -115,6 +136,7 @@ def test_bad_input_is_refused(
     tmp_path: Path,
     mnist_source: str,
     monkeypatch: pytest.MonkeyPatch,
+    m2nist_out: Path,
     argv: list[str],
     code: int,
     message: str,
@@ -122,8 +144,9 @@ def test_bad_input_is_refused(
     # No MNIST unless the case names it: a check that came after the data would show.
     monkeypatch.delenv("M2NIST_MNIST_DIR", raising=False)
     monkeypatch.setenv("M2NIST_HOME", str(tmp_path / "empty-cache"))
-    _bad_checkpoints(tmp_path)
-    args: list[str] = [*TINY, "--out", str(tmp_path / "out")]
+    _bad_inputs(tmp_path, m2nist_out)
+    images = [] if "--data" in argv else IMAGES
+    args: list[str] = [*TINY, *images, "--out", str(tmp_path / "out")]
     for arg in argv:
         if arg == "{data}":
             args += _source(mnist_source)
@@ -143,7 +166,7 @@ def test_end_to_end_rerun_refuses_and_force_replaces(
     """A finished result survives a re-run; --force replaces it, with the same weights for
     the same seed and thread count (the file's bytes differ: it records the run's wall-clock
     time)."""
-    argv = [*TINY, *_source(mnist_source), "--out", str(tmp_path)]
+    argv = [*TINY, *IMAGES, *_source(mnist_source), "--out", str(tmp_path)]
     threads = torch.get_num_threads()
     assert main([*argv, "--threads", "1"]) == 0
     assert torch.get_num_threads() == threads  # the run's count does not outlive it
@@ -194,10 +217,12 @@ def _interrupt_on(monkeypatch: pytest.MonkeyPatch, call: int, *, signal_it: bool
 def test_interrupt_saves_a_checkpoint_that_resumes(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
-    mnist_source: str,
+    m2nist_out: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    argv = [*TINY, *_source(mnist_source), "--out", str(tmp_path), "--epochs", "2"]
+    """On the splits of a folder m2nist-gen wrote (--data), whose image counts the
+    checkpoint records."""
+    argv = [*TINY, "--data", str(m2nist_out), "--out", str(tmp_path), "--epochs", "2"]
     _interrupt_on(monkeypatch, 2, signal_it=False)
     assert main(argv) == 130
     checkpoint = tmp_path / "fcn2s.pt"
@@ -210,6 +235,7 @@ def test_interrupt_saves_a_checkpoint_that_resumes(
     assert main([*argv, "--resume", str(checkpoint)]) == 0
     _, saved = load_checkpoint(checkpoint)
     assert saved["train_state"]["step"] == 4  # continued to the 2-epoch budget
+    assert (saved["config"]["train_images"], saved["config"]["test_images"]) == (16, 4)
     assert (tmp_path / "fcn2s.png").is_file()
 
 
@@ -223,7 +249,7 @@ def test_a_signal_waits_for_the_step_it_interrupts(
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         pytest.skip("SIGINT is not Python's Ctrl-C here")
     _interrupt_on(monkeypatch, 1, signal_it=True)
-    assert main([*TINY, *_source(mnist_source), "--out", str(tmp_path)]) == 130
+    assert main([*TINY, *IMAGES, *_source(mnist_source), "--out", str(tmp_path)]) == 130
     assert "checkpoint saved to" in capsys.readouterr().err
     assert load_checkpoint(tmp_path / "fcn2s.pt")[1]["train_state"]["step"] == 1
 
@@ -235,7 +261,7 @@ def test_interrupt_before_any_fcn_step_saves_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _interrupt_on(monkeypatch, 1, signal_it=False)
-    assert main([*TINY, *_source(mnist_source), "--out", str(tmp_path)]) == 130
+    assert main([*TINY, *IMAGES, *_source(mnist_source), "--out", str(tmp_path)]) == 130
     err = capsys.readouterr().err.strip()
     assert err == "tinyfcn-train: interrupted; no FCN step was made; nothing saved"
     assert list(tmp_path.iterdir()) == []

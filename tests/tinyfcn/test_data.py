@@ -1,17 +1,54 @@
-"""The training API's data: M2NIST splits as tensors, MNIST digits, the shift augmentation."""
+"""The training API's data: any form of a split as tensors, MNIST digits, the shift augmentation."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
-from tinyfcn import M2NISTData, load_m2nist
+import m2nist
+from tinyfcn import as_tensors, load_m2nist
 from tinyfcn.data import load_digits, random_shift
 
+#: ``m2nist-gen``, installed beside this Python: the command that writes dataset folders.
+M2NIST_GEN = Path(sys.executable).parent / "m2nist-gen"
 
-def test_mismatched_data_is_refused() -> None:
-    with pytest.raises(ValueError, match="do not match"):
-        M2NISTData(torch.zeros(2, 1, 32, 32), torch.zeros(2, 32, 31, dtype=torch.long))
+
+def m2nist_folder(out: Path, train: int = 16, test: int = 4) -> Path:
+    """A folder as ``m2nist-gen`` writes it, from the bundled MNIST sample."""
+    argv = [str(out), "--sample", "--train", str(train), "--test", str(test), "--seed", "0"]
+    subprocess.run([M2NIST_GEN, *argv], check=True, capture_output=True)
+    return out
+
+
+def test_every_form_of_a_split_gives_the_same_tensors(tmp_path: Path) -> None:
+    """M2NISTArrays, the M2NIST Dataset over a written folder, a numpy pair, a tensor pair."""
+    folder = m2nist_folder(tmp_path / "m2nist")
+    arrays = m2nist.load_arrays(folder, "train")
+    images, labels = as_tensors(arrays)
+    assert images.shape == (16, 1, 64, 84) and images.dtype == torch.float32
+    assert labels.shape == (16, 64, 84) and labels.dtype == torch.int64
+    assert float(images.max()) <= 1.0 and int(labels.max()) == m2nist.BACKGROUND
+    for form in (m2nist.M2NIST(folder, "train"), (arrays.images, arrays.labels), (images, labels)):
+        again = as_tensors(form)
+        assert torch.equal(again[0], images) and torch.equal(again[1], labels)
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        (torch.zeros(2, 1, 32, 32), torch.zeros(2, 32, 31, dtype=torch.long)),
+        (torch.zeros(2, 3, 32, 32), torch.zeros(2, 32, 32, dtype=torch.long)),
+        (torch.zeros(2, 1, 32, 32), np.zeros((2, 32, 32), np.uint8)),
+    ],
+)
+def test_a_split_that_is_no_image_label_pair_is_refused(pair: tuple) -> None:
+    with pytest.raises(ValueError, match=r"expected images \(N, 1, H, W\) and labels"):
+        as_tensors(pair)
 
 
 def test_random_shift_translates_each_image_and_fills_background() -> None:
@@ -40,8 +77,10 @@ def test_digits_from_the_bundled_sample() -> None:
 
 def test_load_m2nist_takes_plain_numbers() -> None:
     train, test = load_m2nist(n_train=6, n_test=3, seed=1, source="sample")
-    assert train.images.shape == (6, 1, 64, 84) and test.labels.shape == (3, 64, 84)
+    assert isinstance(train, m2nist.M2NISTArrays)
+    assert train.images.shape == (6, 64, 84) and test.labels.shape == (3, 64, 84)
     again, _ = load_m2nist(6, 3, 1, "sample")
-    assert torch.equal(again.images, train.images) and torch.equal(again.labels, train.labels)
+    assert np.array_equal(again.images, train.images)
+    assert np.array_equal(again.labels, train.labels)
     other, _ = load_m2nist(n_train=6, n_test=3, seed=2, source="sample")
-    assert not torch.equal(other.images, train.images)
+    assert not np.array_equal(other.images, train.images)

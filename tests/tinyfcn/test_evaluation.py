@@ -24,10 +24,10 @@ class _Oracle(nn.Module):
 
 
 def test_predict_is_the_per_pixel_argmax_in_any_chunking() -> None:
-    data = toy_data(7)
+    images, labels = toy_data(7)
     for batch_size in (1, 3, 100):
-        pred = predict(_Oracle(), data.images, batch_size)
-        assert pred.dtype == torch.int64 and torch.equal(pred, data.labels)
+        pred = predict(_Oracle(), images, batch_size)
+        assert pred.dtype == torch.int64 and torch.equal(pred, labels)
 
 
 def test_a_perfect_prediction_scores_one() -> None:

@@ -18,6 +18,7 @@ from tinyfcn import (
     BACKGROUND,
     NUM_CLASSES,
     FitConfig,
+    as_tensors,
     evaluate,
     fit,
     format_metrics,
@@ -55,11 +56,12 @@ def _loss(model: nn.Module, images: Tensor, labels: Tensor) -> float:
 
 def test_a_student_net_trains_evaluates_and_predicts(mnist_source: str) -> None:
     train, test = load_m2nist(n_train=64, n_test=16, seed=3, source=mnist_source)
+    images, labels = as_tensors(train)
     torch.manual_seed(0)
     model = EncDec()
     assert 90_000 < sum(p.numel() for p in model.parameters()) < 100_000
     before = evaluate(model, test)
-    loss_before = _loss(model, train.images, train.labels)
+    loss_before = _loss(model, images, labels)
     before_threads = torch.get_num_threads()
     model.threads_seen.clear()
     history = fit(
@@ -69,11 +71,11 @@ def test_a_student_net_trains_evaluates_and_predicts(mnist_source: str) -> None:
     assert model.threads_seen == {1}
     assert [h["step"] for h in history] == [24]  # 6 epochs of 4 batches, one final point
     after = history[-1]
-    assert _loss(model, train.images, train.labels) < 0.5 * loss_before
+    assert _loss(model, images, labels) < 0.5 * loss_before
     # Untrained, its argmax is any class; 24 steps find at least the background (~93 %).
     assert after["pixel_accuracy"] > 0.9 > before["pixel_accuracy"] + 0.2, (before, after)
     assert evaluate(model, test)["mean_iou"] == pytest.approx(after["mean_iou"])
-    pred = predict(model, test.images)
+    pred = predict(model, as_tensors(test)[0])
     assert pred.shape == test.labels.shape and pred.dtype == torch.int64
     assert (pred == BACKGROUND).float().mean() > 0.5
     assert "background" in format_metrics(after)  # evaluate named the classes
@@ -92,3 +94,12 @@ def test_fit_needs_a_budget() -> None:
     train, _ = load_m2nist(n_train=4, n_test=1, source="sample")
     with pytest.raises(UsageError, match="give a budget"):
         fit(EncDec(), train)
+
+
+def test_a_net_with_the_wrong_class_count_is_refused_in_one_line() -> None:
+    """The bare converted classifier scores ten digits and no background."""
+    train, _ = load_m2nist(n_train=4, n_test=1, source="sample")
+    with pytest.raises(
+        ValueError, match=r"expected \(1, 11, 64, 84\) scores, got \(1, 10, 64, 84\)"
+    ):
+        fit(nn.Conv2d(1, 10, 1), train, epochs=1)

@@ -7,8 +7,8 @@ import time
 
 import pytest
 import torch
+from torch import nn
 
-from fcnbase import device as device_module
 from tests.tinyfcn.toys import toy_config, toy_splits
 from tinyfcn import (
     MnistClassifier,
@@ -119,64 +119,30 @@ class ThreadSpy(TinyFCN):
 
     def __init__(self) -> None:
         super().__init__("fcn2s")
-        self.threads_seen: list[int] = []
+        self.threads_seen: set[int] = set()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.threads_seen.append(torch.get_num_threads())
+        self.threads_seen.add(torch.get_num_threads())
         return super().forward(x)
 
 
-def _neighbours(monkeypatch: pytest.MonkeyPatch, busy: list[float]) -> None:
-    """Two cores, and neighbours that keep ``busy[k]`` of them at the k-th look; one look more
-    than ``busy`` holds fails the test (StopIteration), so none is wasted after the last step."""
-    looks = iter(busy)
-    monkeypatch.setattr(device_module, "available_cores", lambda: 2)
-    monkeypatch.setattr(device_module, "busy_cores", lambda: next(looks))
-
-
-@pytest.mark.parametrize(
-    ("busy", "threads"),
-    [
-        ([1.0, 0.0, 0.0], [2, 1, 2, 2]),  # a neighbour came and went: 2 -> 1 -> 2
-        ([0.0, 0.0, 1.0], [1, 2, 2, 1]),  # started beside one; both cores; one again
-    ],
-)
-def test_adapting_runs_look_again_at_every_evaluation_point(
-    monkeypatch: pytest.MonkeyPatch, busy: list[float], threads: list[int]
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_run_keeps_its_thread_count_and_gives_the_caller_s_back(
+    monkeypatch: pytest.MonkeyPatch, threads: int
 ) -> None:
-    """Each history point says how many threads its steps ran on; the steps after it run on
-    what the rule says then. The count is the caller's again once the run returns."""
-    train, test = toy_splits()
-    _neighbours(monkeypatch, busy)
-    model, before = ThreadSpy(), torch.get_num_threads()
-    config = toy_config(eval_every=1e-9)  # a point after each of its 4 steps
-    torch.set_num_threads(threads[0])
-    try:
-        state = train_fcn(model, train, test, config, progress=False, adapt_threads=True)
-        assert [h["threads"] for h in state["history"]] == threads
-        assert set(model.threads_seen) == set(threads)
-    finally:
-        torch.set_num_threads(before)
-
-
-def test_a_fixed_thread_count_is_kept_whatever_the_neighbours_do(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    _neighbours(monkeypatch, [])  # never asked: a look would raise StopIteration
-    train, test = toy_splits()
+    """The count is set once when the run starts: every step and evaluation runs on it."""
+    model = ThreadSpy()
+    monkeypatch.setattr("tinyfcn.train.TinyFCN", lambda *args, **kwargs: model)
     before = torch.get_num_threads()
-    result = run(toy_config(eval_every=1e-9, threads=1), data=(train, test), progress=False)
-    assert [h["threads"] for h in result.history] == [1, 1, 1, 1] and result.threads == 1
-    assert "threads" not in result.metrics
+    result = run(toy_config(eval_every=1e-9, threads=threads), data=toy_splits(), progress=False)
+    assert model.threads_seen == {threads}
+    assert [h["step"] for h in result.history] == [1, 2, 3, 4]
+    assert "threads" not in result.history[0] and "threads" not in result.metrics
     assert torch.get_num_threads() == before
 
 
-def test_a_run_without_a_fixed_count_adapts(monkeypatch: pytest.MonkeyPatch) -> None:
-    _neighbours(monkeypatch, [1.0, 0.0, 1.0, 0.0])  # at the start, then after points 1-3
+def test_a_net_of_the_wrong_shape_is_refused_before_training() -> None:
+    """Ten classes (the bare converted classifier's count) instead of eleven: one line."""
     train, test = toy_splits()
-    before = torch.get_num_threads()
-    config = toy_config(eval_every=1e-9, threads=None)
-    result = run(config, data=(train, test), progress=False)
-    assert result.threads == 1
-    assert [h["threads"] for h in result.history] == [1, 2, 1, 2]
-    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match=r"expected \(1, 11, 32, 36\) scores, got \(1, 10,"):
+        train_fcn(nn.Conv2d(1, 10, 1), train, test, toy_config(), progress=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from fcnbase.outputs import is_partial
-from m2nist.params import CLASS_NAMES
+from m2nist import CLASS_NAMES
 from tests.tinyfcn.toys import toy_data
 from tinyfcn import TinyFCN, plot_predictions
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.tinyfcn.toys import toy_config, toy_splits
-from tinyfcn import BACKGROUND, TrainConfig, load_checkpoint, predict, run
+from tinyfcn import BACKGROUND, TrainConfig, as_tensors, load_checkpoint, predict, run
 from tinyfcn.loop import BudgetError
 
 
@@ -37,8 +37,9 @@ def test_short_real_m2nist_run_beats_chance_by_far(mnist_source: str) -> None:
     result = run(config, progress=False)
     assert result.classifier_accuracy is not None and result.classifier_accuracy > 0.6
     assert result.test is not None
-    truth = result.test.labels != BACKGROUND
-    found = predict(result.model, result.test.images) != BACKGROUND
+    images, labels = as_tensors(result.test)
+    truth = labels != BACKGROUND
+    found = predict(result.model, images) != BACKGROUND
     foreground_iou = float((truth & found).sum() / (truth | found).sum())
     assert foreground_iou > 0.5, (foreground_iou, result.metrics)
     assert result.metrics["pixel_accuracy"] > 0.93, result.metrics

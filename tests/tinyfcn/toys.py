@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
-from tinyfcn import M2NISTData, TrainConfig
+from tinyfcn import TrainConfig
 
 
-def toy_data(n: int = 8, seed: int = 0) -> M2NISTData:
-    """Random images whose bright pixels are class 3, the rest background."""
+def toy_data(n: int = 8, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """``(images, labels)`` tensors: random images whose bright pixels are class 3, the rest
+    background."""
     g = torch.Generator().manual_seed(seed)
     images = torch.rand(n, 1, 32, 36, generator=g)
-    labels = torch.where(images[:, 0] > 0.7, 3, 10)
-    return M2NISTData(images, labels)
+    return images, torch.where(images[:, 0] > 0.7, 3, 10)
 
 
-def toy_splits() -> tuple[M2NISTData, M2NISTData]:
+def toy_splits() -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
     """Eight training images and four test images."""
     return toy_data(), toy_data(4, seed=1)
 
