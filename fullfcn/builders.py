@@ -27,7 +27,7 @@ from fullfcn.pytorch_fcn import (
     stated_variant,
 )
 from fullfcn.transforms import CAFFE, PREPROCESS, Preprocess
-from fullfcn.voc import NUM_CLASSES
+from fullfcn.voc import NUM_CLASSES, VOC_CLASSES, voc_palette
 
 __all__ = [
     "BuildOptions",
@@ -97,7 +97,7 @@ def build(
     checkpoints, torchvision (RGB, mean/std) otherwise.
     """
     imagenet = weights == "imagenet"
-    model = FCN(variant, num_classes, imagenet=imagenet, width_divisor=width_divisor)
+    model = _voc_fcn(variant, num_classes, imagenet=imagenet, width_divisor=width_divisor)
     if init_from is not None:
         staged_init(model, init_from)
     if weights is not None and not imagenet:
@@ -248,8 +248,15 @@ def load_model(path: str | os.PathLike[str], variant: str | None = None) -> FCN:
             found = variant
     if variant is not None and variant != found:
         raise ValueError(f"{path} holds a {found} model, not {variant}")
-    model = FCN(found, stored.num_classes, width_divisor=stored.width_divisor)
+    model = _voc_fcn(found, stored.num_classes, width_divisor=stored.width_divisor)
     return _load_into(model, stored, str(path))
+
+
+def _voc_fcn(variant: str, num_classes: int, **options: Any) -> FCN:
+    """An :class:`FCN` whose classes are named and coloured as VOC's unless told otherwise
+    (a 21-class net scores VOC's classes; training and checkpoints set their own)."""
+    classes = VOC_CLASSES if num_classes == NUM_CLASSES else None
+    return FCN(variant, num_classes, classes=classes, palette=voc_palette(), **options)
 
 
 class BuildOptions(TypedDict, total=False):

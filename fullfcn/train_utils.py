@@ -233,7 +233,7 @@ def save_checkpoint(
         "width_divisor": model.width_divisor,
         "preprocess": model.preprocess.name,
         "classes": list(model.classes),  # plain lists: weights_only=True reads them
-        "palette": list(model.palette),
+        "palette": model.palette,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),

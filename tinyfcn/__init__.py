@@ -13,6 +13,7 @@ import importlib
 
 from tinyfcn.classifier import INPUT_SIZE, MnistClassifier
 from tinyfcn.convert import convolutionalize, linear_to_conv
+from tinyfcn.fcn import crop_plan, fuse, score_layer
 from tinyfcn.geometry import (
     CoordMap,
     LayerGeometry,
@@ -23,7 +24,7 @@ from tinyfcn.geometry import (
     receptive_fields,
 )
 from tinyfcn.metrics import ConfusionMatrix, format_metrics
-from tinyfcn.model import BACKGROUND, NUM_CLASSES, VARIANTS, TinyFCN
+from tinyfcn.model import VARIANTS, TinyFCN
 from tinyfcn.upsample import bilinear_kernel, upsample_layer
 
 #: The training API needs m2nist to make its data. It is imported on first use, so that the
@@ -78,10 +79,12 @@ __all__ = [
     "coord_map",
     "crop",
     "crop_offset",
+    "crop_plan",
     "evaluate",
     "evaluate_classifier",
     "fit",
     "format_metrics",
+    "fuse",
     "linear_to_conv",
     "load_checkpoint",
     "load_m2nist",
@@ -93,6 +96,7 @@ __all__ = [
     "receptive_fields",
     "run",
     "save_checkpoint",
+    "score_layer",
     "train_classifier",
     "train_fcn",
     "upsample_layer",

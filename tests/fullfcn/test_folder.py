@@ -15,7 +15,7 @@ from fullfcn.folder import FolderError, SegmentationFolder, split_stems
 from fullfcn.pairs import SegmentationPairs
 from fullfcn.transforms import TORCHVISION, eval_transforms, train_transforms
 from fullfcn.voc import VOC_CLASSES, VOCSegmentation, voc_palette
-from m2nist.params import BACKGROUND, CLASS_NAMES
+from m2nist import BACKGROUND, CLASS_NAMES
 from tests.fullfcn.conftest import FOLDER_PALETTE, make_folder
 
 

@@ -1,0 +1,64 @@
+"""The FCN decoder, written once: score layers, skip fusion and the crop plan.
+
+Every FCN here -- the tiny MNIST nets (:mod:`tinyfcn.model`) and the VGG16 nets
+(:mod:`fullfcn.model`) -- decodes the same way (Long, Shelhamer & Darrell, sec. 4.2):
+
+1. a 1x1 *score layer* turns a feature map into class scores (:func:`score_layer`);
+2. the coarse scores are upsampled 2x and the scores of a finer layer, cropped to line up,
+   are added: "combining what and where" (:func:`fuse`);
+3. a last upsampling returns to the input's stride, and a crop to the input's size.
+
+Where each crop starts is never typed in. Each net lists, for every crop, the layers from the
+image to the map that is cropped and to the map it must line up with (``[]``: the image
+itself); :func:`crop_plan` composes their coordinate maps (:mod:`tinyfcn.geometry`) and
+reads the offsets off. The class count is the caller's: these nets know no dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from torch import Tensor, nn
+
+from tinyfcn.geometry import coord_map, crop, crop_offset, output_size
+
+__all__ = ["CropPaths", "crop_plan", "crops_fit", "fuse", "score_layer"]
+
+#: For each crop, by name: (layers from the image to the map that is cropped, layers from the
+#: image to the map it must line up with).
+CropPaths = Mapping[str, tuple[Sequence[nn.Module], Sequence[nn.Module]]]
+
+
+def score_layer(in_channels: int, num_classes: int) -> nn.Conv2d:
+    """A 1x1 class scorer starting at exactly zero (weights and bias), as the paper's skips:
+    a fused net starts out computing its coarser parent and learns how much detail the finer
+    layer adds."""
+    conv = nn.Conv2d(in_channels, num_classes, 1)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+def fuse(coarse: Tensor, skip: Tensor, offset: int) -> Tensor:
+    """The skip fusion: upsampled coarse scores plus a finer layer's scores, the latter
+    cropped at ``offset`` to the coarse map's size so that pixel for pixel they see the same
+    place of the image."""
+    return coarse + crop(skip, offset, coarse.shape[-2:])
+
+
+def crop_plan(paths: CropPaths) -> dict[str, int]:
+    """Every crop of a net from coordinate maps, by name.
+
+    ``crop_offset`` raises when a crop is not a whole, non-negative number of pixels: the
+    net is then mis-designed (or, for the tiny nets, padded too little).
+    """
+    return {name: crop_offset(coord_map(src), coord_map(ref)) for name, (src, ref) in paths.items()}
+
+
+def crops_fit(paths: CropPaths, offsets: Mapping[str, int], size: int) -> bool:
+    """Whether, for a ``size x size`` input, every cropped map holds its window (sizes from
+    layer arithmetic alone: no forward pass)."""
+    return all(
+        output_size(src, (size, size))[0] >= offsets[name] + output_size(ref, (size, size))[0]
+        for name, (src, ref) in paths.items()
+    )
