@@ -7,9 +7,8 @@ line on stderr and an exit code, never a traceback). Several GPUs:
 ``torchrun --nproc_per_node=N --no-python fullfcn-train ...`` (torchrun sets the rank and
 world size that :func:`fullfcn.train.train` reads).
 
-The file runs a little past 350 lines because it holds three commands, each a section
-read top to bottom (parser, then the function it drives), as the project's other
-``cli.py`` files do; their only shared piece is the data options (``_add_data``).
+Each command is a section read top to bottom: its parser, then the function it drives. What
+they share: the data options (``_add_data``) and how a run uses the machine (``_add_run``).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -26,21 +25,33 @@ from torch.utils.data import Dataset
 
 from fcnbase import Parser, UsageError, atomic_write, check_outputs, pick_device, run_cli
 from fcnbase.cli import float_arg, int_arg
+from fcnbase.device import available_cores
 from fullfcn.builders import build, load_model
 from fullfcn.evaluate import confusion_matrix, eval_loader
 from fullfcn.folder import CLASSES_FILE, SegmentationFolder
 from fullfcn.model import VARIANTS, WIDTH_DIVISORS
 from fullfcn.predict import MAX_PIXELS, load_image, overlay, predict
 from fullfcn.train import RECIPES, TrainConfig, train
+from fullfcn.train_config import DEFAULT_WORKERS
 from fullfcn.train_data import datasets
 from fullfcn.transforms import eval_transforms
-from fullfcn.util import DEFAULT_WORKERS, data_arg, voc_root_arg, workers_arg
 from fullfcn.voc import IGNORE_INDEX, VOCSegmentation, colorize, find_voc2012
 from tinyfcn.metrics import format_metrics
 
 __all__ = ["eval_main", "predict_main", "train_main"]
 
-# -- fullfcn-train ---------------------------------------------------------------------------
+# -- shared options --------------------------------------------------------------------------
+
+
+def _folder_arg(what: str) -> Callable[[str], Path]:
+    """argparse type of an existing folder (checked at parse time, before any work)."""
+
+    def folder(value: str) -> Path:
+        if not Path(value).is_dir():
+            raise argparse.ArgumentTypeError(f"{what} {value} is not a directory")
+        return Path(value)
+
+    return folder
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -49,12 +60,12 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument(
         "--voc-root",
-        type=voc_root_arg,
+        type=_folder_arg("VOC root"),
         help="folder holding VOC2012/ or VOCdevkit/VOC2012/",
     )
     where.add_argument(
         "--data",
-        type=data_arg,
+        type=_folder_arg("data folder"),
         metavar="DIR",
         help="your own folder: images/, masks/ (index or palette PNGs, 255 = ignore), "
         "optional classes.txt, train.txt, val.txt (docs/fullfcn.md)",
@@ -72,6 +83,20 @@ def _add_data(p: argparse.ArgumentParser) -> None:
         default=TrainConfig.val_fraction,
         help="--data without train.txt/val.txt: the share of pairs (seeded) held out for val",
     )
+
+
+def _add_run(p: argparse.ArgumentParser) -> None:
+    """Where and how a run computes, the same for training and evaluation."""
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--amp", action="store_true", help="float16 mixed precision (CUDA only)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory (CUDA)")
+    p.add_argument(
+        "--workers",
+        type=int_arg(0, available_cores()),  # more than a core each only costs memory
+        default=DEFAULT_WORKERS,
+        help="data-loading processes",
+    )
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
 
 
 def _data_options(args: argparse.Namespace) -> None:
@@ -145,10 +170,7 @@ def _train_parser() -> Parser:
         help="start over in OUT_DIR: remove its checkpoint.pt, log.csv and tensorboard/",
     )
     p.add_argument("--seed", type=int_arg(0, 2**31 - 1), default=d.seed)
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--amp", action="store_true", help="float16 mixed precision (CUDA)")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--workers", type=workers_arg, default=d.workers, help="data-loading processes")
+    _add_run(p)
     p.add_argument(
         "--width-divisor",
         type=int,
@@ -157,7 +179,6 @@ def _train_parser() -> Parser:
         help=argparse.SUPPRESS,
     )
     p.add_argument("--download", action="store_true", help="fetch VOC/SBD when missing")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=d.progress)
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=d.tensorboard)
     return p
 
@@ -221,15 +242,9 @@ def _eval_parser() -> Parser:
         "--data: train or val (the default)",
     )
     p.add_argument("--download", action="store_true", help="fetch VOC / the split list")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument(
-        "--workers", type=workers_arg, default=DEFAULT_WORKERS, help="data-loading processes"
-    )
+    _add_run(p)
     p.add_argument("--json", help="also write the metrics to this JSON file")
     p.add_argument("--force", action="store_true", help="replace an existing --json file")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     return p
 
 

@@ -1,15 +1,10 @@
 """``fullfcn-train``: the paper's recipe, a modern one, one GPU or many.
 
-**Paper recipe** (sec. 4.3 and the reference solvers): SGD with momentum 0.99 on single
-full images (batch 1), the loss *summed* over pixels, so the tiny fixed learning rates
-1e-10 (FCN-32s), 1e-12 (FCN-16s) and 1e-14 (FCN-8s) are per-pixel rates of a huge
-gradient. High momentum with batch 1 is the paper's "heavy learning": it averages
-gradients over ~100 images, like a large batch. Weight decay 5e-4; biases learn at twice
-the rate without decay (the Caffe convention); the bilinear upsampling stays frozen.
-The staged nets start from their parent (``--init-from``), FCN-32s from ImageNet VGG16.
-
-**Modern recipe**: the *mean* loss, learning rate 0.01 with momentum 0.9 and polynomial
-("poly") decay, batches of random crops with flip and scale augmentation.
+The two recipes -- the paper's summed loss at batch 1 with momentum 0.99 and tiny fixed
+learning rates, and a modern mean loss with poly decay on batches of random crops -- are
+:data:`RECIPES` in :mod:`fullfcn.train_config` (re-exported here). Weight decay 5e-4; biases
+learn at twice the rate without decay (the Caffe convention); the bilinear upsampling stays
+frozen. The staged nets start from their parent (``--init-from``), FCN-32s from ImageNet VGG16.
 
 Both run mixed precision on CUDA (``--amp``), channels-last memory (``--channels-last``)
 and data parallel on several GPUs through ``torchrun --nproc_per_node=N`` (rank and world
@@ -29,7 +24,6 @@ the command line in :func:`fullfcn.cli.train_main`.
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from contextlib import nullcontext
@@ -70,7 +64,14 @@ from fullfcn.train_utils import (
 )
 from fullfcn.voc import IGNORE_INDEX, find_voc2012
 
-__all__ = ["PAPER_LR", "RECIPES", "Recipe", "TrainConfig", "TrainResult", "train"]
+__all__ = [
+    "PAPER_LR",
+    "RECIPES",
+    "Recipe",
+    "TrainConfig",
+    "TrainResult",
+    "train",
+]
 
 
 @dataclass
@@ -84,12 +85,6 @@ class TrainResult:
 
 
 # -- model and optimisation ------------------------------------------------------------------
-
-
-def _check_weights_files(config: TrainConfig) -> None:
-    for path in (config.init_from, None if config.weights == "imagenet" else config.weights):
-        if path is not None and not os.path.isfile(path):
-            raise FileNotFoundError(f"weights file {path} not found")
 
 
 def _model(config: TrainConfig, train_set: Any, parent: FCN | None) -> FCN:
@@ -148,20 +143,6 @@ def train_step(
     return loss.item()
 
 
-def _validate(
-    model: FCN, val_set: Dataset, config: TrainConfig, rank: int, world: int, device: torch.device
-) -> tuple[dict[str, Any], Tensor]:
-    """Metrics and confusion matrix on the validation set, reduced over the ranks."""
-    matrix = confusion_matrix(
-        model,
-        eval_loader(val_set, rank, world),
-        device,
-        amp=config.amp,
-        channels_last=config.channels_last,
-    )
-    return matrix.compute(), matrix.matrix.cpu()
-
-
 def train(config: TrainConfig, data: tuple[Dataset, Dataset | None] | None = None) -> TrainResult:
     """Train (or resume) as ``config`` says; returns the model and what happened.
 
@@ -176,9 +157,8 @@ def train(config: TrainConfig, data: tuple[Dataset, Dataset | None] | None = Non
         raise UsageError("give --voc-root (PASCAL VOC) or --data (your own folder)")
     if config.voc_root and not config.download:
         find_voc2012(config.voc_root)  # fail before building (or downloading) VGG16
-    _check_weights_files(config)
+    check_inputs_apart(config, Path(config.out_dir))  # the weights, before the data is listed
     data = data or datasets(config)
-    check_inputs_apart(config, Path(config.out_dir))  # before the parent is read
     parent = load_model(config.init_from) if config.init_from else None  # staged training
     if parent is not None:
         check_stage(parent, config.variant, data[0].num_classes)  # type: ignore[attr-defined]
@@ -268,7 +248,14 @@ def _train(
             if val_set is not None and (
                 iteration % config.val_every == 0 or iteration == config.iterations
             ):
-                metrics, confusion = _validate(model, val_set, config, rank, world, device)
+                matrix = confusion_matrix(  # reduced over the ranks
+                    model,
+                    eval_loader(val_set, rank, world),
+                    device,
+                    amp=config.amp,
+                    channels_last=config.channels_last,
+                )
+                metrics, confusion = matrix.compute(), matrix.matrix.cpu()
                 row.update({k: v for k, v in metrics.items() if k != "iou"})
                 bar.write(f"iteration {iteration}: mean IU {metrics['mean_iou']:.4f}")
             log.write(iteration, **row)

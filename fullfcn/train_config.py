@@ -15,10 +15,13 @@ import dataclasses
 from dataclasses import dataclass
 
 from fcnbase import UsageError
+from fcnbase.device import available_cores
 from fullfcn.model import VARIANTS
-from fullfcn.util import DEFAULT_WORKERS
 
-__all__ = ["PAPER_LR", "RECIPES", "Recipe", "TrainConfig"]
+__all__ = ["DEFAULT_WORKERS", "PAPER_LR", "RECIPES", "Recipe", "TrainConfig"]
+
+#: Data-loading processes by default (``--workers``): two, or one per core where fewer.
+DEFAULT_WORKERS = min(2, available_cores())
 
 #: The reference solvers' fixed learning rates for the summed loss.
 PAPER_LR = {"fcn32s": 1e-10, "fcn16s": 1e-12, "fcn8s": 1e-14, "fcn8s_atonce": 1e-10}

@@ -130,8 +130,12 @@ def gather(obj: Any, world: int) -> list[Any]:
 
 
 def check_inputs_apart(config: TrainConfig, out_dir: Path) -> None:
-    """Refuse (a usage error) weights to read that are files this run would replace."""
+    """Refuse weights files that are missing, or that this run would replace (a usage
+    error)."""
     inputs = [config.init_from, None if config.weights == "imagenet" else config.weights]
+    for path in inputs:
+        if path is not None and not os.path.isfile(path):
+            raise FileNotFoundError(f"weights file {path} not found")
     check_outputs([out_dir / CHECKPOINT, out_dir / LOG], inputs=inputs, force=True)
 
 
