@@ -14,6 +14,7 @@ they share: the data options (``_add_data``) and how a run uses the machine (``_
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -31,8 +32,7 @@ from fullfcn.evaluate import confusion_matrix, eval_loader
 from fullfcn.folder import CLASSES_FILE, SegmentationFolder
 from fullfcn.model import VARIANTS, WIDTH_DIVISORS
 from fullfcn.predict import MAX_PIXELS, load_image, overlay, predict
-from fullfcn.train import RECIPES, TrainConfig, train
-from fullfcn.train_config import DEFAULT_WORKERS
+from fullfcn.train import DEFAULT_WORKERS, RECIPES, TrainConfig, train
 from fullfcn.train_data import datasets
 from fullfcn.transforms import eval_transforms
 from fullfcn.voc import IGNORE_INDEX, VOCSegmentation, colorize, find_voc2012
@@ -113,30 +113,23 @@ def _pairs(dataset: Dataset) -> str:
 
 
 def _train_parser() -> Parser:
-    d = TrainConfig()
     p = Parser(
         prog="fullfcn-train",
         description="Train VGG16 FCN-32s/16s/8s on PASCAL VOC or on your own folder of "
         "images and masks (paper or modern recipe). "
         "Multi-GPU: torchrun --nproc_per_node=N --no-python fullfcn-train ...",
     )
-    p.add_argument("--variant", choices=VARIANTS, default=d.variant, help="which FCN")
+    p.add_argument("--variant", choices=VARIANTS, help="which FCN")
     _add_data(p)
     p.add_argument(
         "--sbd-root",
         help="SBD folder (cls/, img/, train.txt): the paper's "
         "training set; without it --train-split of VOC is used",
     )
-    p.add_argument("--train-split", default=d.train_split, help="VOC split to train on")
+    p.add_argument("--train-split", help="VOC split to train on")
     p.add_argument("--val-split", help="validate on this VOC split, e.g. seg11valid")
-    p.add_argument(
-        "--recipe", choices=tuple(RECIPES), default=d.recipe, help="paper (sec. 4.3) or modern"
-    )
-    p.add_argument(
-        "--weights",
-        default=d.weights,
-        help="imagenet (VGG16 through torchvision), none, or a weights file",
-    )
+    p.add_argument("--recipe", choices=tuple(RECIPES), help="paper (sec. 4.3) or modern")
+    p.add_argument("--weights", help="imagenet (VGG16 through torchvision), none, or a file")
     p.add_argument("--init-from", help="trained coarser FCN to start from (staged training)")
     # Bounds are part of each type: a NaN learning rate or a zero batch is a usage error
     # at once, not a NaN loss (or a ZeroDivisionError) after VGG16 has been built.
@@ -144,42 +137,31 @@ def _train_parser() -> Parser:
         "--lr", type=float_arg(1e-20, 10.0), help="default: the recipe's (paper: per variant)"
     )
     p.add_argument("--momentum", type=float_arg(0.0, 1.0), help="default: the recipe's")
-    p.add_argument(
-        "--weight-decay", type=float_arg(0.0, 1.0), default=d.weight_decay, help="on weights"
-    )
+    p.add_argument("--weight-decay", type=float_arg(0.0, 1.0), help="on weights")
     p.add_argument("--batch-size", type=int_arg(1, 4096), help="per process")
     p.add_argument("--crop-size", type=int_arg(1, 8192), help="default: the recipe's")
-    p.add_argument(
-        "--iterations", type=int_arg(1, 10**9), default=d.iterations, help="SGD steps in all"
-    )
+    p.add_argument("--iterations", type=int_arg(1, 10**9), help="SGD steps in all")
     p.add_argument(
         "--stop-at", type=int_arg(1, 10**9), help="stop after this iteration (resume later)"
     )
-    p.add_argument(
-        "--checkpoint-every",
-        type=int_arg(1, 10**9),
-        default=d.checkpoint_every,
-        help="iterations between checkpoints",
-    )
-    p.add_argument("--val-every", type=int_arg(1, 10**9), default=d.val_every, help="iterations")
-    p.add_argument("--out-dir", default=d.out_dir, help="checkpoint.pt, log.csv, tensorboard/")
+    p.add_argument("--checkpoint-every", type=int_arg(1, 10**9), help="iterations between saves")
+    p.add_argument("--val-every", type=int_arg(1, 10**9), help="iterations")
+    p.add_argument("--out-dir", help="checkpoint.pt, log.csv, tensorboard/")
     p.add_argument("--resume", action="store_true", help="continue OUT_DIR/checkpoint.pt")
     p.add_argument(
         "--force",
         action="store_true",
         help="start over in OUT_DIR: remove its checkpoint.pt, log.csv and tensorboard/",
     )
-    p.add_argument("--seed", type=int_arg(0, 2**31 - 1), default=d.seed)
+    p.add_argument("--seed", type=int_arg(0, 2**31 - 1))
     _add_run(p)
-    p.add_argument(
-        "--width-divisor",
-        type=int,
-        choices=WIDTH_DIVISORS,
-        default=d.width_divisor,
-        help=argparse.SUPPRESS,
-    )
+    p.add_argument("--width-divisor", type=int, choices=WIDTH_DIVISORS, help=argparse.SUPPRESS)
     p.add_argument("--download", action="store_true", help="fetch VOC/SBD when missing")
-    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=d.tensorboard)
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction)
+    # The defaults are the configuration's own (also shown by --help). The data folders
+    # have none: one of the two must be given, and argparse would check a default's type.
+    defaults = dataclasses.asdict(TrainConfig())
+    p.set_defaults(**{k: v for k, v in defaults.items() if k not in ("voc_root", "data")})
     return p
 
 

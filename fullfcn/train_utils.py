@@ -4,7 +4,7 @@ As in torchvision's ``references/segmentation`` (``train.py`` beside ``utils.py`
 training loop in :mod:`fullfcn.train` stays short and these pieces live here:
 
 - *distributed*: rank, world size and device under ``torchrun``; gathering per-rank objects;
-- *random state*: every generator (torch, CUDA, NumPy, Python) as tensors and ints, so a
+- *random state*: torch's generators (CPU and CUDA; nothing else draws), as tensors, so a
   checkpoint read with ``torch.load(weights_only=True)`` restores them -- the heart of the
   exact resume;
 - *checkpoints*: what a run writes into ``--out-dir`` (and may replace there), writing one
@@ -18,12 +18,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-import random
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -33,7 +31,7 @@ from fullfcn.model import FCN
 from fullfcn.pytorch_fcn import check_state_dict, load_pytorch_fcn
 
 if TYPE_CHECKING:
-    from fullfcn.train_config import TrainConfig
+    from fullfcn.train import TrainConfig
 
 __all__ = [
     "CHECKPOINT",
@@ -89,16 +87,9 @@ def init_distributed(device_name: str) -> tuple[int, int, torch.device]:
 
 
 def rng_state() -> dict[str, Any]:
-    """All generators as tensors and ints, so ``torch.load(weights_only=True)`` reads them."""
-    _, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, py_state, py_gauss = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": torch.from_numpy(keys.astype(np.int64)),
-        "numpy_extra": [int(pos), int(has_gauss), float(gauss)],
-        "python": torch.tensor(py_state, dtype=torch.int64),
-        "python_extra": [int(version), py_gauss],
-    }
+    """torch's generators, CPU and (when present) CUDA: dropout draws from them, and the data
+    pipeline seeds its own per sample (:class:`fullfcn.train_data.SeededSamples`)."""
+    state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state()
     return state
@@ -107,12 +98,6 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     """Put back what :func:`rng_state` took."""
     torch.set_rng_state(state["torch"])
-    pos, has_gauss, gauss = state["numpy_extra"]
-    np.random.set_state(
-        ("MT19937", state["numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss)
-    )
-    version, py_gauss = state["python_extra"]
-    random.setstate((version, tuple(state["python"].tolist()), py_gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
 
@@ -256,26 +241,15 @@ def save_checkpoint(
 class TrainLog:
     """CSV log (always) and TensorBoard (when installed), written by rank 0 only."""
 
-    FIELDS = (
-        "iteration",
-        "loss",
-        "lr",
-        "seconds",
-        "pixel_accuracy",
-        "mean_accuracy",
-        "mean_iou",
-        "fw_iou",
-    )
+    FIELDS = ("iteration", "loss", "lr", "seconds")
+    FIELDS += ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou")  # at validations
 
     def __init__(self, out_dir: Path, enabled: bool, tensorboard: bool) -> None:
-        self.enabled, self.writer = enabled, None
-        if not enabled:
-            return
-        self.path = out_dir / LOG
-        if not self.path.exists():
+        self.path, self.writer = (out_dir / LOG if enabled else None), None
+        if self.path is not None and not self.path.exists():
             with self.path.open("w", newline="") as f:
                 csv.writer(f).writerow(self.FIELDS)
-        if tensorboard:
+        if self.path is not None and tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # TensorBoard is optional
@@ -283,10 +257,10 @@ class TrainLog:
             self.writer = SummaryWriter(str(out_dir / TENSORBOARD))
 
     def write(self, iteration: int, **values: float) -> None:
-        if not self.enabled:
+        if self.path is None:
             return
         with self.path.open("a", newline="") as f:
-            csv.writer(f).writerow([iteration] + [values.get(k, "") for k in self.FIELDS[1:]])
+            csv.DictWriter(f, self.FIELDS).writerow({"iteration": iteration, **values})
         if self.writer is not None:
             for key, value in values.items():
                 self.writer.add_scalar(key, value, iteration)

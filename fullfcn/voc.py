@@ -127,11 +127,23 @@ def check_label(image: Image.Image, label: Image.Image, label_path: str) -> None
 
 
 class _VOCPairs(SegmentationPairs):
-    """VOC's and SBD's pairs: what their labels mean, as every fullfcn dataset says."""
+    """VOC's and SBD's pairs: what their labels mean, as every fullfcn dataset says, and
+    each label checked against its image when read (:func:`check_label`)."""
 
     classes: tuple[str, ...] = VOC_CLASSES
     num_classes: int = NUM_CLASSES
     palette: list[int] = voc_palette()
+    images: list[str]
+
+    def label(self, index: int) -> tuple[Image.Image, str]:
+        """The label of pair ``index`` and the file it comes from."""
+        raise NotImplementedError
+
+    def load_pair(self, index: int) -> tuple[Image.Image, Image.Image]:
+        image = Image.open(self.images[index]).convert("RGB")
+        label, path = self.label(index)
+        check_label(image, label, path)
+        return image, label
 
 
 class VOCSegmentation(_VOCPairs, datasets.VOCSegmentation):
@@ -168,12 +180,8 @@ class VOCSegmentation(_VOCPairs, datasets.VOCSegmentation):
                 f"{len(missing)} files of split {image_set!r} are missing, e.g. {missing[0]}"
             )
 
-    def load_pair(self, index: int) -> tuple[Image.Image, Image.Image]:
-        """The pair ``index``, its label checked against its image (:func:`check_label`)."""
-        image = Image.open(self.images[index]).convert("RGB")
-        label = Image.open(self.targets[index])
-        check_label(image, label, self.targets[index])
-        return image, label
+    def label(self, index: int) -> tuple[Image.Image, str]:
+        return Image.open(self.targets[index]), self.targets[index]
 
 
 class SBDSegmentation(_VOCPairs, datasets.SBDataset):
@@ -204,12 +212,8 @@ class SBDSegmentation(_VOCPairs, datasets.SBDataset):
             transforms=transforms,
         )
 
-    def load_pair(self, index: int) -> tuple[Image.Image, Image.Image]:
-        """The pair ``index``, its label checked against its image (:func:`check_label`)."""
-        image = Image.open(self.images[index]).convert("RGB")
-        label = self._get_target(self.masks[index])
-        check_label(image, label, self.masks[index])
-        return image, label
+    def label(self, index: int) -> tuple[Image.Image, str]:
+        return self._get_target(self.masks[index]), self.masks[index]
 
 
 def _split_file(voc: Path, image_set: str, download: bool) -> Path:

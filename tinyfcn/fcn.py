@@ -1,17 +1,13 @@
 """The FCN decoder, written once: score layers, skip fusion and the crop plan.
 
-Every FCN here -- the tiny MNIST nets (:mod:`tinyfcn.model`) and the VGG16 nets
-(:mod:`fullfcn.model`) -- decodes the same way (Long, Shelhamer & Darrell, sec. 4.2):
-
-1. a 1x1 *score layer* turns a feature map into class scores (:func:`score_layer`);
-2. the coarse scores are upsampled 2x and the scores of a finer layer, cropped to line up,
-   are added: "combining what and where" (:func:`fuse`);
-3. a last upsampling returns to the input's stride, and a crop to the input's size.
-
-Where each crop starts is never typed in. Each net lists, for every crop, the layers from the
-image to the map that is cropped and to the map it must line up with (``[]``: the image
-itself); :func:`crop_plan` composes their coordinate maps (:mod:`tinyfcn.geometry`) and
-reads the offsets off. The class count is the caller's: these nets know no dataset.
+The tiny MNIST nets (:mod:`tinyfcn.model`) and the VGG16 nets (:mod:`fullfcn.model`) decode
+alike (Long, Shelhamer & Darrell, sec. 4.2): a 1x1 *score layer* turns features into class
+scores (:func:`score_layer`); the coarse scores, upsampled 2x, get the finer layer's scores
+added, cropped to line up -- "combining what and where" (:func:`fuse`); a last upsampling
+returns to the input's stride, and a crop to its size. No crop is typed in: each net lists,
+per crop, the layers from the image to the map that is cropped and to the map it must line
+up with (``[]``: the image), and :func:`crop_plan` reads the offsets off their coordinate
+maps (:mod:`tinyfcn.geometry`). The class count is the caller's: no dataset is known here.
 """
 
 from __future__ import annotations
@@ -20,9 +16,9 @@ from collections.abc import Mapping, Sequence
 
 from torch import Tensor, nn
 
-from tinyfcn.geometry import coord_map, crop, crop_offset, output_size
+from tinyfcn.geometry import coord_map, crop, crop_offset
 
-__all__ = ["CropPaths", "crop_plan", "crops_fit", "fuse", "score_layer"]
+__all__ = ["CropPaths", "crop_plan", "fuse", "score_layer"]
 
 #: For each crop, by name: (layers from the image to the map that is cropped, layers from the
 #: image to the map it must line up with).
@@ -53,12 +49,3 @@ def crop_plan(paths: CropPaths) -> dict[str, int]:
     net is then mis-designed (or, for the tiny nets, padded too little).
     """
     return {name: crop_offset(coord_map(src), coord_map(ref)) for name, (src, ref) in paths.items()}
-
-
-def crops_fit(paths: CropPaths, offsets: Mapping[str, int], size: int) -> bool:
-    """Whether, for a ``size x size`` input, every cropped map holds its window (sizes from
-    layer arithmetic alone: no forward pass)."""
-    return all(
-        output_size(src, (size, size))[0] >= offsets[name] + output_size(ref, (size, size))[0]
-        for name, (src, ref) in paths.items()
-    )

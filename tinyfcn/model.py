@@ -57,8 +57,8 @@ from torch import Tensor, nn
 
 from tinyfcn.classifier import INPUT_SIZE, MnistClassifier
 from tinyfcn.convert import convolutionalize
-from tinyfcn.fcn import CropPaths, crop_plan, crops_fit, fuse, score_layer
-from tinyfcn.geometry import coord_map, crop
+from tinyfcn.fcn import CropPaths, crop_plan, fuse, score_layer
+from tinyfcn.geometry import coord_map, crop, output_size
 from tinyfcn.upsample import bilinear_kernel, upsample_layer
 
 __all__ = ["VARIANTS", "TinyFCN", "describe"]
@@ -112,10 +112,8 @@ class TinyFCN(nn.Module):
         conv1, relu1, pool1, conv2, relu2, pool2 = fcn.features
         fc, relu_fc, dense10 = fcn.classifier
         width = conv1.out_channels
-        if num_classes is None:
-            num_classes = dense10.out_channels + 1  # the digits and the background
-        self.variant = variant
-        self.num_classes = num_classes
+        num_classes = num_classes or dense10.out_channels + 1  # the digits and the background
+        self.variant, self.num_classes = variant, num_classes
         self.learnable_upsampling = learnable_upsampling
 
         self.conv1 = nn.Sequential(conv1, relu1)  # 1/1 (padding set below)
@@ -187,13 +185,19 @@ class TinyFCN(nn.Module):
         """
         stride = coord_map([self.conv1, self.pool1, self.conv2, self.pool2]).stride
         paths = self.crop_paths()
+        sizes = [(n, n) for n in range(MIN_SIZE, MIN_SIZE + int(stride))]
         for padding in range(_MAX_PADDING):
             self.conv1[0].padding = (padding, padding)
             try:
                 offsets = crop_plan(paths)
             except ValueError:  # a negative crop: the padding is still too small
                 continue
-            if all(crops_fit(paths, offsets, n) for n in range(MIN_SIZE, MIN_SIZE + int(stride))):
+            # every cropped map must hold its window (sizes from layer arithmetic alone)
+            if all(
+                output_size(src, n)[0] >= offsets[name] + output_size(ref, n)[0]
+                for name, (src, ref) in paths.items()
+                for n in sizes
+            ):
                 return padding
         raise RuntimeError(f"no conv1 padding below {_MAX_PADDING} aligns {self.variant}")
 
