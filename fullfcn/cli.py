@@ -20,7 +20,6 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset
 
@@ -261,8 +260,6 @@ def _eval(argv: Sequence[str] | None) -> int:
             f"{args.weights} scores {model.num_classes} classes, {args.data} has "
             f"{dataset.num_classes}: evaluate on the data the model was trained for"
         )
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    model.to(device, memory_format=memory_format)
     matrix = confusion_matrix(
         model,
         eval_loader(dataset, num_workers=args.workers),

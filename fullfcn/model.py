@@ -11,17 +11,14 @@ Semantic Segmentation", CVPR 2015 / PAMI 2016), step by step:
    (Caffe's rule), so no border column is lost.
 3. *Upsample in-network* with transposed convolutions initialised to bilinear
    interpolation (``tinyfcn.upsample``), then *crop* to the input. The padding shifted
-   every map; the crops that undo it are computed from the layer arithmetic
-   (``tinyfcn.geometry``): 19 for FCN-32s, 5 and 27 for FCN-16s, 5, 9 and 31 for FCN-8s.
-4. *Skip layers* (sec. 4.2): predictions from pool4 (stride 16) and pool3 (stride 8),
-   zero-initialised so the net starts out as its coarser parent, are added to the 2x
-   upsampled coarse scores: "combining what and where".
+   every map; the crops that undo it come from the layer arithmetic: 19 for FCN-32s, 5 and
+   27 for FCN-16s, 5, 9 and 31 for FCN-8s.
+4. *Skip layers* (sec. 4.2): zero-initialised scores of pool4 (stride 16) and pool3
+   (stride 8) are added to the 2x upsampled coarse scores: "combining what and where".
 
-Score layers, fusion and crop plan are the tiny nets' own (:mod:`tinyfcn.fcn`). The class
-count (and the names and colours of the classes) is the caller's; :mod:`fullfcn.builders`
-gives VOC's by default.
-
-Building a net with weights and loading stored ones is :mod:`fullfcn.builders`.
+Steps 3 and 4 -- score layers, fusion, crop plan -- are the tiny nets' own code
+(:mod:`tinyfcn.fcn`). The class count, names and colours are the caller's: building a net
+with weights (VOC's classes by default) and loading stored ones is :mod:`fullfcn.builders`.
 
 Modules carry the reference implementation's names (``conv1_1`` ... ``fc7``, ``score_fr``,
 ``upscore2`` ...), derived by walking the VGG layers, so the state dict uses the same

@@ -26,9 +26,8 @@ import torch
 import torch.distributed as dist
 
 from fcnbase import OutputExistsError, atomic_write, check_outputs, pick_device
-from fullfcn.builders import read_weights
+from fullfcn.builders import Stored, load_into, read_stored, read_weights
 from fullfcn.model import FCN
-from fullfcn.pytorch_fcn import check_state_dict, load_pytorch_fcn
 
 if TYPE_CHECKING:
     from fullfcn.train import TrainConfig
@@ -52,17 +51,8 @@ __all__ = [
 
 #: What a run writes into ``--out-dir``: the only files ``--force`` ever removes there.
 CHECKPOINT, LOG, TENSORBOARD = "checkpoint.pt", "log.csv", "tensorboard"
-#: What a checkpoint must hold to be resumed.
-TRAIN_STATE = (
-    "variant",
-    "width_divisor",
-    "model",
-    "optimizer",
-    "scheduler",
-    "scaler",
-    "iteration",
-    "rng",
-)
+#: What a checkpoint must hold to be resumed, besides the model (:func:`read_stored`).
+TRAIN_STATE = ("optimizer", "scheduler", "scaler", "iteration", "rng")
 
 
 # -- distributed ---------------------------------------------------------------------------
@@ -159,11 +149,12 @@ def claim_out_dir(config: TrainConfig, out_dir: Path) -> None:
             path.unlink()
 
 
-def read_resume(path: Path, variant: str, width_divisor: int) -> Mapping[str, Any]:
+def read_resume(path: Path, variant: str, width_divisor: int) -> tuple[Mapping[str, Any], Stored]:
     """The checkpoint to continue, its keys and settings checked against this run's."""
     state = read_weights(path)
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{path} is not a fullfcn-train checkpoint")
+    if not isinstance(state, Mapping) or "variant" not in state:
+        raise ValueError(f"{path} is not a fullfcn-train checkpoint (use --force to start over)")
+    stored = read_stored(state, str(path))  # the model, its variant, width and labels
     missing = [k for k in TRAIN_STATE if k not in state]
     if missing:
         raise ValueError(
@@ -178,12 +169,12 @@ def read_resume(path: Path, variant: str, width_divisor: int) -> Mapping[str, An
         raise ValueError(f"{path}: iteration {iteration!r} is not a count of steps")
     if not isinstance(state["rng"], list):
         raise ValueError(f"{path}: rng is not a list of random states")
-    return state
+    return state, stored
 
 
 def resume(
     path: Path,
-    state: Mapping[str, Any],
+    saved: tuple[Mapping[str, Any], Stored],
     model: FCN,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
@@ -191,10 +182,11 @@ def resume(
     rank: int,
     world: int,
 ) -> int:
-    """Load every piece of ``state``; returns the iteration to continue from."""
-    check_state_dict(model, load_pytorch_fcn(state["model"], f"{path} ('model')"), str(path))
+    """Load every piece of what :func:`read_resume` read; returns the iteration to continue
+    from."""
+    state, stored = saved
+    load_into(model, stored, str(path))
     try:
-        model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
