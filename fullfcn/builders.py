@@ -27,17 +27,20 @@ from fullfcn.pytorch_fcn import (
     stated_variant,
 )
 from fullfcn.transforms import CAFFE, PREPROCESS, Preprocess
-from fullfcn.voc import NUM_CLASSES
+from fullfcn.voc import NUM_CLASSES, VOC_CLASSES, voc_palette
 
 __all__ = [
     "BuildOptions",
+    "Stored",
     "build",
     "check_stage",
     "fcn8s",
     "fcn8s_atonce",
     "fcn16s",
     "fcn32s",
+    "load_into",
     "load_model",
+    "read_stored",
     "read_weights",
     "staged_init",
 ]
@@ -68,11 +71,8 @@ def staged_init(target: FCN, source: FCN) -> FCN:
         for key, value in target.state_dict().items():
             if key in source_state and source_state[key].shape == value.shape:
                 value.copy_(source_state[key])
-    target.preprocess, target.classes, target.palette = (
-        source.preprocess,
-        source.classes,
-        source.palette,
-    )
+    for what in ("preprocess", "classes", "palette"):  # the same input and labels, too
+        setattr(target, what, getattr(source, what))
     return target
 
 
@@ -97,11 +97,11 @@ def build(
     checkpoints, torchvision (RGB, mean/std) otherwise.
     """
     imagenet = weights == "imagenet"
-    model = FCN(variant, num_classes, imagenet=imagenet, width_divisor=width_divisor)
+    model = _voc_fcn(variant, num_classes, imagenet=imagenet, width_divisor=width_divisor)
     if init_from is not None:
         staged_init(model, init_from)
     if weights is not None and not imagenet:
-        _load_into(model, _read_stored(read_weights(weights), str(weights)), str(weights))
+        load_into(model, read_stored(read_weights(weights), str(weights)), str(weights))
     return model
 
 
@@ -122,7 +122,7 @@ def read_weights(path: str | os.PathLike[str]) -> Any:
 
 
 @dataclass(frozen=True)
-class _Stored:
+class Stored:
     """What a weights file says about the net it holds, checked before anything is built."""
 
     state: dict[str, Tensor]
@@ -164,8 +164,9 @@ def _num_classes(state: dict[str, Tensor], source: str) -> int:
     return int(bias.shape[0])
 
 
-def _read_stored(raw: Any, source: str) -> _Stored:
-    """Our ``fullfcn-train`` checkpoint or a pytorch-fcn file, validated key by key.
+def read_stored(raw: Any, source: str) -> Stored:
+    """Our ``fullfcn-train`` checkpoint or a pytorch-fcn file (what :func:`read_weights`
+    read from ``source``), validated key by key.
 
     A file that loads but lacks a key must be one line naming the file and the key, not a
     ``KeyError`` (or a ``ZeroDivisionError`` from ``width_divisor=0``) deep in the build.
@@ -173,7 +174,7 @@ def _read_stored(raw: Any, source: str) -> _Stored:
     if isinstance(raw, Mapping) and ("variant" in raw or "model" in raw):  # ours
         for key in ("variant", "model", "preprocess", "width_divisor"):
             if key not in raw:
-                raise ValueError(f"{source} lacks {key!r}: not a complete fullfcn checkpoint")
+                raise ValueError(f"{source} lacks {key!r}: not a complete fullfcn-train checkpoint")
         if raw["variant"] not in VARIANTS:
             raise ValueError(f"{source}: variant {raw['variant']!r} is not one of {VARIANTS}")
         if raw["preprocess"] not in PREPROCESS:
@@ -186,7 +187,7 @@ def _read_stored(raw: Any, source: str) -> _Stored:
             )
         state = load_pytorch_fcn(raw["model"], f"{source} ('model')")
         num_classes = _num_classes(state, source)
-        return _Stored(
+        return Stored(
             state,
             raw["variant"],
             PREPROCESS[raw["preprocess"]],
@@ -203,7 +204,7 @@ def _read_stored(raw: Any, source: str) -> _Stored:
     preprocess = stated_preprocess(raw)
     if preprocess is not None and preprocess not in PREPROCESS:
         raise ValueError(f"{source}: preprocess {preprocess!r} is not one of {tuple(PREPROCESS)}")
-    return _Stored(
+    return Stored(
         state,
         stated_variant(raw, source),
         PREPROCESS[preprocess] if preprocess else CAFFE,
@@ -212,7 +213,7 @@ def _read_stored(raw: Any, source: str) -> _Stored:
     )
 
 
-def _load_into(model: FCN, stored: _Stored, source: str) -> FCN:
+def load_into(model: FCN, stored: Stored, source: str) -> FCN:
     """Load checked weights into ``model``, refusing a file that states another variant."""
     if stored.variant is not None and stored.variant != model.variant:
         raise ValueError(f"{source} holds a {stored.variant} model, not {model.variant}")
@@ -235,7 +236,7 @@ def load_model(path: str | os.PathLike[str], variant: str | None = None) -> FCN:
     say which it is (see :func:`fullfcn.pytorch_fcn.stated_variant`) is refused unless
     ``variant`` chooses: guessing would give a silently wrong segmentation.
     """
-    stored = _read_stored(read_weights(path), str(path))
+    stored = read_stored(read_weights(path), str(path))
     found = stored.variant or guess_variant(stored.state)
     if found == "fcn8s" and stored.variant is None:  # the keys fit both FCN-8s nets
         if variant is None:
@@ -248,8 +249,15 @@ def load_model(path: str | os.PathLike[str], variant: str | None = None) -> FCN:
             found = variant
     if variant is not None and variant != found:
         raise ValueError(f"{path} holds a {found} model, not {variant}")
-    model = FCN(found, stored.num_classes, width_divisor=stored.width_divisor)
-    return _load_into(model, stored, str(path))
+    model = _voc_fcn(found, stored.num_classes, width_divisor=stored.width_divisor)
+    return load_into(model, stored, str(path))
+
+
+def _voc_fcn(variant: str, num_classes: int, **options: Any) -> FCN:
+    """An :class:`FCN` whose classes are named and coloured as VOC's unless told otherwise
+    (a 21-class net scores VOC's classes; training and checkpoints set their own)."""
+    classes = VOC_CLASSES if num_classes == NUM_CLASSES else None
+    return FCN(variant, num_classes, classes=classes, palette=voc_palette(), **options)
 
 
 class BuildOptions(TypedDict, total=False):

@@ -7,40 +7,50 @@ line on stderr and an exit code, never a traceback). Several GPUs:
 ``torchrun --nproc_per_node=N --no-python fullfcn-train ...`` (torchrun sets the rank and
 world size that :func:`fullfcn.train.train` reads).
 
-The file runs a little past 350 lines because it holds three commands, each a section
-read top to bottom (parser, then the function it drives), as the project's other
-``cli.py`` files do; their only shared piece is the data options (``_add_data``).
+Each command is a section read top to bottom: its parser, then the function it drives. What
+they share: the data options (``_add_data``) and how a run uses the machine (``_add_run``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset
 
 from fcnbase import Parser, UsageError, atomic_write, check_outputs, pick_device, run_cli
 from fcnbase.cli import float_arg, int_arg
+from fcnbase.device import available_cores
 from fullfcn.builders import build, load_model
 from fullfcn.evaluate import confusion_matrix, eval_loader
 from fullfcn.folder import CLASSES_FILE, SegmentationFolder
 from fullfcn.model import VARIANTS, WIDTH_DIVISORS
 from fullfcn.predict import MAX_PIXELS, load_image, overlay, predict
-from fullfcn.train import RECIPES, TrainConfig, train
+from fullfcn.train import DEFAULT_WORKERS, RECIPES, TrainConfig, train
 from fullfcn.train_data import datasets
 from fullfcn.transforms import eval_transforms
-from fullfcn.util import DEFAULT_WORKERS, data_arg, voc_root_arg, workers_arg
 from fullfcn.voc import IGNORE_INDEX, VOCSegmentation, colorize, find_voc2012
 from tinyfcn.metrics import format_metrics
 
 __all__ = ["eval_main", "predict_main", "train_main"]
 
-# -- fullfcn-train ---------------------------------------------------------------------------
+# -- shared options --------------------------------------------------------------------------
+
+
+def _folder_arg(what: str) -> Callable[[str], Path]:
+    """argparse type of an existing folder (checked at parse time, before any work)."""
+
+    def folder(value: str) -> Path:
+        if not Path(value).is_dir():
+            raise argparse.ArgumentTypeError(f"{what} {value} is not a directory")
+        return Path(value)
+
+    return folder
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -49,12 +59,12 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument(
         "--voc-root",
-        type=voc_root_arg,
+        type=_folder_arg("VOC root"),
         help="folder holding VOC2012/ or VOCdevkit/VOC2012/",
     )
     where.add_argument(
         "--data",
-        type=data_arg,
+        type=_folder_arg("data folder"),
         metavar="DIR",
         help="your own folder: images/, masks/ (index or palette PNGs, 255 = ignore), "
         "optional classes.txt, train.txt, val.txt (docs/fullfcn.md)",
@@ -74,6 +84,20 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_run(p: argparse.ArgumentParser) -> None:
+    """Where and how a run computes, the same for training and evaluation."""
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--amp", action="store_true", help="float16 mixed precision (CUDA only)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory (CUDA)")
+    p.add_argument(
+        "--workers",
+        type=int_arg(0, available_cores()),  # more than a core each only costs memory
+        default=DEFAULT_WORKERS,
+        help="data-loading processes",
+    )
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+
+
 def _data_options(args: argparse.Namespace) -> None:
     """--classes and --val-fraction describe a --data folder; with VOC they are a mistake."""
     folder_only = args.classes is not None or args.val_fraction != TrainConfig.val_fraction
@@ -88,30 +112,23 @@ def _pairs(dataset: Dataset) -> str:
 
 
 def _train_parser() -> Parser:
-    d = TrainConfig()
     p = Parser(
         prog="fullfcn-train",
         description="Train VGG16 FCN-32s/16s/8s on PASCAL VOC or on your own folder of "
         "images and masks (paper or modern recipe). "
         "Multi-GPU: torchrun --nproc_per_node=N --no-python fullfcn-train ...",
     )
-    p.add_argument("--variant", choices=VARIANTS, default=d.variant, help="which FCN")
+    p.add_argument("--variant", choices=VARIANTS, help="which FCN")
     _add_data(p)
     p.add_argument(
         "--sbd-root",
         help="SBD folder (cls/, img/, train.txt): the paper's "
         "training set; without it --train-split of VOC is used",
     )
-    p.add_argument("--train-split", default=d.train_split, help="VOC split to train on")
+    p.add_argument("--train-split", help="VOC split to train on")
     p.add_argument("--val-split", help="validate on this VOC split, e.g. seg11valid")
-    p.add_argument(
-        "--recipe", choices=tuple(RECIPES), default=d.recipe, help="paper (sec. 4.3) or modern"
-    )
-    p.add_argument(
-        "--weights",
-        default=d.weights,
-        help="imagenet (VGG16 through torchvision), none, or a weights file",
-    )
+    p.add_argument("--recipe", choices=tuple(RECIPES), help="paper (sec. 4.3) or modern")
+    p.add_argument("--weights", help="imagenet (VGG16 through torchvision), none, or a file")
     p.add_argument("--init-from", help="trained coarser FCN to start from (staged training)")
     # Bounds are part of each type: a NaN learning rate or a zero batch is a usage error
     # at once, not a NaN loss (or a ZeroDivisionError) after VGG16 has been built.
@@ -119,46 +136,31 @@ def _train_parser() -> Parser:
         "--lr", type=float_arg(1e-20, 10.0), help="default: the recipe's (paper: per variant)"
     )
     p.add_argument("--momentum", type=float_arg(0.0, 1.0), help="default: the recipe's")
-    p.add_argument(
-        "--weight-decay", type=float_arg(0.0, 1.0), default=d.weight_decay, help="on weights"
-    )
+    p.add_argument("--weight-decay", type=float_arg(0.0, 1.0), help="on weights")
     p.add_argument("--batch-size", type=int_arg(1, 4096), help="per process")
     p.add_argument("--crop-size", type=int_arg(1, 8192), help="default: the recipe's")
-    p.add_argument(
-        "--iterations", type=int_arg(1, 10**9), default=d.iterations, help="SGD steps in all"
-    )
+    p.add_argument("--iterations", type=int_arg(1, 10**9), help="SGD steps in all")
     p.add_argument(
         "--stop-at", type=int_arg(1, 10**9), help="stop after this iteration (resume later)"
     )
-    p.add_argument(
-        "--checkpoint-every",
-        type=int_arg(1, 10**9),
-        default=d.checkpoint_every,
-        help="iterations between checkpoints",
-    )
-    p.add_argument("--val-every", type=int_arg(1, 10**9), default=d.val_every, help="iterations")
-    p.add_argument("--out-dir", default=d.out_dir, help="checkpoint.pt, log.csv, tensorboard/")
+    p.add_argument("--checkpoint-every", type=int_arg(1, 10**9), help="iterations between saves")
+    p.add_argument("--val-every", type=int_arg(1, 10**9), help="iterations")
+    p.add_argument("--out-dir", help="checkpoint.pt, log.csv, tensorboard/")
     p.add_argument("--resume", action="store_true", help="continue OUT_DIR/checkpoint.pt")
     p.add_argument(
         "--force",
         action="store_true",
         help="start over in OUT_DIR: remove its checkpoint.pt, log.csv and tensorboard/",
     )
-    p.add_argument("--seed", type=int_arg(0, 2**31 - 1), default=d.seed)
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--amp", action="store_true", help="float16 mixed precision (CUDA)")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--workers", type=workers_arg, default=d.workers, help="data-loading processes")
-    p.add_argument(
-        "--width-divisor",
-        type=int,
-        choices=WIDTH_DIVISORS,
-        default=d.width_divisor,
-        help=argparse.SUPPRESS,
-    )
+    p.add_argument("--seed", type=int_arg(0, 2**31 - 1))
+    _add_run(p)
+    p.add_argument("--width-divisor", type=int, choices=WIDTH_DIVISORS, help=argparse.SUPPRESS)
     p.add_argument("--download", action="store_true", help="fetch VOC/SBD when missing")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=d.progress)
-    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=d.tensorboard)
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction)
+    # The defaults are the configuration's own (also shown by --help). The data folders
+    # have none: one of the two must be given, and argparse would check a default's type.
+    defaults = dataclasses.asdict(TrainConfig())
+    p.set_defaults(**{k: v for k, v in defaults.items() if k not in ("voc_root", "data")})
     return p
 
 
@@ -221,15 +223,9 @@ def _eval_parser() -> Parser:
         "--data: train or val (the default)",
     )
     p.add_argument("--download", action="store_true", help="fetch VOC / the split list")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument(
-        "--workers", type=workers_arg, default=DEFAULT_WORKERS, help="data-loading processes"
-    )
+    _add_run(p)
     p.add_argument("--json", help="also write the metrics to this JSON file")
     p.add_argument("--force", action="store_true", help="replace an existing --json file")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     return p
 
 
@@ -264,8 +260,6 @@ def _eval(argv: Sequence[str] | None) -> int:
             f"{args.weights} scores {model.num_classes} classes, {args.data} has "
             f"{dataset.num_classes}: evaluate on the data the model was trained for"
         )
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    model.to(device, memory_format=memory_format)
     matrix = confusion_matrix(
         model,
         eval_loader(dataset, num_workers=args.workers),

@@ -47,10 +47,11 @@ def confusion_matrix(
     progress: bool = False,
 ) -> ConfusionMatrix:
     """Confusion matrix of ``model``'s argmax predictions over ``loader``, summed over ranks
-    (what training validates with, and what :func:`evaluate` computes its metrics from)."""
-    model.eval()
-    matrix = ConfusionMatrix(model.num_classes, ignore_index=IGNORE_INDEX, device=device)
+    (what training validates with, and what :func:`evaluate` computes its metrics from).
+    The model is moved to ``device`` (in channels-last memory if asked) first."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format).eval()
+    matrix = ConfusionMatrix(model.num_classes, ignore_index=IGNORE_INDEX, device=device)
     with torch.inference_mode():
         for image, label in tqdm(loader, desc="eval", disable=not progress, leave=False):
             image = image.to(device, memory_format=memory_format)
@@ -79,7 +80,6 @@ def evaluate(
     the model is.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    model.to(device)
     loader = eval_loader(data, num_workers=num_workers)
     return confusion_matrix(
         model, loader, device, amp=amp, channels_last=channels_last, progress=progress

@@ -46,7 +46,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from torchvision.datasets import VisionDataset
 
-from fullfcn.pairs import LabelError, SegmentationPairs
+from fullfcn.pairs import LabelError, SegmentationPairs, check_mask, read_list
 from fullfcn.predict import load_image
 from fullfcn.voc import IGNORE_INDEX, voc_palette
 
@@ -86,10 +86,6 @@ def split_stems(stems: list[str], split: str, val_fraction: float, seed: int) ->
     order = np.random.default_rng(seed).permutation(n)
     chosen = order[:n_val] if split == "val" else order[n_val:]
     return sorted(ordered[i] for i in chosen)
-
-
-def _read_list(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
 def _open_header(path: Path, what: str) -> Image.Image:
@@ -145,7 +141,7 @@ class SegmentationFolder(SegmentationPairs, VisionDataset):
         """Names from ``classes.txt``, or ``"0"``, ``"1"`` ... for ``num_classes``."""
         path = root / CLASSES_FILE
         if path.is_file():
-            names = tuple(_read_list(path))
+            names = tuple(read_list(path))
             if num_classes is not None and num_classes != len(names):
                 raise FolderError(
                     f"{path} names {len(names)} classes, but --classes says {num_classes}"
@@ -198,38 +194,25 @@ class SegmentationFolder(SegmentationPairs, VisionDataset):
         if not path.is_file():
             raise FolderError(f"{root} has a split list but no {path.name}: write both or neither")
         known = set(stems)
-        listed = _read_list(path)
+        listed = read_list(path)
         for stem in listed:
             if stem not in known:
                 raise FolderError(f"{path} lists {stem!r}, which has no image and mask")
         return listed
 
     def _check_pair(self, image_path: Path, mask_path: Path) -> None:
-        """Sizes (headers only), the mask's kind and class ids; the first palette is kept."""
+        """Sizes, the mask's kind and class ids; the first palette is kept."""
         with _open_header(image_path, "image") as image, _open_header(mask_path, "mask") as mask:
             if mask.mode not in _INDEX_MODES:
                 raise FolderError(
                     f"mask {mask_path} is a {mask.mode} image, not a palette or index PNG: "
                     "save it with its class ids as palette indices (mode P) or grey values"
                 )
-            if mask.size != image.size:
-                raise FolderError(
-                    f"mask {mask_path} is {mask.width}x{mask.height}, its image {image_path} "
-                    f"{image.width}x{image.height}"
-                )
-            try:
-                values = np.unique(np.asarray(mask))
-            except OSError as err:  # truncated or corrupt pixel data
-                raise FolderError(f"mask {mask_path} is not an image PIL can read") from err
+            what = f"mask {mask_path}"
+            check_mask(mask, image, what, self.num_classes, "the folder", FolderError)
             if mask.mode == "P" and not self.palette:
                 self.palette = (mask.getpalette() or []) + [0] * 768
                 del self.palette[768:]
-        bad = [int(v) for v in values if (v < 0 or v >= self.num_classes) and v != IGNORE_INDEX]
-        if bad:
-            raise FolderError(
-                f"mask {mask_path} holds class {bad[0]}, but the folder has {self.num_classes} "
-                f"classes (0..{self.num_classes - 1}, and {IGNORE_INDEX} = ignore)"
-            )
 
     def __len__(self) -> int:
         return len(self.images)

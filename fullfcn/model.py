@@ -5,19 +5,20 @@ Semantic Segmentation", CVPR 2015 / PAMI 2016), step by step:
 
 1. *Convolutionalize* the ImageNet classifier: fc6 reads a 7x7x512 map at 224x224, so it
    becomes a 7x7 convolution; fc7 becomes 1x1 (``tinyfcn.convert.convolutionalize``). The
-   1000-way fc8 is dropped and a 1x1 ``score_fr`` predicts the 21 VOC classes instead.
+   1000-way fc8 is dropped and a 1x1 ``score_fr`` predicts the task's classes instead.
 2. *Pad conv1_1 by 100* so that fc6's 7x7 valid convolution still fires on small images
    (any input from 1 pixel up yields at least one score), and let pooling round *up*
    (Caffe's rule), so no border column is lost.
 3. *Upsample in-network* with transposed convolutions initialised to bilinear
    interpolation (``tinyfcn.upsample``), then *crop* to the input. The padding shifted
-   every map; the crops that undo it are computed from the layer arithmetic
-   (``tinyfcn.geometry``): 19 for FCN-32s, 5 and 27 for FCN-16s, 5, 9 and 31 for FCN-8s.
-4. *Skip layers* (sec. 4.2): predictions from pool4 (stride 16) and pool3 (stride 8),
-   zero-initialised so the net starts out as its coarser parent, are added to the 2x
-   upsampled coarse scores: "combining what and where".
+   every map; the crops that undo it come from the layer arithmetic: 19 for FCN-32s, 5 and
+   27 for FCN-16s, 5, 9 and 31 for FCN-8s.
+4. *Skip layers* (sec. 4.2): zero-initialised scores of pool4 (stride 16) and pool3
+   (stride 8) are added to the 2x upsampled coarse scores: "combining what and where".
 
-Building a net with weights and loading stored ones is :mod:`fullfcn.builders`.
+Steps 3 and 4 -- score layers, fusion, crop plan -- are the tiny nets' own code
+(:mod:`tinyfcn.fcn`). The class count, names and colours are the caller's: building a net
+with weights (VOC's classes by default) and loading stored ones is :mod:`fullfcn.builders`.
 
 Modules carry the reference implementation's names (``conv1_1`` ... ``fc7``, ``score_fr``,
 ``upscore2`` ...), derived by walking the VGG layers, so the state dict uses the same
@@ -27,37 +28,21 @@ keys as the Caffe-converted checkpoints that wkentaro/pytorch-fcn publishes.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-import torch
 import torchvision
 from torch import Tensor, nn
-from torchvision.models.vgg import VGG, make_layers
+from torchvision.models.vgg import cfgs, make_layers
 
 from fullfcn.transforms import TORCHVISION, Preprocess
-from fullfcn.voc import NUM_CLASSES, VOC_CLASSES, voc_palette
 from tinyfcn.convert import convolutionalize
-from tinyfcn.geometry import CoordMap, coord_map, crop, crop_offset
+from tinyfcn.fcn import CropPaths, crop_plan, fuse, score_layer
+from tinyfcn.geometry import crop
 from tinyfcn.upsample import upsample_layer
 
-__all__ = [
-    "FCN",
-    "PAPER_CROPS",
-    "VARIANTS",
-    "WIDTH_DIVISORS",
-    "paper_named_layers",
-]
+__all__ = ["FCN", "VARIANTS", "WIDTH_DIVISORS", "paper_named_layers"]
 
-#: The crops pytorch-fcn types in (``fcn32s.py`` ... ``fcn8s.py``), by the layer whose
-#: output is cropped. Here they are computed from the geometry; every build checks that the
-#: arithmetic still gives the paper's numbers.
-PAPER_CROPS: dict[str, dict[str, int]] = {
-    "fcn32s": {"upscore": 19},
-    "fcn16s": {"score_pool4": 5, "upscore16": 27},
-    "fcn8s": {"score_pool4": 5, "score_pool3": 9, "upscore8": 31},
-    "fcn8s_atonce": {"score_pool4": 5, "score_pool3": 9, "upscore8": 31},
-}
-VARIANTS = tuple(PAPER_CROPS)
+VARIANTS = ("fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce")
 #: Channel divisors that keep every VGG width whole (64 channels in conv1 / 64 = 1).
 WIDTH_DIVISORS = (1, 2, 4, 8, 16, 32, 64)
 # FCN-8s "at-once" trains all streams together from VGG16; the reference net scales the
@@ -74,7 +59,7 @@ def paper_named_layers(backbone: nn.Sequential) -> Iterator[tuple[str, nn.Module
 
     Walking ``features``, the block number goes up after each max-pool: ``conv3_2`` is the
     second conv of block 3, ``relu3_2`` its ReLU, ``pool3`` the pool closing the block.
-    In ``classifier`` the convs continue the layer count as ``fc6``, ``fc7``, ``fc8`` (with
+    In ``classifier`` the convs continue the layer count as ``fc6``, ``fc7`` (with
     ``relu6``, ``drop6`` ...) because that is what they were.
     """
     block, index = 1, 0
@@ -102,36 +87,28 @@ def paper_named_layers(backbone: nn.Sequential) -> Iterator[tuple[str, nn.Module
             raise TypeError(f"unexpected VGG classifier layer {module}")
 
 
-def _vgg16(imagenet: bool, width_divisor: int) -> VGG:
-    """torchvision's VGG16, or the same geometry with every width divided (for tests).
-
-    The reduced net keeps all kernels, strides and pools -- hence every crop offset and
-    output size -- and only has fewer channels, so it runs fast on a CPU.
-    """
+def _vgg16(imagenet: bool, width_divisor: int) -> nn.Module:
+    """torchvision's VGG16 up to fc7 (fc8 dropped), or the same geometry with every width
+    divided (for tests): all kernels, strides and pools -- hence every crop offset and
+    output size -- stay, only the channels are fewer, so it runs fast on a CPU."""
     if width_divisor == 1:
         weights = torchvision.models.VGG16_Weights.IMAGENET1K_V1 if imagenet else None
-        return torchvision.models.vgg16(weights=weights)
+        vgg = torchvision.models.vgg16(weights=weights)
+        vgg.classifier = vgg.classifier[:-1]
+        return vgg
     if imagenet:
         raise ValueError("ImageNet weights exist only for the full-width VGG16 (width_divisor=1)")
-    cfg = [v if v == "M" else v // width_divisor for v in torchvision.models.vgg.cfgs["D"]]
-    with torch.device("meta"):  # layout only: no memory, no time spent initialising
-        vgg = VGG(make_layers(cfg))
-        # VGG's classifier hard-codes 512*7*7 -> 4096 -> 4096 -> 1000: scale every width
-        # but the class count, keeping the layer sequence.
-        layers = list(vgg.classifier)
-        linears = [i for i, m in enumerate(layers) if isinstance(m, nn.Linear)]
-        for i in linears:
-            out = layers[i].out_features
-            layers[i] = nn.Linear(
-                layers[i].in_features // width_divisor,
-                out if i == linears[-1] else out // width_divisor,
-            )
-        vgg.classifier = nn.Sequential(*layers)
-    vgg.to_empty(device="cpu")
-    for module in vgg.modules():
-        if isinstance(module, nn.Conv2d | nn.Linear):
-            module.reset_parameters()  # PyTorch's default init
-    return vgg
+    layout = [v if v == "M" else v // width_divisor for v in cfgs["D"]]
+    fc = 4096 // width_divisor
+    return nn.Sequential(
+        OrderedDict(
+            features=make_layers(layout),
+            classifier=nn.Sequential(
+                *(nn.Linear(layout[-2] * 7 * 7, fc), nn.ReLU(inplace=True), nn.Dropout()),
+                *(nn.Linear(fc, fc), nn.ReLU(inplace=True), nn.Dropout()),
+            ),
+        )
+    )
 
 
 class FCN(nn.Module):
@@ -145,14 +122,18 @@ class FCN(nn.Module):
     Attributes: ``variant`` (``fcn32s`` ...), ``num_classes``, ``crop_offsets`` (crop of
     each score map, by the layer whose output is cropped), ``preprocess`` (the input
     normalisation the loaded weights expect), ``width_divisor``, ``classes`` (a name per
-    score channel) and ``palette`` (flat RGB list drawing class ``c`` in colour ``c``).
+    score channel; ``"0"``, ``"1"`` ... unless given) and ``palette`` (flat RGB list drawing
+    class ``c`` in colour ``c``; ``None``: VOC's colour map). Both are kept in checkpoints
+    for ``fullfcn-predict``.
     """
 
     def __init__(
         self,
-        variant: str = "fcn8s",
-        num_classes: int = NUM_CLASSES,
+        variant: str,
+        num_classes: int,
         *,
+        classes: Sequence[str] | None = None,
+        palette: list[int] | None = None,
         imagenet: bool = False,
         width_divisor: int = 1,
     ) -> None:
@@ -163,14 +144,10 @@ class FCN(nn.Module):
             raise ValueError(f"width_divisor {width_divisor!r} is not one of {WIDTH_DIVISORS}")
         self.variant, self.num_classes, self.width_divisor = variant, num_classes, width_divisor
         self.preprocess: Preprocess = TORCHVISION
-        # What the scores mean, kept in checkpoints for fullfcn-predict: VOC's names and
-        # colours unless the training data says otherwise (a SegmentationFolder).
-        self.classes: tuple[str, ...] = (
-            VOC_CLASSES if num_classes == NUM_CLASSES else tuple(map(str, range(num_classes)))
-        )
-        self.palette: list[int] = voc_palette()
+        self.classes = tuple(classes) if classes else tuple(map(str, range(num_classes)))
+        self.palette = palette
         backbone = convolutionalize(_vgg16(imagenet, width_divisor), _IMAGENET_SIZE)
-        layers = list(paper_named_layers(backbone))[:-1]  # fc8 dropped
+        layers = list(paper_named_layers(backbone))
         for name, module in layers:
             if isinstance(module, nn.MaxPool2d):
                 module.ceil_mode = True  # Caffe rounds up: border pixels keep a score
@@ -189,21 +166,20 @@ class FCN(nn.Module):
 
         # Zero scores: a new skip starts out adding nothing, so FCN-16s begins as exactly
         # its FCN-32s parent (the paper's staged training). Upsamplers are frozen bilinear.
-        self.score_fr = _zero_score(self.fc7.out_channels, num_classes)
+        self.score_fr = score_layer(self.fc7.out_channels, num_classes)
         if variant == "fcn32s":
             self.upscore = upsample_layer(num_classes, 32)
         elif variant == "fcn16s":
-            self.score_pool4 = _zero_score(self.conv4_3.out_channels, num_classes)
+            self.score_pool4 = score_layer(self.conv4_3.out_channels, num_classes)
             self.upscore2 = upsample_layer(num_classes, 2)
             self.upscore16 = upsample_layer(num_classes, 16)
         else:
-            self.score_pool4 = _zero_score(self.conv4_3.out_channels, num_classes)
-            self.score_pool3 = _zero_score(self.conv3_3.out_channels, num_classes)
+            self.score_pool4 = score_layer(self.conv4_3.out_channels, num_classes)
+            self.score_pool3 = score_layer(self.conv3_3.out_channels, num_classes)
             self.upscore2 = upsample_layer(num_classes, 2)
             self.upscore_pool4 = upsample_layer(num_classes, 2)
             self.upscore8 = upsample_layer(num_classes, 8)
-        self.crop_offsets = self._compute_crop_offsets()
-        assert self.crop_offsets == PAPER_CROPS[variant], (self.crop_offsets, variant)
+        self.crop_offsets = crop_plan(self.crop_paths())
 
     def trunk(self) -> nn.Sequential:
         """The convolutionalised VGG16, ``conv1_1`` ... ``drop7``, as one ``nn.Sequential``.
@@ -214,55 +190,39 @@ class FCN(nn.Module):
         """
         return nn.Sequential(OrderedDict((name, getattr(self, name)) for name in self._trunk_names))
 
-    def _compute_crop_offsets(self) -> dict[str, int]:
-        """Follow each path's coordinate map, as :meth:`forward` does, and align the maps.
-
-        Every map is aligned with the one it is added to; the last with the input
-        (``CoordMap()``, stride 1, offset 0).
-        """
+    def crop_paths(self) -> CropPaths:
+        """For each crop, the layers (from the image) to the map that is cropped and to the
+        map it must line up with (:func:`tinyfcn.fcn.crop_plan`); ``[]`` is the image."""
         to_pool3, to_pool4, to_fc7 = self._stages
-        at_pool3 = coord_map(to_pool3)
-        at_pool4 = coord_map(to_pool4, start=at_pool3)
-        h = coord_map([to_fc7, self.score_fr], start=at_pool4)  # 1/32
+        score_fr = [to_pool3, to_pool4, to_fc7, self.score_fr]  # 1/32
         if self.variant == "fcn32s":
-            return {"upscore": crop_offset(coord_map(self.upscore, start=h), CoordMap())}
-        h = coord_map(self.upscore2, start=h)  # 1/16
-        offsets = {"score_pool4": crop_offset(coord_map(self.score_pool4, start=at_pool4), h)}
+            return {"upscore": ([*score_fr, self.upscore], [])}
+        upscore2 = [*score_fr, self.upscore2]  # 1/16
+        paths = {"score_pool4": ([to_pool3, to_pool4, self.score_pool4], upscore2)}
         if self.variant == "fcn16s":
-            offsets["upscore16"] = crop_offset(coord_map(self.upscore16, start=h), CoordMap())
-            return offsets
-        h = coord_map(self.upscore_pool4, start=h)  # 1/8
-        offsets["score_pool3"] = crop_offset(coord_map(self.score_pool3, start=at_pool3), h)
-        offsets["upscore8"] = crop_offset(coord_map(self.upscore8, start=h), CoordMap())
-        return offsets
+            return {**paths, "upscore16": ([*upscore2, self.upscore16], [])}
+        upscore_pool4 = [*upscore2, self.upscore_pool4]  # 1/8
+        paths["score_pool3"] = ([to_pool3, self.score_pool3], upscore_pool4)
+        return {**paths, "upscore8": ([*upscore_pool4, self.upscore8], [])}
 
     def forward(self, x: Tensor) -> Tensor:
         """The paper's figure 3, top to bottom: each variant stops at its own final upsampler."""
         to_pool3, to_pool4, to_fc7 = self._stages
+        offsets = self.crop_offsets
         pool3 = to_pool3(x)  # 1/8
         pool4 = to_pool4(pool3)  # 1/16
         h = self.score_fr(to_fc7(pool4))  # 1/32: coarse class scores ("what")
         if self.variant == "fcn32s":
-            return crop(self.upscore(h), self.crop_offsets["upscore"], x.shape[-2:])  # 1/1
+            return crop(self.upscore(h), offsets["upscore"], x.shape[-2:])  # 1/1
 
         h = self.upscore2(h)  # 1/16
-        score_pool4 = self.score_pool4(pool4 * self.pool4_scale)
-        h = h + crop(score_pool4, self.crop_offsets["score_pool4"], h.shape[-2:])  # "where"
+        h = fuse(h, self.score_pool4(pool4 * self.pool4_scale), offsets["score_pool4"])  # "where"
         if self.variant == "fcn16s":
-            return crop(self.upscore16(h), self.crop_offsets["upscore16"], x.shape[-2:])  # 1/1
+            return crop(self.upscore16(h), offsets["upscore16"], x.shape[-2:])  # 1/1
 
         h = self.upscore_pool4(h)  # 1/8
-        score_pool3 = self.score_pool3(pool3 * self.pool3_scale)
-        h = h + crop(score_pool3, self.crop_offsets["score_pool3"], h.shape[-2:])
-        return crop(self.upscore8(h), self.crop_offsets["upscore8"], x.shape[-2:])  # 1/1
+        h = fuse(h, self.score_pool3(pool3 * self.pool3_scale), offsets["score_pool3"])
+        return crop(self.upscore8(h), offsets["upscore8"], x.shape[-2:])  # 1/1
 
     def extra_repr(self) -> str:
         return f"variant={self.variant}, crop_offsets={self.crop_offsets}"
-
-
-def _zero_score(in_channels: int, num_classes: int) -> nn.Conv2d:
-    """A 1x1 class-score layer starting at exactly zero (weights and bias)."""
-    score = nn.Conv2d(in_channels, num_classes, 1)
-    nn.init.zeros_(score.weight)
-    nn.init.zeros_(score.bias)
-    return score

@@ -10,11 +10,16 @@ the mask exactly as the image, whichever dataset it came from.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
-__all__ = ["LabelError", "SegmentationPairs"]
+__all__ = ["IGNORE_INDEX", "LabelError", "SegmentationPairs", "check_mask", "read_list"]
+
+#: The mask value no loss or metric counts (VOC's "void" band around every object).
+IGNORE_INDEX = 255
 
 
 class LabelError(ValueError):
@@ -31,6 +36,42 @@ class LabelError(ValueError):
             last = message.rstrip().splitlines()[-1]
             message = last.split(": ", 1)[1] if ": " in last else last
         super().__init__(message)
+
+
+def check_mask(
+    mask: Image.Image,
+    image: Image.Image,
+    what: str,
+    num_classes: int,
+    owner: str,
+    error: type[LabelError] = LabelError,
+) -> np.ndarray:
+    """The class ids ``mask`` (``what``: its kind and path) holds; raises ``error`` unless it
+    has ``image``'s size and only ``owner``'s ids ``0 .. num_classes - 1`` and ``IGNORE_INDEX``.
+
+    A mask resized apart from its photo, or holding a class the data does not have, would
+    train and evaluate without any error, on wrong targets. Checking the ids decodes it.
+    """
+    if mask.size != image.size:
+        raise error(f"{what} is {mask.width}x{mask.height}, its image {image.width}x{image.height}")
+    try:
+        values = np.unique(np.asarray(mask))
+    except OSError as err:  # truncated or corrupt pixel data
+        raise error(f"{what} is not an image PIL can read") from err
+    bad = [int(v) for v in values if (v < 0 or v >= num_classes) and v != IGNORE_INDEX]
+    if bad:
+        raise error(
+            f"{what} holds class {bad[0]}, but {owner} has {num_classes} classes "
+            f"(0..{num_classes - 1}, and {IGNORE_INDEX} = ignore)"
+        )
+    return values
+
+
+def read_list(path: Path) -> list[str]:
+    """The non-blank lines of a list file (a split's ids, class names), stripped."""
+    if not path.is_file():
+        raise FileNotFoundError(f"split list {path} not found")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
 class SegmentationPairs:

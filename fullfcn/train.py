@@ -1,43 +1,36 @@
-"""``fullfcn-train``: the paper's recipe, a modern one, one GPU or many.
+"""``fullfcn-train``'s loop: the paper's recipe or a modern one, one GPU or many.
 
 **Paper recipe** (sec. 4.3 and the reference solvers): SGD with momentum 0.99 on single
 full images (batch 1), the loss *summed* over pixels, so the tiny fixed learning rates
 1e-10 (FCN-32s), 1e-12 (FCN-16s) and 1e-14 (FCN-8s) are per-pixel rates of a huge
-gradient. High momentum with batch 1 is the paper's "heavy learning": it averages
-gradients over ~100 images, like a large batch. Weight decay 5e-4; biases learn at twice
-the rate without decay (the Caffe convention); the bilinear upsampling stays frozen.
-The staged nets start from their parent (``--init-from``), FCN-32s from ImageNet VGG16.
-
-**Modern recipe**: the *mean* loss, learning rate 0.01 with momentum 0.9 and polynomial
-("poly") decay, batches of random crops with flip and scale augmentation.
-
-Both run mixed precision on CUDA (``--amp``), channels-last memory (``--channels-last``)
-and data parallel on several GPUs through ``torchrun --nproc_per_node=N`` (rank and world
-size come from the environment torchrun sets).
+gradient. **Modern recipe**: the *mean* loss, learning rate 0.01 with momentum 0.9 and
+polynomial decay, batches of random crops. :class:`TrainConfig` is stored in every
+checkpoint; :meth:`TrainConfig.resolved` fills in the recipe's defaults. Weight decay 5e-4;
+biases learn at twice the rate without decay (the Caffe convention); the bilinear upsampling
+stays frozen. The staged nets start from their parent (``--init-from``), FCN-32s from
+ImageNet VGG16. Both run mixed precision on CUDA (``--amp``), channels-last memory
+(``--channels-last``) and data parallel through ``torchrun --nproc_per_node=N`` (which sets
+the rank and world size).
 
 Exact resume: a checkpoint holds the model, optimizer (momentum buffers), scheduler,
 gradient scaler, iteration and every rank's random generators, and the data order and
 augmentation are pure functions of (seed, epoch, index) -- so a resumed run continues
 bit for bit like one that was never stopped. An interrupt (Ctrl-C, SIGTERM) saves first.
 
-The loop is here; the recipes and the configuration are in :mod:`fullfcn.train_config`
-(re-exported here), what the loop keeps around itself (processes, random state,
-checkpoints, logs) in :mod:`fullfcn.train_utils`, its data in :mod:`fullfcn.train_data`,
-the command line in :func:`fullfcn.cli.train_main`.
+What the loop keeps around itself (processes, random state, checkpoints, logs) is in
+:mod:`fullfcn.train_utils`, its data in :mod:`fullfcn.train_data`, the command line in
+:func:`fullfcn.cli.train_main`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import os
-import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -45,16 +38,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from fcnbase import (
-    UsageError,
-    check_writable,
-    deferred_interrupts,
-    lock_dir,
-)
+from fcnbase import UsageError, check_writable, deferred_interrupts, lock_dir
+from fcnbase.device import available_cores
 from fullfcn.builders import build, check_stage, load_model
 from fullfcn.evaluate import autocast, confusion_matrix, eval_loader
-from fullfcn.model import FCN
-from fullfcn.train_config import PAPER_LR, RECIPES, Recipe, TrainConfig
+from fullfcn.model import FCN, VARIANTS
 from fullfcn.train_data import batches, datasets, set_transforms
 from fullfcn.train_utils import (
     CHECKPOINT,
@@ -70,10 +58,115 @@ from fullfcn.train_utils import (
 )
 from fullfcn.voc import IGNORE_INDEX, find_voc2012
 
-__all__ = ["PAPER_LR", "RECIPES", "Recipe", "TrainConfig", "TrainResult", "train"]
+__all__ = [
+    "DEFAULT_WORKERS",
+    "PAPER_LR",
+    "RECIPES",
+    "Recipe",
+    "TrainConfig",
+    "TrainResult",
+    "train",
+]
+
+# -- the recipes and the configuration -------------------------------------------------------
+
+#: Data-loading processes by default (``--workers``): two, or one per core where fewer.
+DEFAULT_WORKERS = min(2, available_cores())
+
+#: The reference solvers' fixed learning rates for the summed loss.
+PAPER_LR = {"fcn32s": 1e-10, "fcn16s": 1e-12, "fcn8s": 1e-14, "fcn8s_atonce": 1e-10}
 
 
-@dataclass
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """What ``--recipe`` chooses; the other settings stay the user's."""
+
+    momentum: float
+    reduction: str  # of the pixel losses: "sum" (the paper's) or "mean"
+    poly_power: float  # learning-rate decay (1 - t/T) ** power; 0: constant
+    batch_size: int
+    crop_size: int | None  # None: full images
+    lr: float | None  # None: PAPER_LR of the variant
+
+
+RECIPES = {
+    "paper": Recipe(
+        momentum=0.99, reduction="sum", poly_power=0.0, batch_size=1, crop_size=None, lr=None
+    ),
+    "modern": Recipe(
+        momentum=0.9, reduction="mean", poly_power=0.9, batch_size=8, crop_size=320, lr=0.01
+    ),
+}
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a run depends on; stored in every checkpoint. ``None`` = recipe default."""
+
+    variant: str = "fcn32s"
+    voc_root: str = ""  # PASCAL VOC; or, instead:
+    data: str | None = None  # a folder of images/ and masks/ (fullfcn.folder)
+    classes: int | None = None  # data's class count when it has no classes.txt
+    val_fraction: float = 0.2  # data's seeded validation share without train/val.txt
+    sbd_root: str | None = None  # train on SBD (the paper's 8,498 images) instead of VOC
+    train_split: str = "train"
+    val_split: str | None = None  # e.g. "seg11valid"
+    recipe: str = "paper"
+    weights: str | None = "imagenet"  # VGG16 init: "imagenet", None (random) or a file
+    init_from: str | None = None  # checkpoint of the coarser net (staged training)
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float = 5e-4
+    batch_size: int | None = None  # per process
+    crop_size: int | None = None
+    iterations: int = 100_000
+    stop_at: int | None = None  # end this call there (e.g. a job's time slot); resume later
+    checkpoint_every: int = 4000
+    val_every: int = 4000
+    out_dir: str = "runs/fullfcn"
+    resume: bool = False  # continue from out_dir/checkpoint.pt
+    force: bool = False  # start over: remove the previous run's outputs in out_dir
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    channels_last: bool = False
+    workers: int = DEFAULT_WORKERS
+    width_divisor: int = 1  # >1: thinner VGG with the same geometry (tests, CPU demos)
+    download: bool = False
+    progress: bool = True
+    tensorboard: bool = True
+
+    def resolved(self) -> TrainConfig:
+        """A copy with the recipe defaults filled in and the combination checked."""
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose from {VARIANTS}")
+        if self.resume and self.force:
+            raise UsageError(
+                "--resume continues the run in --out-dir, --force starts it over: give one of them"
+            )
+        if self.data and (self.sbd_root or self.val_split or self.download):
+            raise UsageError("--sbd-root, --val-split and --download are for --voc-root")
+        if self.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {self.recipe!r}; choose from {tuple(RECIPES)}")
+        recipe = RECIPES[self.recipe]
+        resolved = dataclasses.replace(
+            self,
+            lr=self.lr if self.lr is not None else (recipe.lr or PAPER_LR[self.variant]),
+            momentum=self.momentum if self.momentum is not None else recipe.momentum,
+            batch_size=self.batch_size or recipe.batch_size,
+            crop_size=self.crop_size if self.crop_size is not None else recipe.crop_size,
+        )
+        if resolved.batch_size > 1 and resolved.crop_size is None:
+            raise ValueError(
+                "batches of full images differ in size: give --crop-size or use batch size 1"
+            )
+        return resolved
+
+
+# -- the loop --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
 class TrainResult:
     model: FCN
     iteration: int
@@ -84,12 +177,6 @@ class TrainResult:
 
 
 # -- model and optimisation ------------------------------------------------------------------
-
-
-def _check_weights_files(config: TrainConfig) -> None:
-    for path in (config.init_from, None if config.weights == "imagenet" else config.weights):
-        if path is not None and not os.path.isfile(path):
-            raise FileNotFoundError(f"weights file {path} not found")
 
 
 def _model(config: TrainConfig, train_set: Any, parent: FCN | None) -> FCN:
@@ -148,20 +235,6 @@ def train_step(
     return loss.item()
 
 
-def _validate(
-    model: FCN, val_set: Dataset, config: TrainConfig, rank: int, world: int, device: torch.device
-) -> tuple[dict[str, Any], Tensor]:
-    """Metrics and confusion matrix on the validation set, reduced over the ranks."""
-    matrix = confusion_matrix(
-        model,
-        eval_loader(val_set, rank, world),
-        device,
-        amp=config.amp,
-        channels_last=config.channels_last,
-    )
-    return matrix.compute(), matrix.matrix.cpu()
-
-
 def train(config: TrainConfig, data: tuple[Dataset, Dataset | None] | None = None) -> TrainResult:
     """Train (or resume) as ``config`` says; returns the model and what happened.
 
@@ -176,9 +249,8 @@ def train(config: TrainConfig, data: tuple[Dataset, Dataset | None] | None = Non
         raise UsageError("give --voc-root (PASCAL VOC) or --data (your own folder)")
     if config.voc_root and not config.download:
         find_voc2012(config.voc_root)  # fail before building (or downloading) VGG16
-    _check_weights_files(config)
+    check_inputs_apart(config, Path(config.out_dir))  # the weights, before the data is listed
     data = data or datasets(config)
-    check_inputs_apart(config, Path(config.out_dir))  # before the parent is read
     parent = load_model(config.init_from) if config.init_from else None  # staged training
     if parent is not None:
         check_stage(parent, config.variant, data[0].num_classes)  # type: ignore[attr-defined]
@@ -207,8 +279,6 @@ def _train(
     if config.resume and ckpt_path.exists():
         saved = read_resume(ckpt_path, config.variant, config.width_divisor)
     torch.manual_seed(config.seed + rank)
-    np.random.seed(config.seed + rank)
-    random.seed(config.seed + rank)
 
     model = _model(config, data[0], parent)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -268,7 +338,14 @@ def _train(
             if val_set is not None and (
                 iteration % config.val_every == 0 or iteration == config.iterations
             ):
-                metrics, confusion = _validate(model, val_set, config, rank, world, device)
+                matrix = confusion_matrix(  # reduced over the ranks
+                    model,
+                    eval_loader(val_set, rank, world),
+                    device,
+                    amp=config.amp,
+                    channels_last=config.channels_last,
+                )
+                metrics, confusion = matrix.compute(), matrix.matrix.cpu()
                 row.update({k: v for k, v in metrics.items() if k != "iou"})
                 bar.write(f"iteration {iteration}: mean IU {metrics['mean_iou']:.4f}")
             log.write(iteration, **row)

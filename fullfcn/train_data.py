@@ -23,7 +23,7 @@ from fullfcn.transforms import eval_transforms, train_transforms
 from fullfcn.voc import SBDSegmentation, VOCSegmentation
 
 if TYPE_CHECKING:
-    from fullfcn.train_config import TrainConfig
+    from fullfcn.train import TrainConfig
 
 __all__ = ["SeededSamples", "batches", "datasets", "set_transforms"]
 

@@ -4,7 +4,7 @@ As in torchvision's ``references/segmentation`` (``train.py`` beside ``utils.py`
 training loop in :mod:`fullfcn.train` stays short and these pieces live here:
 
 - *distributed*: rank, world size and device under ``torchrun``; gathering per-rank objects;
-- *random state*: every generator (torch, CUDA, NumPy, Python) as tensors and ints, so a
+- *random state*: torch's generators (CPU and CUDA; nothing else draws), as tensors, so a
   checkpoint read with ``torch.load(weights_only=True)`` restores them -- the heart of the
   exact resume;
 - *checkpoints*: what a run writes into ``--out-dir`` (and may replace there), writing one
@@ -18,22 +18,19 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-import random
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
 from fcnbase import OutputExistsError, atomic_write, check_outputs, pick_device
-from fullfcn.builders import read_weights
+from fullfcn.builders import Stored, load_into, read_stored, read_weights
 from fullfcn.model import FCN
-from fullfcn.pytorch_fcn import check_state_dict, load_pytorch_fcn
 
 if TYPE_CHECKING:
-    from fullfcn.train_config import TrainConfig
+    from fullfcn.train import TrainConfig
 
 __all__ = [
     "CHECKPOINT",
@@ -54,17 +51,8 @@ __all__ = [
 
 #: What a run writes into ``--out-dir``: the only files ``--force`` ever removes there.
 CHECKPOINT, LOG, TENSORBOARD = "checkpoint.pt", "log.csv", "tensorboard"
-#: What a checkpoint must hold to be resumed.
-TRAIN_STATE = (
-    "variant",
-    "width_divisor",
-    "model",
-    "optimizer",
-    "scheduler",
-    "scaler",
-    "iteration",
-    "rng",
-)
+#: What a checkpoint must hold to be resumed, besides the model (:func:`read_stored`).
+TRAIN_STATE = ("optimizer", "scheduler", "scaler", "iteration", "rng")
 
 
 # -- distributed ---------------------------------------------------------------------------
@@ -89,16 +77,9 @@ def init_distributed(device_name: str) -> tuple[int, int, torch.device]:
 
 
 def rng_state() -> dict[str, Any]:
-    """All generators as tensors and ints, so ``torch.load(weights_only=True)`` reads them."""
-    _, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, py_state, py_gauss = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": torch.from_numpy(keys.astype(np.int64)),
-        "numpy_extra": [int(pos), int(has_gauss), float(gauss)],
-        "python": torch.tensor(py_state, dtype=torch.int64),
-        "python_extra": [int(version), py_gauss],
-    }
+    """torch's generators, CPU and (when present) CUDA: dropout draws from them, and the data
+    pipeline seeds its own per sample (:class:`fullfcn.train_data.SeededSamples`)."""
+    state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state()
     return state
@@ -107,12 +88,6 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     """Put back what :func:`rng_state` took."""
     torch.set_rng_state(state["torch"])
-    pos, has_gauss, gauss = state["numpy_extra"]
-    np.random.set_state(
-        ("MT19937", state["numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss)
-    )
-    version, py_gauss = state["python_extra"]
-    random.setstate((version, tuple(state["python"].tolist()), py_gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
 
@@ -130,8 +105,12 @@ def gather(obj: Any, world: int) -> list[Any]:
 
 
 def check_inputs_apart(config: TrainConfig, out_dir: Path) -> None:
-    """Refuse (a usage error) weights to read that are files this run would replace."""
+    """Refuse weights files that are missing, or that this run would replace (a usage
+    error)."""
     inputs = [config.init_from, None if config.weights == "imagenet" else config.weights]
+    for path in inputs:
+        if path is not None and not os.path.isfile(path):
+            raise FileNotFoundError(f"weights file {path} not found")
     check_outputs([out_dir / CHECKPOINT, out_dir / LOG], inputs=inputs, force=True)
 
 
@@ -170,11 +149,12 @@ def claim_out_dir(config: TrainConfig, out_dir: Path) -> None:
             path.unlink()
 
 
-def read_resume(path: Path, variant: str, width_divisor: int) -> Mapping[str, Any]:
+def read_resume(path: Path, variant: str, width_divisor: int) -> tuple[Mapping[str, Any], Stored]:
     """The checkpoint to continue, its keys and settings checked against this run's."""
     state = read_weights(path)
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{path} is not a fullfcn-train checkpoint")
+    if not isinstance(state, Mapping) or "variant" not in state:
+        raise ValueError(f"{path} is not a fullfcn-train checkpoint (use --force to start over)")
+    stored = read_stored(state, str(path))  # the model, its variant, width and labels
     missing = [k for k in TRAIN_STATE if k not in state]
     if missing:
         raise ValueError(
@@ -189,12 +169,12 @@ def read_resume(path: Path, variant: str, width_divisor: int) -> Mapping[str, An
         raise ValueError(f"{path}: iteration {iteration!r} is not a count of steps")
     if not isinstance(state["rng"], list):
         raise ValueError(f"{path}: rng is not a list of random states")
-    return state
+    return state, stored
 
 
 def resume(
     path: Path,
-    state: Mapping[str, Any],
+    saved: tuple[Mapping[str, Any], Stored],
     model: FCN,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
@@ -202,10 +182,11 @@ def resume(
     rank: int,
     world: int,
 ) -> int:
-    """Load every piece of ``state``; returns the iteration to continue from."""
-    check_state_dict(model, load_pytorch_fcn(state["model"], f"{path} ('model')"), str(path))
+    """Load every piece of what :func:`read_resume` read; returns the iteration to continue
+    from."""
+    state, stored = saved
+    load_into(model, stored, str(path))
     try:
-        model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
@@ -233,7 +214,7 @@ def save_checkpoint(
         "width_divisor": model.width_divisor,
         "preprocess": model.preprocess.name,
         "classes": list(model.classes),  # plain lists: weights_only=True reads them
-        "palette": list(model.palette),
+        "palette": model.palette,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -252,26 +233,15 @@ def save_checkpoint(
 class TrainLog:
     """CSV log (always) and TensorBoard (when installed), written by rank 0 only."""
 
-    FIELDS = (
-        "iteration",
-        "loss",
-        "lr",
-        "seconds",
-        "pixel_accuracy",
-        "mean_accuracy",
-        "mean_iou",
-        "fw_iou",
-    )
+    FIELDS = ("iteration", "loss", "lr", "seconds")
+    FIELDS += ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou")  # at validations
 
     def __init__(self, out_dir: Path, enabled: bool, tensorboard: bool) -> None:
-        self.enabled, self.writer = enabled, None
-        if not enabled:
-            return
-        self.path = out_dir / LOG
-        if not self.path.exists():
+        self.path, self.writer = (out_dir / LOG if enabled else None), None
+        if self.path is not None and not self.path.exists():
             with self.path.open("w", newline="") as f:
                 csv.writer(f).writerow(self.FIELDS)
-        if tensorboard:
+        if self.path is not None and tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # TensorBoard is optional
@@ -279,10 +249,10 @@ class TrainLog:
             self.writer = SummaryWriter(str(out_dir / TENSORBOARD))
 
     def write(self, iteration: int, **values: float) -> None:
-        if not self.enabled:
+        if self.path is None:
             return
         with self.path.open("a", newline="") as f:
-            csv.writer(f).writerow([iteration] + [values.get(k, "") for k in self.FIELDS[1:]])
+            csv.DictWriter(f, self.FIELDS).writerow({"iteration": iteration, **values})
         if self.writer is not None:
             for key, value in values.items():
                 self.writer.add_scalar(key, value, iteration)

@@ -14,7 +14,6 @@ torchvision's ``transforms.v2`` does this when the label is wrapped as a ``Mask`
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,33 +81,29 @@ TORCHVISION = Preprocess(
 PREPROCESS = {p.name: p for p in (CAFFE, TORCHVISION)}
 
 
-class _LabelToTensor:
-    """PIL label -> ``LongTensor`` of class indices (palette indices, never colours)."""
+class _ToTensors:
+    """The image normalised as ``preprocess`` says; the label as a ``LongTensor`` of class
+    indices (palette indices, never colours)."""
 
-    def __call__(self, image: Tensor, label: Image.Image) -> tuple[Tensor, Tensor]:
-        return image, torch.from_numpy(np.array(label, dtype=np.int64))
-
-
-class _Normalize:
     def __init__(self, preprocess: Preprocess) -> None:
         self.preprocess = preprocess
 
-    def __call__(self, image: Image.Image, label: Image.Image) -> tuple[Tensor, Image.Image]:
-        return self.preprocess(image), label
+    def __call__(self, image: Image.Image, label: Image.Image) -> tuple[Tensor, Tensor]:
+        return self.preprocess(image), torch.from_numpy(np.array(label, dtype=np.int64))
 
 
 class RandomScale:
     """Resize image and label by one factor drawn uniformly from ``scale``.
 
-    Python's ``random`` draws the factor, like ``v2``'s own random transforms draw from
-    torch's generator; the training loop seeds both per sample.
+    torch's generator draws the factor, as it draws ``v2``'s flips and crops: the training
+    loop seeds it per sample, so the augmentation of a sample depends on nothing else.
     """
 
     def __init__(self, scale: tuple[float, float]) -> None:
         self.scale = scale
 
     def __call__(self, image: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
-        factor = random.uniform(*self.scale)
+        factor = float(torch.empty(()).uniform_(*self.scale))
         h, w = image.shape[-2:]
         size = [max(1, round(h * factor)), max(1, round(w * factor))]
         return (
@@ -128,21 +123,12 @@ class _Joint:
         return image.as_subclass(Tensor), label.as_subclass(Tensor)
 
 
-class Compose:
-    """Chain joint ``(image, label) -> (image, label)`` transforms."""
+def eval_transforms(preprocess: Preprocess) -> v2.Compose:
+    """Full image, normalised; label as class indices. The paper's input, train and test.
 
-    def __init__(self, *transforms: object) -> None:
-        self.transforms = transforms
-
-    def __call__(self, image: object, label: object) -> tuple[Tensor, Tensor]:
-        for t in self.transforms:
-            image, label = t(image, label)  # type: ignore[operator]
-        return image, label  # type: ignore[return-value]
-
-
-def eval_transforms(preprocess: Preprocess) -> Compose:
-    """Full image, normalised; label as class indices. The paper's input, train and test."""
-    return Compose(_Normalize(preprocess), _LabelToTensor())
+    Like every transform here it takes and returns ``(image, label)`` (``v2.Compose`` hands
+    both to each step)."""
+    return v2.Compose([_ToTensors(preprocess)])
 
 
 def train_transforms(
@@ -150,18 +136,18 @@ def train_transforms(
     crop_size: int | None = None,
     scale: tuple[float, float] = (0.5, 2.0),
     flip: bool = True,
-) -> Compose:
+) -> v2.Compose:
     """Augmentation for batched training: flip, random scale, ``crop_size`` crop.
 
     The crop pads small images with 0 in the image (the mean, after normalisation) and
     255 in the label. ``crop_size=None`` keeps full images (the paper, at batch 1), with
     flipping only.
     """
-    steps: list[object] = [_Normalize(preprocess), _LabelToTensor()]
+    steps: list[object] = [_ToTensors(preprocess)]
     if flip:
         steps.append(_Joint(v2.RandomHorizontalFlip()))
     if crop_size is not None:
         steps.append(RandomScale(scale))
         fill = {tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE_INDEX}
         steps.append(_Joint(v2.RandomCrop(crop_size, pad_if_needed=True, fill=fill)))
-    return Compose(*steps)
+    return v2.Compose(steps)

@@ -23,7 +23,7 @@ from PIL import Image
 from torchvision import datasets
 from torchvision.datasets.utils import download_url
 
-from fullfcn.pairs import LabelError, SegmentationPairs
+from fullfcn.pairs import IGNORE_INDEX, LabelError, SegmentationPairs, check_mask, read_list
 
 __all__ = [
     "IGNORE_INDEX",
@@ -39,7 +39,6 @@ __all__ = [
     "voc_palette",
 ]
 
-IGNORE_INDEX = 255
 VOC_CLASSES: tuple[str, ...] = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
     "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
@@ -106,26 +105,16 @@ def check_label(image: Image.Image, label: Image.Image, label_path: str) -> None
 
     A VOC label is a palette ("P") image whose *indices* are the classes 0..20 and 255
     (void); a grey ("L") image of the same indices is accepted too. An RGB rendering of
-    the colours, another palette (its index 3 not meaning "boat") or a mask resized apart
-    from its photo would train and evaluate without any error, on wrong targets.
+    the colours or another palette (its index 3 not meaning "boat") would train and
+    evaluate without any error, on wrong targets; so would a mask of another size
+    (:func:`fullfcn.pairs.check_mask`).
     """
-    if label.size != image.size:
-        raise LabelError(
-            f"label {label_path} is {label.width}x{label.height}, its image "
-            f"{image.width}x{image.height}"
-        )
     if label.mode not in ("P", "L"):
         raise LabelError(
             f"label {label_path} is a {label.mode} image; VOC labels are palette images "
             "whose indices are the classes"
         )
-    values = np.unique(np.asarray(label))
-    bad = [int(v) for v in values if v >= NUM_CLASSES and v != IGNORE_INDEX]
-    if bad:
-        raise LabelError(
-            f"label {label_path} holds class {bad[0]}: VOC classes are 0..{NUM_CLASSES - 1} "
-            f"and {IGNORE_INDEX} (void)"
-        )
+    values = check_mask(label, image, f"label {label_path}", NUM_CLASSES, "VOC")
     palette = label.getpalette() if label.mode == "P" else None
     if palette is not None:
         voc = voc_palette()
@@ -138,11 +127,23 @@ def check_label(image: Image.Image, label: Image.Image, label_path: str) -> None
 
 
 class _VOCPairs(SegmentationPairs):
-    """VOC's and SBD's pairs: what their labels mean, as every fullfcn dataset says."""
+    """VOC's and SBD's pairs: what their labels mean, as every fullfcn dataset says, and
+    each label checked against its image when read (:func:`check_label`)."""
 
     classes: tuple[str, ...] = VOC_CLASSES
     num_classes: int = NUM_CLASSES
     palette: list[int] = voc_palette()
+    images: list[str]
+
+    def label(self, index: int) -> tuple[Image.Image, str]:
+        """The label of pair ``index`` and the file it comes from."""
+        raise NotImplementedError
+
+    def load_pair(self, index: int) -> tuple[Image.Image, Image.Image]:
+        image = Image.open(self.images[index]).convert("RGB")
+        label, path = self.label(index)
+        check_label(image, label, path)
+        return image, label
 
 
 class VOCSegmentation(_VOCPairs, datasets.VOCSegmentation):
@@ -170,7 +171,7 @@ class VOCSegmentation(_VOCPairs, datasets.VOCSegmentation):
         # the listing is ours (and so is loading, ``load_pair``, checked per label).
         datasets.VisionDataset.__init__(self, str(root), transforms=transforms)
         self.year, self.image_set = "2012", image_set
-        ids = _read_ids(_split_file(voc, image_set, download))
+        ids = read_list(_split_file(voc, image_set, download))
         self.images = [str(voc / "JPEGImages" / f"{i}.jpg") for i in ids]
         self.targets = [str(voc / "SegmentationClass" / f"{i}.png") for i in ids]
         missing = [p for p in self.images + self.targets if not os.path.isfile(p)]
@@ -179,12 +180,8 @@ class VOCSegmentation(_VOCPairs, datasets.VOCSegmentation):
                 f"{len(missing)} files of split {image_set!r} are missing, e.g. {missing[0]}"
             )
 
-    def load_pair(self, index: int) -> tuple[Image.Image, Image.Image]:
-        """The pair ``index``, its label checked against its image (:func:`check_label`)."""
-        image = Image.open(self.images[index]).convert("RGB")
-        label = Image.open(self.targets[index])
-        check_label(image, label, self.targets[index])
-        return image, label
+    def label(self, index: int) -> tuple[Image.Image, str]:
+        return Image.open(self.targets[index]), self.targets[index]
 
 
 class SBDSegmentation(_VOCPairs, datasets.SBDataset):
@@ -215,12 +212,8 @@ class SBDSegmentation(_VOCPairs, datasets.SBDataset):
             transforms=transforms,
         )
 
-    def load_pair(self, index: int) -> tuple[Image.Image, Image.Image]:
-        """The pair ``index``, its label checked against its image (:func:`check_label`)."""
-        image = Image.open(self.images[index]).convert("RGB")
-        label = self._get_target(self.masks[index])
-        check_label(image, label, self.masks[index])
-        return image, label
+    def label(self, index: int) -> tuple[Image.Image, str]:
+        return self._get_target(self.masks[index]), self.masks[index]
 
 
 def _split_file(voc: Path, image_set: str, download: bool) -> Path:
@@ -230,12 +223,4 @@ def _split_file(voc: Path, image_set: str, download: bool) -> Path:
     path = voc / "ImageSets" / "Segmentation" / f"{image_set}.txt"
     if not path.is_file() and image_set == "seg11valid" and download:
         download_url(SEG11VALID_URL, str(path.parent), path.name)
-    if not path.is_file():
-        raise FileNotFoundError(f"split list {path} not found")
     return path
-
-
-def _read_ids(path: Path) -> list[str]:
-    if not path.is_file():
-        raise FileNotFoundError(f"split list {path} not found")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]

@@ -2,8 +2,9 @@
 
 `tinyfcn` and `fullfcn` test classes subclass :class:`ModelChecks`, define how to build a
 (small, fast) model and which sizes to sweep, and inherit these tests. A model here is any
-module mapping ``(N, in_channels, H, W)`` images to ``(N, num_classes, H, W)`` scores and
-exposing the crops its geometry computed as ``model.crop_offsets``.
+module mapping ``(N, in_channels, H, W)`` images to ``(N, num_classes, H, W)`` scores,
+exposing the crops its geometry computed as ``model.crop_offsets`` and the layer paths they
+were computed from as ``model.crop_paths()`` (:mod:`tinyfcn.fcn`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+
+from tinyfcn.fcn import crop_plan
 
 
 class ModelChecks:
@@ -45,6 +48,12 @@ class ModelChecks:
     def test_crop_offsets_come_from_geometry(self) -> None:
         model = self.make_model()
         assert dict(model.crop_offsets) == self.expected_crop_offsets
+        assert crop_plan(model.crop_paths()) == model.crop_offsets
+
+    def test_every_1x1_layer_is_a_plain_convolution(self) -> None:
+        """The score layers are ``nn.Conv2d`` itself: nothing tuned to a machine in the idea."""
+        ones = [m for m in self.make_model().modules() if getattr(m, "kernel_size", 0) == (1, 1)]
+        assert ones and all(type(m) is nn.Conv2d for m in ones)
 
     def test_gradients_reach_every_trainable_parameter(self) -> None:
         model = self.make_model().train()

@@ -13,6 +13,7 @@ import importlib
 
 from tinyfcn.classifier import INPUT_SIZE, MnistClassifier
 from tinyfcn.convert import convolutionalize, linear_to_conv
+from tinyfcn.fcn import crop_plan, fuse, score_layer
 from tinyfcn.geometry import (
     CoordMap,
     LayerGeometry,
@@ -73,10 +74,13 @@ __all__ = [
     "coord_map",
     "crop",
     "crop_offset",
+    "crop_plan",
     "format_metrics",
+    "fuse",
     "linear_to_conv",
     "output_size",
     "receptive_fields",
+    "score_layer",
     "upsample_layer",
     *_TRAIN_API,
 ]

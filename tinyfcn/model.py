@@ -17,7 +17,8 @@ variant     paper analogue      decoder
 Nothing about alignment is typed in. The minimal zero padding of ``conv1`` (the analogue
 of the paper's ``pad: 100`` on conv1_1) and every crop offset are computed from the layer
 geometry (:mod:`tinyfcn.geometry`) when the net is built; they are exposed as
-``model.padding`` and ``model.crop_offsets``.
+``model.padding`` and ``model.crop_offsets``. The score layers, the skip fusion and the crop
+plan are the VGG16 nets' too (:mod:`tinyfcn.fcn`).
 
 What the code computes can be checked by hand (tests/tinyfcn/test_model.py compares the
 two). Output index i of a layer sits at input ``stride*i + (k-1)/2 - pad``; a transposed
@@ -54,49 +55,17 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from m2nist.params import BACKGROUND, NUM_CLASSES  # the dataset's labels: ten digits + background
 from tinyfcn.classifier import INPUT_SIZE, MnistClassifier
 from tinyfcn.convert import convolutionalize
-from tinyfcn.geometry import CoordMap, coord_map, crop, crop_offset, output_size
+from tinyfcn.fcn import CropPaths, crop_plan, fuse, score_layer
+from tinyfcn.geometry import coord_map, crop, output_size
 from tinyfcn.upsample import bilinear_kernel, upsample_layer
 
-__all__ = ["BACKGROUND", "NUM_CLASSES", "VARIANTS", "TinyFCN"]
+__all__ = ["VARIANTS", "TinyFCN", "describe"]
 
 VARIANTS = ("fcn4s", "fcn2s", "fcn1s", "article")
 MIN_SIZE = min(INPUT_SIZE)  # the classifier's input: the smallest image a variant must handle
 _MAX_PADDING = 64  # far beyond any padding these nets need; a guard against a search bug
-
-_Path = list[nn.Module]
-
-
-class Conv1x1(nn.Conv2d):
-    """A 1x1 convolution computed as what it is: at every pixel, the class weights times the
-    channel vector, plus the bias (one ``einsum``).
-
-    The weights keep :class:`~torch.nn.Conv2d`'s shape and names, so the state dict, the
-    checkpoints and the geometry are those of the plain layer. Why not its own ``forward``:
-    with more than one CPU thread torch hands a 1x1 convolution of so few channels to
-    oneDNN, which ran the full-resolution ``score_conv1`` at 1.8-4.4 ms per training step
-    (forward + backward, batch 4) against 0.9-1.0 ms on one thread; the product runs as a
-    batched matrix multiply at any thread count. With two threads fcn1s made 13 % more steps
-    per second this way (docs/tinyfcn.md); with one, the same within noise.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(in_channels, out_channels, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        scores = torch.einsum("oc,nchw->nohw", self.weight[:, :, 0, 0], x)
-        return scores if self.bias is None else scores + self.bias[:, None, None]
-
-
-def _score_layer(in_channels: int, num_classes: int) -> Conv1x1:
-    """A 1x1 skip scorer, zero-initialised as in the paper: a fused net starts as its coarser
-    parent and learns how much detail the finer layer adds."""
-    conv = Conv1x1(in_channels, num_classes)
-    nn.init.zeros_(conv.weight)
-    nn.init.zeros_(conv.bias)
-    return conv
 
 
 def _smoothing_upsample(
@@ -120,11 +89,11 @@ class TinyFCN(nn.Module):
     """One tiny FCN variant, built from an (optionally trained) MNIST classifier.
 
     ``classifier=None`` builds from a freshly initialised classifier: the "no pretrained
-    weights" ablation. ``learnable_upsampling`` (the default, as in :class:`TrainConfig`
-    and the paper) makes the transposed convolutions trainable; they start bilinear either
-    way, and ``False`` keeps them so (the frozen ablation). Inputs are ``(N, 1, H, W)``
-    images scaled to [0, 1] with ``H, W >= 28``; outputs are ``(N, num_classes, H, W)``
-    scores.
+    weights" ablation. ``num_classes`` defaults to the classifier's classes plus one, the
+    background. ``learnable_upsampling`` (the default, as in :class:`TrainConfig` and the
+    paper) makes the transposed convolutions trainable; they start bilinear either way, and
+    ``False`` keeps them so (the frozen ablation). Inputs are ``(N, 1, H, W)`` images scaled
+    to [0, 1] with ``H, W >= 28``; outputs are ``(N, num_classes, H, W)`` scores.
     """
 
     def __init__(
@@ -132,20 +101,20 @@ class TinyFCN(nn.Module):
         variant: str = "fcn1s",
         classifier: MnistClassifier | None = None,
         *,
-        num_classes: int = NUM_CLASSES,
+        num_classes: int | None = None,
         learnable_upsampling: bool = True,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-        self.variant = variant
-        self.num_classes = num_classes
-        self.learnable_upsampling = learnable_upsampling
         source = classifier if classifier is not None else MnistClassifier()
         fcn = convolutionalize(source, INPUT_SIZE)
         conv1, relu1, pool1, conv2, relu2, pool2 = fcn.features
         fc, relu_fc, dense10 = fcn.classifier
         width = conv1.out_channels
+        num_classes = num_classes or dense10.out_channels + 1  # the digits and the background
+        self.variant, self.num_classes = variant, num_classes
+        self.learnable_upsampling = learnable_upsampling
 
         self.conv1 = nn.Sequential(conv1, relu1)  # 1/1 (padding set below)
         self.pool1 = pool1  # 1/2
@@ -155,8 +124,8 @@ class TinyFCN(nn.Module):
         if variant == "article":
             # The article kept the convolutions but threw dense32 away for a fresh 1x1 conv,
             # so the 5x5 window the classifier learned to read is lost.
-            self.fc = nn.Sequential(Conv1x1(width, fc.out_channels), nn.ReLU(inplace=True))
-            self.score_fr = Conv1x1(fc.out_channels, num_classes)
+            self.fc = nn.Sequential(nn.Conv2d(width, fc.out_channels, 1), nn.ReLU(inplace=True))
+            self.score_fr = nn.Conv2d(fc.out_channels, num_classes, 1)
             self.upscore2 = upsample_layer(num_classes, 2, learnable=up)  # 1/2
             self.upscore2_k6 = _smoothing_upsample(num_classes, 6, 2, learnable=up)  # 1/1
         else:
@@ -166,16 +135,15 @@ class TinyFCN(nn.Module):
                 self.upscore4 = upsample_layer(num_classes, 4, learnable=up)  # 1/1
             else:
                 self.upscore2 = upsample_layer(num_classes, 2, learnable=up)  # 1/2
-                self.score_pool1 = _score_layer(width, num_classes)
+                self.score_pool1 = score_layer(width, num_classes)
                 self.upscore_pool1 = upsample_layer(num_classes, 2, learnable=up)  # 1/1
                 if variant == "fcn1s":
-                    self.score_conv1 = _score_layer(width, num_classes)
-
+                    self.score_conv1 = score_layer(width, num_classes)
         self.padding = self._minimal_padding()
-        self.crop_offsets = self._crop_offsets()
+        self.crop_offsets = crop_plan(self.crop_paths())
 
     @staticmethod
-    def _score_fr(dense10: nn.Conv2d, num_classes: int) -> Conv1x1:
+    def _score_fr(dense10: nn.Conv2d, num_classes: int) -> nn.Conv2d:
         """The classifier's last layer, widened by zero-initialised rows for new classes.
 
         The paper replaces fc8 by a fresh 21-class scorer because VOC's classes are not
@@ -186,49 +154,27 @@ class TinyFCN(nn.Module):
             raise ValueError(
                 f"num_classes={num_classes} is fewer than the classifier's {dense10.out_channels}"
             )
-        score = _score_layer(dense10.in_channels, num_classes)
+        score = score_layer(dense10.in_channels, num_classes)
         with torch.no_grad():
             score.weight[: dense10.out_channels] = dense10.weight
             score.bias[: dense10.out_channels] = dense10.bias
         return score
 
-    # -- geometry -------------------------------------------------------------------------
-
-    def _paths(self) -> dict[str, tuple[_Path, _Path]]:
-        """For each crop, the layer stacks (from the image) of the map that is cropped and
-        of the map it must line up with; ``[]`` is the image itself."""
+    def crop_paths(self) -> CropPaths:
+        """For each crop, the layers (from the image) to the map that is cropped and to the
+        map it must line up with (:func:`tinyfcn.fcn.crop_plan`); ``[]`` is the image."""
         pool1 = [self.conv1, self.pool1]
-        coarse = [*pool1, self.conv2, self.pool2, self.fc, self.score_fr]
+        score_fr = [*pool1, self.conv2, self.pool2, self.fc, self.score_fr]
         if self.variant == "fcn4s":
-            return {"score": ([*coarse, self.upscore4], [])}
+            return {"score": ([*score_fr, self.upscore4], [])}
         if self.variant == "article":
-            return {"score": ([*coarse, self.upscore2, self.upscore2_k6], [])}
-        upscore2 = [*coarse, self.upscore2]
+            return {"score": ([*score_fr, self.upscore2, self.upscore2_k6], [])}
+        upscore2 = [*score_fr, self.upscore2]
         final = [*upscore2, self.upscore_pool1]
         paths = {"score_pool1": ([*pool1, self.score_pool1], upscore2)}
         if self.variant == "fcn1s":
             paths["score_conv1"] = ([self.conv1, self.score_conv1], final)
-        paths["score"] = (final, [])
-        return paths
-
-    def _set_padding(self, padding: int) -> None:
-        self.conv1[0].padding = (padding, padding)
-
-    def _crop_offsets(self) -> dict[str, int]:
-        """Every crop from coordinate maps: ``crop_offset`` raises when one is not a whole,
-        non-negative number of pixels."""
-        return {
-            name: crop_offset(coord_map(src), coord_map(ref) if ref else CoordMap())
-            for name, (src, ref) in self._paths().items()
-        }
-
-    def _fits(self, offsets: dict[str, int], n: int) -> bool:
-        """Whether, for inputs of side ``n``, every cropped map holds its window."""
-        for name, (src, ref) in self._paths().items():
-            need = output_size(ref, (n, n))[0] if ref else n
-            if output_size(src, (n, n))[0] < offsets[name] + need:
-                return False
-        return True
+        return {**paths, "score": (final, [])}
 
     def _minimal_padding(self) -> int:
         """The least ``conv1`` zero padding for which all crops are valid at every size >= 28.
@@ -238,18 +184,22 @@ class TinyFCN(nn.Module):
         checking one period of sizes from 28 up proves it for all larger sizes.
         """
         stride = coord_map([self.conv1, self.pool1, self.conv2, self.pool2]).stride
-        period = range(MIN_SIZE, MIN_SIZE + int(stride))
+        paths = self.crop_paths()
+        sizes = [(n, n) for n in range(MIN_SIZE, MIN_SIZE + int(stride))]
         for padding in range(_MAX_PADDING):
-            self._set_padding(padding)
+            self.conv1[0].padding = (padding, padding)
             try:
-                offsets = self._crop_offsets()
+                offsets = crop_plan(paths)
             except ValueError:  # a negative crop: the padding is still too small
                 continue
-            if all(self._fits(offsets, n) for n in period):
+            # every cropped map must hold its window (sizes from layer arithmetic alone)
+            if all(
+                output_size(src, n)[0] >= offsets[name] + output_size(ref, n)[0]
+                for name, (src, ref) in paths.items()
+                for n in sizes
+            ):
                 return padding
         raise RuntimeError(f"no conv1 padding below {_MAX_PADDING} aligns {self.variant}")
-
-    # -- forward --------------------------------------------------------------------------
 
     def check_input(self, x: Tensor) -> None:
         """Reject what the net cannot segment, with a message that says why."""
@@ -269,23 +219,21 @@ class TinyFCN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
-        size = x.shape[-2:]
+        offsets = self.crop_offsets
         conv1 = self.conv1(x)  # 1/1
         pool1 = self.pool1(conv1)  # 1/2
-        score = self.score_fr(self.fc(self.pool2(self.conv2(pool1))))  # 1/4
-        off = self.crop_offsets
+        h = self.score_fr(self.fc(self.pool2(self.conv2(pool1))))  # 1/4: the digits ("what")
         if self.variant == "fcn4s":
-            score = self.upscore4(score)  # 1/1
+            h = self.upscore4(h)  # 1/1
         elif self.variant == "article":
-            score = self.upscore2_k6(self.upscore2(score))  # 1/2, then 1/1
+            h = self.upscore2_k6(self.upscore2(h))  # 1/2, then 1/1
         else:
-            score = self.upscore2(score)  # 1/2
-            score = score + crop(self.score_pool1(pool1), off["score_pool1"], score.shape[-2:])
-            score = self.upscore_pool1(score)  # 1/1
+            h = self.upscore2(h)  # 1/2
+            h = fuse(h, self.score_pool1(pool1), offsets["score_pool1"])  # "where"
+            h = self.upscore_pool1(h)  # 1/1
             if self.variant == "fcn1s":
-                skip = self.score_conv1(conv1)
-                score = score + crop(skip, off["score_conv1"], score.shape[-2:])
-        return crop(score, off["score"], size)
+                h = fuse(h, self.score_conv1(conv1), offsets["score_conv1"])
+        return crop(h, offsets["score"], x.shape[-2:])
 
     def config(self) -> dict[str, object]:
         """Plain-Python description that rebuilds this architecture (for checkpoints)."""

@@ -19,7 +19,7 @@ from PIL import Image
 from fullfcn import cli
 from fullfcn.folder import SegmentationFolder
 from fullfcn.voc import VOC_CLASSES, voc_palette
-from m2nist.params import CLASS_NAMES
+from m2nist import CLASS_NAMES
 from tests.fullfcn.conftest import FOLDER_PALETTE, WIDTH
 
 #: folder fixture -> (class names, the palette predict must write)

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from fullfcn import builders
-from fullfcn import model as fcn_model
 from fullfcn.builders import build, staged_init
 from fullfcn.model import FCN
 from tests.fullfcn.conftest import WIDTH
@@ -175,10 +174,3 @@ def test_trunk_is_a_view_of_the_vgg_layers() -> None:
         x = torch.rand(1, 3, 40, 40)
         model(x)
         assert torch.equal(model.relu7(trunk(x)), model.relu7(taps[0]))
-
-
-def test_a_crop_off_the_papers_is_refused_at_build(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every build checks the computed crops against the paper's 19 / 5, 27 / 5, 9, 31."""
-    monkeypatch.setitem(fcn_model.PAPER_CROPS, "fcn16s", {"score_pool4": 5, "upscore16": 28})
-    with pytest.raises(AssertionError):
-        build("fcn16s", width_divisor=WIDTH)

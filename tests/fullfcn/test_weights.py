@@ -57,7 +57,7 @@ def test_convolutionalized_vgg16_gives_torchvision_logits_and_fcn_holds_its_weig
     torch.manual_seed(0)
     vgg = torchvision.models.vgg16().eval()
     torch.manual_seed(0)  # the same draws: the FCN's VGG16 gets the same random weights
-    fcn = FCN("fcn32s").eval()
+    fcn = FCN("fcn32s", 21).eval()
     x = torch.rand(2, 3, 224, 224)
     with torch.no_grad():
         logits = vgg(x)

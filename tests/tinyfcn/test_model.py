@@ -14,7 +14,7 @@ import torch
 from tests.model_checks import ModelChecks
 from tinyfcn import VARIANTS, MnistClassifier, TinyFCN, TrainConfig, convolutionalize
 from tinyfcn.classifier import INPUT_SIZE
-from tinyfcn.model import Conv1x1
+from tinyfcn.fcn import crop_plan
 
 SIZES = ((28, 28), (29, 31), (30, 33), (31, 30), (64, 84), (65, 85), (66, 87), (100, 37))
 
@@ -61,9 +61,9 @@ class TestArticle(_TinyChecks):
 def _fails_at_some_size(model: TinyFCN, padding: int) -> bool:
     """Whether ``model`` padded by ``padding``, its crops recomputed for that padding, has a
     negative crop or leaves some size of one stride period from 28 uncovered."""
-    model._set_padding(padding)
+    model.conv1[0].padding = (padding, padding)
     try:
-        model.crop_offsets = model._crop_offsets()
+        model.crop_offsets = crop_plan(model.crop_paths())
         for h in range(28, 32):
             for w in range(28, 32):
                 model(torch.zeros(1, 1, h, w))
@@ -88,7 +88,7 @@ def test_score_fr_keeps_the_classifier_digits() -> None:
     torch.manual_seed(1)
     classifier = MnistClassifier().eval()
     model = TinyFCN("fcn4s", classifier).eval()
-    model._set_padding(0)
+    model.conv1[0].padding = (0, 0)
     x = torch.rand(3, 1, *INPUT_SIZE)
     with torch.no_grad():
         coarse = model.score_fr(model.fc(model.pool2(model.conv2(model.pool1(model.conv1(x))))))
@@ -137,31 +137,7 @@ def test_unknown_variant() -> None:
         TinyFCN("fcn8s")
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_conv1x1_is_the_convolution_it_replaces(threads: int) -> None:
-    """Same scores and same gradients as nn.Conv2d's own forward, at one thread and at two
-    (where torch would send the plain layer to oneDNN), and the same state dict."""
-    torch.manual_seed(0)
-    layer = Conv1x1(8, 11)
-    plain = torch.nn.Conv2d(8, 11, 1)
-    plain.load_state_dict(layer.state_dict())  # the same names and shapes
-    x = torch.randn(3, 8, 20, 25, requires_grad=True)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        ours, theirs = layer(x), plain(x)
-        grad = torch.randn_like(ours)
-        ours_grads = torch.autograd.grad(ours, (x, layer.weight, layer.bias), grad)
-        theirs_grads = torch.autograd.grad(theirs, (x, plain.weight, plain.bias), grad)
-    finally:
-        torch.set_num_threads(before)
-    torch.testing.assert_close(ours, theirs)
-    for a, b in zip(ours_grads, theirs_grads, strict=True):  # sums of 1,500 float32 terms,
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)  # added in another order
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_every_1x1_layer_is_conv1x1(variant: str) -> None:
-    convs = [m for m in TinyFCN(variant).modules() if isinstance(m, torch.nn.Conv2d)]
-    ones = [m for m in convs if m.kernel_size == (1, 1)]
-    assert ones and all(isinstance(m, Conv1x1) for m in ones)
+def test_the_background_is_the_one_class_the_classifier_lacks() -> None:
+    assert TinyFCN("fcn1s").num_classes == 11
+    assert TinyFCN("fcn4s", MnistClassifier(num_classes=4)).score_fr.out_channels == 5
+    assert TinyFCN("fcn2s", num_classes=12).score_pool1.out_channels == 12
