@@ -13,18 +13,17 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import m2nist.single_blas  # noqa: F401  (first: before numpy is imported)
 from fcnbase.cli import Parser, UsageError, int_arg, run_cli
-from m2nist.compose import default_workers
-from m2nist.metadata import FORMATS, shard_rows
+from fcnbase.device import available_cores
+from m2nist.generator import check_fits, digit_pool
 from m2nist.mnist import SAMPLE
 from m2nist.params import MAX_PIXELS, ParamError, Params, as_pair
-from m2nist.pool import check_fits, digit_pool
-from m2nist.verification import REGENERATE, check
-from m2nist.writing import write_dataset
+from m2nist.save import FORMATS, passes, shard_rows, write_dataset
+from m2nist.verifier import REGENERATE, check
 
 PROG = "m2nist-gen"
 EXAMPLES = """\
@@ -47,8 +46,6 @@ split of the 2018 file did).
 
 MNIST source: --mnist-dir DIR, else $M2NIST_MNIST_DIR, else the torchvision download
 cache in $M2NIST_HOME (default ~/.cache/m2nist); --sample uses the bundled sample.
-The digits cut from an IDX folder are kept in $M2NIST_HOME/pools, named by the sha256
-of the files (M2NIST_POOL_CACHE=0 turns this off; --verify never uses it).
 """
 
 
@@ -162,9 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers",
         type=int_arg(1, 4096),
-        default=default_workers(),
+        default=available_cores(),
         help="threads generating blocks (default and maximum: the available cores, "
-        f"{default_workers()} here; more are capped); output is identical for any value",
+        f"{available_cores()} here; more are capped); output is identical for any value",
     )
     p.add_argument(
         "--shard",
@@ -233,10 +230,11 @@ def _validate(args: argparse.Namespace) -> tuple[Params, str | Path | None]:
             "cannot: use --format kaggle (per-split files) with --shard"
         )
     source = SAMPLE if args.sample else args.mnist_dir
-    for split, n in (("train", args.train), ("test", args.test)):
-        start, stop = shard_rows(n, args.shard)
-        if stop > start:  # a split without rows in this run needs no digit pool
-            check_fits(params, digit_pool(split, params, source))
+    rows = {split: shard_rows(getattr(args, split), args.shard) for split in ("train", "test")}
+    splits = [split for split, (a, b) in rows.items() if b > a]  # the others need no digits
+    with ThreadPoolExecutor(2) as ex:  # both splits decoded at once (zlib lets go of the GIL)
+        for pool in ex.map(lambda split: digit_pool(split, params, source), splits):
+            check_fits(params, pool)
     return params, source
 
 
@@ -266,7 +264,14 @@ def _main(argv: Sequence[str] | None) -> int:
     started = time.perf_counter()
     with (
         _interrupt_says("temporary files removed"),
-        _LazyBar(total=total, unit="img", disable=args.quiet, file=sys.stderr, leave=False) as bar,
+        _LazyBar(  # one pass over the rows per array composed (see m2nist.save)
+            total=total * len(passes(args.format)),
+            unit="row",
+            desc=", ".join(passes(args.format)),
+            disable=args.quiet,
+            file=sys.stderr,
+            leave=False,
+        ) as bar,
     ):
         metadata = write_dataset(
             args.out,
@@ -275,7 +280,7 @@ def _main(argv: Sequence[str] | None) -> int:
             params=params,
             source=source,
             formats=args.format,
-            workers=min(args.workers, default_workers()),
+            workers=min(args.workers, available_cores()),
             shard=args.shard,
             force=args.force,
             progress=bar,

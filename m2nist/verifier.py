@@ -1,0 +1,572 @@
+"""``m2nist-gen --verify``: a generated directory is checked, not trusted.
+
+Four layers, each run only when the one before passed (a file with the wrong sha256 is
+not worth decoding):
+
+1. **The directory**: no leftover ``.partial`` file of an interrupted run, and no file
+   that ``metadata.json`` does not list: it must be exactly what one run wrote.
+2. **The metadata itself**: every field has the type and a value a run could have written
+   (:func:`parse_metadata`); malformed metadata is one problem line, never a traceback.
+3. **The files against the metadata**: every listed file has the recorded size and
+   sha256; then every row is read back block by block (memory stays flat) and the M2NIST
+   contract (:func:`invariant_errors`), the Kaggle one-hot, the PNG label maps, agreement
+   between formats and the per-count tallies are checked again.
+4. **Regeneration**: generation is deterministic, so rows are generated again from the
+   recorded seed, parameters and MNIST source (found by its recorded checksums, never by
+   its name) and compared byte for byte. A consistent edit that keeps every invariant and
+   fixes up the sha256s is still caught. By default a sample of blocks is regenerated (the
+   first, the last and one at random), with ``regenerate="all"`` every row; when the
+   recorded MNIST is not available the report says that regeneration was skipped and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fcnbase.outputs import is_partial
+from m2nist.generator import PLACEMENT_ROUNDS, M2NISTArrays, block_spans, compose, digit_pool
+from m2nist.mnist import SAMPLE, MnistSourceError, load_split, sample_path
+from m2nist.params import BACKGROUND, BLOCK, NUM_CLASSES, ParamError, Params, make_params
+from m2nist.save import (
+    ARRAY_NAMES,
+    CLASSES_TXT,
+    FORMATS,
+    METADATA,
+    PNG_FOLDERS,
+    SPLIT_LISTS,
+    classes_text,
+    file_sha256,
+    listing_sha256,
+    output_names,
+    shard_rows,
+    split_list,
+    stem,
+    tally,
+)
+
+REGENERATE = ("none", "sample", "all")
+KEYS = {"generator", "version", "seed", "params", "formats", "shard", "splits", "source", "files"}
+SPLIT_KEYS = {"total", "start", "stop", "images", "per_digit_count"}
+PARAM_KEYS = {"digits", "size", "margin", "threshold", "block", "placement_rounds"}
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class MetadataError(ValueError):
+    """A field of ``metadata.json`` that no run could have written."""
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """The parsed, type-checked ``metadata.json``."""
+
+    seed: int
+    params: Params
+    formats: list[str]
+    shard: tuple[int, int] | None
+    splits: dict[str, dict]
+    source: dict[str, dict]
+    files: dict[str, dict]
+    version: str
+
+
+def _int(value: object, where: str, low: int = 0) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise MetadataError(f"{where}: expected an integer >= {low}, got {value!r}")
+    return value
+
+
+def _dict(value: object, where: str, keys: set[str] | None = None) -> dict:
+    if not isinstance(value, dict):
+        raise MetadataError(f"{where}: expected an object, got {type(value).__name__}")
+    if keys is not None and set(value) != keys:
+        odd = ", ".join(sorted(set(value) ^ keys))
+        raise MetadataError(f"{where}: unexpected or missing fields {odd}")
+    return value
+
+
+def parse_metadata(meta: object) -> Metadata:
+    """Check every field of ``metadata.json``; raise :class:`MetadataError` on the first bad.
+
+    The fields are those :func:`m2nist.save.new_metadata` writes, none unknown or missing;
+    ``params`` valid with this version's ``block`` and ``placement_rounds`` (regeneration
+    needs them); each split's rows the shard of its ``total``, its tally one of its images;
+    ``source`` with its checksums; ``files`` exactly the names the splits and formats give
+    (plus a ``.png`` preview), each with a sha256 and a size. ``seed``, ``source`` and
+    ``params`` are then proven by regeneration; ``version`` is informational.
+    """
+    top = _dict(meta, "metadata", KEYS)
+    if top["generator"] != "m2nist" or not isinstance(top["version"], str):
+        raise MetadataError(f"generator {top['generator']!r}, version {top['version']!r}")
+    raw = _dict(top["params"], "params", PARAM_KEYS)
+    if (raw["block"], raw["placement_rounds"]) != (BLOCK, PLACEMENT_ROUNDS):
+        raise MetadataError(
+            f"params: block {raw['block']!r}, placement_rounds {raw['placement_rounds']!r}; "
+            f"this version generates blocks of {BLOCK} with {PLACEMENT_ROUNDS} rounds"
+        )
+    try:
+        params = make_params(raw["digits"], raw["size"], raw["margin"], raw["threshold"])
+    except ParamError as exc:
+        raise MetadataError(f"params: {exc}") from None
+    formats, shard = top["formats"], top["shard"]
+    if not isinstance(formats, list) or not formats or not set(formats) <= set(FORMATS):
+        raise MetadataError(f"formats: expected a list of {'/'.join(FORMATS)}, got {formats!r}")
+    if shard is not None:
+        if not isinstance(shard, list) or len(shard) != 2:
+            raise MetadataError(f"shard: expected null or [I, N], got {shard!r}")
+        shard = (_int(shard[0], "shard I"), _int(shard[1], "shard N", 1))
+        if shard[0] >= shard[1]:
+            raise MetadataError(f"shard: {list(shard)} needs I < N")
+    splits = _dict(top["splits"], "splits")
+    if not splits or not set(splits) <= {"train", "test"}:
+        raise MetadataError(f"splits: expected train and/or test, got {sorted(splits)}")
+    for name, info in splits.items():
+        info = _dict(info, f"splits.{name}", SPLIT_KEYS)
+        start, stop = _int(info["start"], f"{name}.start"), _int(info["stop"], f"{name}.stop")
+        if (start, stop) != shard_rows(_int(info["total"], f"{name}.total"), shard):
+            raise MetadataError(f"splits.{name}: rows {start}-{stop} are not shard {shard}")
+        counts = _dict(info["per_digit_count"], f"splits.{name}.per_digit_count")
+        keys = {str(k) for k in range(params.digits[0], params.max_digits + 1)}
+        if (
+            info["images"] != stop - start
+            or set(counts) != keys
+            or sum(_int(v, f"{name}.per_digit_count") for v in counts.values()) != (stop - start)
+        ):
+            raise MetadataError(f"splits.{name}: images and tally are not {stop - start} rows")
+    source = _dict(top["source"], "source", set(splits))
+    for name, info in source.items():
+        info = _dict(info, f"source.{name}")
+        files = info.get("files")
+        if info.get("kind") == SAMPLE:
+            ok = isinstance(info.get("sha256"), str)
+        else:
+            ok = info.get("kind") == "idx" and isinstance(info.get("path"), str)
+            ok &= isinstance(files, dict) and len(files) == 2
+            ok = ok and all(
+                isinstance(_dict(f, name).get("md5_uncompressed"), str) for f in files.values()
+            )
+        if not ok:
+            raise MetadataError(f"source.{name}: expected kind 'idx' or 'sample' with checksums")
+    files = _dict(top["files"], "files")
+    listed = {n for n in files if not (n.endswith(".png") and "/" not in n)}
+    if listed != set(output_names(list(splits), formats)):
+        raise MetadataError("files: do not match the splits and formats recorded")
+    for name, info in files.items():
+        keys = {"sha256", "bytes", "count"} if name.endswith("/") else {"sha256", "bytes"}
+        info = _dict(info, f"files.{name}", keys)
+        for key in keys - {"sha256"}:
+            _int(info[key], f"files.{name}.{key}")
+        if not isinstance(info["sha256"], str) or not SHA256.fullmatch(info["sha256"]):
+            raise MetadataError(f"files.{name}.sha256: not a sha256 digest")
+    return Metadata(
+        _int(top["seed"], "seed"), params, formats, shard, splits, source, files, top["version"]
+    )
+
+
+def invariant_errors(a: M2NISTArrays, params: Params, first_row: int = 0) -> list[str]:
+    """Every way ``a`` breaks the M2NIST contract (empty list: all good).
+
+    Checked per image: digit count in range; ink (> threshold) exactly where labels are
+    not background; instances exactly where labels are; each instance's pixels carry its
+    box's class and have exactly that box as bounding box; box rows past the count are
+    -1; boxes lie on the canvas and are ``margin`` apart.
+    """
+    errors: list[str] = []
+
+    def bad(what: str, mask: np.ndarray) -> None:
+        rows = np.flatnonzero(mask)
+        if rows.size:
+            errors.append(f"{what} (image {first_row + int(rows[0])}, {rows.size} images)")
+
+    n, (height, width), hi, m = len(a), params.size, params.max_digits, params.margin
+    for name, dtype, shape in zip(
+        ARRAY_NAMES,
+        [np.uint8] * 3 + [np.int16],
+        [(n, height, width)] * 3 + [(n, hi, 5)],
+        strict=True,
+    ):
+        array = getattr(a, name)
+        if array.dtype != dtype or array.shape != shape:
+            return [f"{name}: {array.dtype}{array.shape}, expected {np.dtype(dtype)}{shape}"]
+    counts = (a.boxes[:, :, 0] >= 0).sum(axis=1)
+    used = np.arange(hi) < counts[:, None]
+    bad("digit count out of range", (counts < params.digits[0]) | (counts > hi))
+    bad("box rows not a prefix", (a.boxes[:, :, 0] >= 0) != used)
+    bad("padding rows not -1", ((a.boxes != -1).any(axis=2) & ~used))
+    cls, y0, x0, y1, x1 = (a.boxes[:, :, i].astype(np.int64) for i in range(5))
+    bad("box class not 0-9", (used & ((cls < 0) | (cls > 9))).any(axis=1))
+    off = (y0 < 0) | (x0 < 0) | (y1 > height) | (x1 > width) | (y1 <= y0) | (x1 <= x0)
+    bad("box off canvas", (used & off).any(axis=1))
+    labelled = a.labels != BACKGROUND
+    bad("label value > 10", (a.labels > BACKGROUND).any(axis=(1, 2)))
+    bad("ink and labels disagree", ((a.images > params.threshold) != labelled).any(axis=(1, 2)))
+    bad("instances and labels disagree", ((a.instances > 0) != labelled).any(axis=(1, 2)))
+    bad("instance id above digit count", a.instances.max(axis=(1, 2), initial=0) > counts)
+    for k in range(hi):
+        mask = a.instances == k + 1
+        wrong = mask & (a.labels != cls[:, k, None, None].clip(0, 255))
+        bad(f"digit {k + 1}: pixels of another class", wrong.any(axis=(1, 2)))
+        rows, cols = mask.any(axis=2), mask.any(axis=1)
+        present = rows.any(axis=1)
+        bad(f"digit {k + 1}: listed in boxes but has no pixels", used[:, k] & ~present)
+        box = np.stack(
+            [
+                rows.argmax(1),
+                cols.argmax(1),
+                height - rows[:, ::-1].argmax(1),
+                width - cols[:, ::-1].argmax(1),
+            ],
+            axis=1,
+        )
+        bad(
+            f"digit {k + 1}: box is not its ink bounding box",
+            present & (box != a.boxes[:, k, 1:]).any(axis=1),
+        )
+        for j in range(k):
+            clear = (y0[:, k] >= y1[:, j] + m) | (y1[:, k] + m <= y0[:, j])
+            clear |= (x0[:, k] >= x1[:, j] + m) | (x1[:, k] + m <= x0[:, j])
+            bad(
+                f"digits {j + 1} and {k + 1}: boxes closer than margin {m}",
+                used[:, k] & used[:, j] & ~clear,
+            )
+    return errors
+
+
+def label_errors(images: np.ndarray, labels: np.ndarray, params: Params, what: str) -> list[str]:
+    """Label maps stored beside their images (Kaggle, PNG): ink exactly where labelled."""
+    if ((images > params.threshold) != (labels != BACKGROUND)).any():
+        return [f"{what} disagree with the ink in the images"]
+    return []
+
+
+def kaggle_labels(segmented: np.ndarray, where: str) -> np.ndarray:
+    """The label maps of a ``segmented.npy`` block; ``ValueError`` unless it is one-hot."""
+    if segmented.max(initial=0) > 1 or (segmented.sum(-1) != 1).any():
+        raise ValueError(f"{where}: segmented.npy is not one-hot over {NUM_CLASSES} channels")
+    return segmented.argmax(-1).astype(np.uint8)
+
+
+class NpzRows:
+    """A ``.npz`` member read front to back, rows at a time: flat memory, each read through
+    :mod:`zipfile`, which checks the member's CRC-32 when its last byte has been read."""
+
+    def __init__(self, zf: zipfile.ZipFile, name: str, dtype: type, shape: tuple) -> None:
+        self.file = zf.open(f"{name}.npy")
+        version = np.lib.format.read_magic(self.file)
+        read = getattr(np.lib.format, f"read_array_header_{version[0]}_{version[1]}")
+        got, fortran, got_dtype = read(self.file)
+        if (got, fortran, got_dtype) != (shape, False, np.dtype(dtype)):
+            raise ValueError(f"{zf.filename}: {name} is {got_dtype}{got}, expected {shape}")
+        self.dtype, self.row = np.dtype(dtype), int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
+        self.shape = shape
+
+    def __call__(self, a: int, b: int) -> np.ndarray:
+        data = self.file.read((b - a) * self.row)
+        return np.frombuffer(data, self.dtype).reshape(b - a, *self.shape[1:])
+
+
+def open_split(out: Path, split: str, meta: Metadata) -> dict[str, dict[str, Callable]]:
+    """The stored arrays of ``split`` per format: ``rows(a, b)`` reads rows ``a:b`` (of the
+    split, in increasing order), as ``images``, ``labels``, ``instances``, ``boxes`` or
+    ``segmented``; ``ValueError`` names a file whose dtype or shape is not the recorded."""
+    n, (height, width) = meta.splits[split]["images"], meta.params.size
+    grid, hot = (n, height, width), (n, height, width, NUM_CLASSES)
+    stored: dict[str, dict[str, Callable]] = {}
+    if "npz" in meta.formats:
+        zf = zipfile.ZipFile(out / f"{split}.npz")
+        stored["npz"] = {
+            name: NpzRows(
+                zf,
+                name,
+                *(
+                    (np.int16, (n, meta.params.max_digits, 5))
+                    if name == "boxes"
+                    else (np.uint8, grid)
+                ),
+            )
+            for name in ARRAY_NAMES
+        }
+    kaggle = {"kaggle": (out / split, 0, n)}
+    if "kaggle-flat" in meta.formats:
+        at = meta.splits["train"]["images"] if split == "test" and "train" in meta.splits else 0
+        kaggle["kaggle-flat"] = (out, at, sum(info["images"] for info in meta.splits.values()))
+    for fmt, (folder, at, total) in kaggle.items():
+        if fmt not in meta.formats:
+            continue
+        arrays = {}
+        for kind, name, shape in (("images", "combined", grid), ("segmented", "segmented", hot)):
+            array = np.load(folder / f"{name}.npy", mmap_mode="r")
+            if (array.dtype, array.shape) != (np.uint8, (total, *shape[1:])):
+                raise ValueError(
+                    f"{folder / name}.npy: {array.dtype}{array.shape}, expected "
+                    f"uint8{(total, *shape[1:])}"
+                )
+            arrays[kind] = lambda a, b, array=array, at=at: np.asarray(array[at + a : at + b])
+        stored[fmt] = arrays
+    if "png" in meta.formats:
+        start = meta.splits[split]["start"]
+        stored["png"] = {
+            kind: lambda a, b, folder=folder: np.stack(
+                [
+                    _png(out / folder / f"{stem(split, start + i)}.png", grid[1:])
+                    for i in range(a, b)
+                ]
+            )
+            for folder, kind in PNG_FOLDERS.items()
+        }
+    return stored
+
+
+def _png(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.format != "PNG" or im.mode != "L" or im.size != shape[::-1]:
+                raise ValueError(
+                    f"{path}: {im.format} {im.mode} {im.size}, expected an 8-bit "
+                    f"PNG of {shape[::-1]}"
+                )
+            return np.asarray(im)
+    except UnidentifiedImageError:
+        raise ValueError(f"{path}: not a PNG file") from None
+
+
+@dataclass
+class Report:
+    """What :func:`check` found: ``problems`` (any means exit 1) and ``notes`` (what was
+    proven beyond the checksums, or why regeneration was skipped)."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def verify(
+    out: str | Path,
+    max_errors: int = 20,
+    *,
+    regenerate: str = "sample",
+    source: str | os.PathLike | None = None,
+) -> list[str]:
+    """The problems :func:`check` finds in ``out`` (empty: it is what its metadata says)."""
+    return check(out, max_errors=max_errors, regenerate=regenerate, source=source).problems
+
+
+def check(
+    out: str | Path,
+    *,
+    max_errors: int = 20,
+    regenerate: str = "sample",
+    source: str | os.PathLike | None = None,
+) -> Report:
+    """Verify a generated directory (the four layers of the module docstring).
+
+    ``regenerate``: ``"sample"`` (a few blocks per split), ``"all"`` or ``"none"``.
+    ``source``: where to find the recorded MNIST (default: ``$M2NIST_MNIST_DIR``, then
+    the folder recorded in the metadata); it is used only if its checksums match.
+    """
+    if regenerate not in REGENERATE:
+        raise ValueError(f"regenerate={regenerate!r}: expected one of {', '.join(REGENERATE)}")
+    out, report = Path(out), Report()
+    problems = report.problems
+    if not out.is_dir():
+        return Report([f"{out}: not a directory"])
+    present = sorted(
+        Path(d, f).relative_to(out).as_posix() for d, _, files in os.walk(out) for f in files
+    )
+    temporary = [p for p in present if any(is_partial(part) for part in Path(p).parts)]
+    problems += [f"{out / p}: leftover temporary file of an interrupted run" for p in temporary]
+    try:
+        meta = parse_metadata(json.loads((out / METADATA).read_text()))
+    except FileNotFoundError:
+        return Report(
+            [*problems, f"{out / METADATA}: missing (incomplete or not an m2nist output)"]
+        )
+    except (OSError, ValueError) as exc:  # MetadataError and JSONDecodeError are ValueErrors
+        return Report([*problems, f"{out / METADATA}: invalid ({' '.join(str(exc).split())})"])
+    folders = [name for name in meta.files if name.endswith("/")]
+    problems += [
+        f"{out / p}: not listed in {METADATA} (not written by the run it describes)"
+        for p in present
+        if p not in (METADATA, *meta.files, *temporary) and not p.startswith(tuple(folders))
+    ]
+    for name, info in meta.files.items():
+        path = out / name
+        if name.endswith("/"):
+            problems += _folder_problems(path, info, meta)
+        elif not path.is_file() or path.is_symlink():
+            problems.append(f"{path}: missing")
+        elif path.stat().st_size != info["bytes"]:
+            problems.append(f"{path}: {path.stat().st_size} bytes, metadata says {info['bytes']}")
+        elif file_sha256(path) != info["sha256"]:
+            problems.append(f"{path}: sha256 differs from metadata")
+    if not problems and "png" in meta.formats:
+        for split, name in SPLIT_LISTS.items():
+            info = meta.splits.get(split, {"start": 0, "stop": 0})
+            if (out / name).read_bytes() != split_list(split, info["start"], info["stop"]):
+                problems.append(f"{out / name}: not the stems of the run")
+        if (out / CLASSES_TXT).read_bytes() != classes_text():
+            problems.append(f"{out / CLASSES_TXT}: not the class names of the run")
+    for split in meta.splits if not problems else ():
+        try:
+            problem, note = _check_split(out, split, meta, regenerate, source)
+        except (ValueError, OSError, KeyError, zipfile.BadZipFile) as exc:
+            problem, note = [f"{out}: {split}: cannot read ({' '.join(str(exc).split())})"], None
+        problems += problem
+        report.notes += [note] if note else []
+        if problems:
+            break
+    report.problems = problems[:max_errors]
+    return report
+
+
+def _folder_problems(folder: Path, info: dict, meta: Metadata) -> list[str]:
+    """A PNG folder: exactly a run's files, their count, bytes and listing sha256."""
+    if not folder.is_dir() or folder.is_symlink():
+        return [f"{folder}: missing"]
+    names = [
+        f"{stem(s, row)}.png"
+        for s, i in meta.splits.items()
+        for row in range(i["start"], i["stop"])
+    ]
+    present = {p.name for p in folder.iterdir()}
+    missing, extra = sorted(set(names) - present), sorted(present - set(names))
+    if missing:
+        return [f"{folder / missing[0]}: missing ({len(missing)} files of {len(names)})"]
+    if extra:
+        return [f"{folder / extra[0]}: not listed in {METADATA} (not written by the run)"]
+    data = {name: (folder / name).read_bytes() for name in names}
+    if len(names) != info["count"] or sum(map(len, data.values())) != info["bytes"]:
+        return [
+            f"{folder}: {len(names)} files, {sum(map(len, data.values()))} bytes in all, "
+            f"metadata says {info['count']} and {info['bytes']}"
+        ]
+    if (
+        listing_sha256({n: hashlib.sha256(d).hexdigest() for n, d in data.items()})
+        != info["sha256"]
+    ):
+        return [f"{folder}: sha256 of its listing differs from metadata (a file changed)"]
+    return []
+
+
+def matching_source(recorded: dict, split: str, source: object) -> tuple[object, str]:
+    """The MNIST source whose checksums are the recorded ones, or None and why not.
+
+    Candidates: ``source`` when given, else ``$M2NIST_MNIST_DIR`` and the recorded folder.
+    A folder is accepted only when its two files of ``split`` have the recorded md5s (the
+    name or compression may differ), the sample only when its sha256 is the recorded one.
+    """
+    train = split == "train"
+    if recorded["kind"] == SAMPLE:
+        if source is not None and source != SAMPLE:
+            return None, f"it was made from the bundled sample, not {source}"
+        if load_split(train, SAMPLE).source["sha256"] != recorded["sha256"]:
+            return None, f"the bundled sample ({sample_path()}) differs from the one recorded"
+        return SAMPLE, "the bundled sample"
+    if source == SAMPLE:
+        return None, f"it was made from MNIST in {recorded['path']}, not the bundled sample"
+    want = sorted(f["md5_uncompressed"] for f in recorded["files"].values())
+    candidates = (
+        [source] if source is not None else [os.environ.get("M2NIST_MNIST_DIR"), recorded["path"]]
+    )
+    reasons = []
+    for folder in dict.fromkeys(c for c in candidates if c):
+        try:
+            found = load_split(train, folder).source["files"].values()
+        except MnistSourceError as exc:
+            reasons.append(" ".join(str(exc).split()))
+            continue
+        if sorted(f["md5_uncompressed"] for f in found) == want:
+            return Path(folder), str(folder)
+        reasons.append(f"{folder}: MNIST files differ from the recorded md5s")
+    return None, "; ".join(reasons) or "no MNIST folder to compare with"
+
+
+def _check_split(
+    out: Path, split: str, meta: Metadata, regenerate: str, source: object
+) -> tuple[list[str], str | None]:
+    """Layers 3 and 4 for ``split``, block by block: the stored rows of every format are
+    checked and, for the blocks :func:`check` regenerates, compared with fresh ones."""
+    params, info = meta.params, meta.splits[split]
+    start, n = info["start"], info["images"]
+    spans = block_spans(start, info["stop"])
+    fresh_rows = spans
+    resolved, why = (
+        (None, "") if regenerate == "none" else matching_source(meta.source[split], split, source)
+    )
+    if regenerate == "sample" and len(spans) > 3:
+        fresh_rows = [spans[0], spans[1 + secrets.randbelow(len(spans) - 2)], spans[-1]]
+    stored = open_split(out, split, meta)
+    per_count = np.zeros(params.max_digits + 1, np.int64)
+    for a, b in spans:
+        block = {
+            fmt: {k: rows(a - start, b - start) for k, rows in arrays.items()}
+            for fmt, arrays in stored.items()
+        }
+        where = f"{out}: {split} rows {a - start}-{b - start}"
+        problems = []
+        npz = block.get("npz")
+        if npz is not None:
+            arrays = M2NISTArrays(*(npz[name] for name in ARRAY_NAMES))
+            problems += [f"{where}: {e}" for e in invariant_errors(arrays, params, a - start)]
+            per_count += np.bincount((arrays.boxes[:, :, 0] >= 0).sum(1), minlength=len(per_count))
+        for fmt in ("kaggle", "kaggle-flat", "png"):
+            if fmt not in block:
+                continue
+            if fmt != "png":
+                block[fmt]["labels"] = kaggle_labels(
+                    block[fmt].pop("segmented"), f"{where} ({fmt})"
+                )
+            elif block[fmt]["labels"].max(initial=0) > BACKGROUND:
+                value = int(block[fmt]["labels"].max())
+                return [f"{where} (png): mask value {value} is not a class 0-10"], None
+            what = "masks" if fmt == "png" else "segmented.npy"
+            problems += [
+                f"{where} ({fmt}): {e}" for e in label_errors(*block[fmt].values(), params, what)
+            ]
+            if npz is not None and not all(
+                np.array_equal(block[fmt][k], npz[k]) for k in ("images", "labels")
+            ):
+                problems.append(f"{where} ({fmt}): {fmt} files disagree with the .npz")
+        if problems:
+            return problems, None
+        if resolved is not None and (a, b) in fresh_rows:
+            fresh = compose(digit_pool(split, params, resolved), params, meta.seed, split, a, b)
+            if npz is None:
+                per_count += np.bincount(
+                    (fresh.boxes[:, :, 0] >= 0).sum(1), minlength=len(per_count)
+                )
+            for fmt, arrays in block.items():
+                for kind, rows in arrays.items():
+                    if not np.array_equal(rows, getattr(fresh, kind)):
+                        return [
+                            f"{where}: {_NAMES.get((fmt, kind), kind)} differs from a "
+                            "regeneration with the recorded seed, parameters and MNIST "
+                            f"({why}; recorded version {meta.version})"
+                        ], None
+    done = sum(b - a for a, b in spans if (a, b) in fresh_rows) if resolved is not None else 0
+    if ("npz" in meta.formats or done == n) and tally(per_count, params) != info["per_digit_count"]:
+        return [f"{out}: {split}: per-digit-count tally differs from metadata"], None
+    if resolved is None:
+        return [], None if regenerate == "none" else f"{split}: regeneration skipped: {why}"
+    return [], f"{split}: {done} of {n} rows regenerated from {why}: identical"
+
+
+#: How a problem names each stored array that is not an ``.npz`` member.
+_NAMES = {
+    ("kaggle", "images"): "combined",
+    ("kaggle", "labels"): "segmented",
+    ("kaggle-flat", "images"): "combined.npy",
+    ("kaggle-flat", "labels"): "segmented.npy",
+    ("png", "images"): "images/*.png",
+    ("png", "labels"): "masks/*.png",
+}
