@@ -22,7 +22,7 @@ from fcnbase.device import available_cores
 from m2nist.generator import check_fits, digit_pool
 from m2nist.mnist import SAMPLE
 from m2nist.params import MAX_PIXELS, ParamError, Params, as_pair
-from m2nist.save import FORMATS, passes, shard_rows, write_dataset
+from m2nist.save import FORMATS, shard_rows, write_dataset
 from m2nist.verifier import REGENERATE, check
 
 PROG = "m2nist-gen"
@@ -264,14 +264,7 @@ def _main(argv: Sequence[str] | None) -> int:
     started = time.perf_counter()
     with (
         _interrupt_says("temporary files removed"),
-        _LazyBar(  # one pass over the rows per array composed (see m2nist.save)
-            total=total * len(passes(args.format)),
-            unit="row",
-            desc=", ".join(passes(args.format)),
-            disable=args.quiet,
-            file=sys.stderr,
-            leave=False,
-        ) as bar,
+        _LazyBar(total=total, unit="img", disable=args.quiet, file=sys.stderr, leave=False) as bar,
     ):
         metadata = write_dataset(
             args.out,

@@ -13,10 +13,8 @@ The formats (``m2nist-gen --format``):
 
 The libraries that own the formats write them: :mod:`zipfile` (each member streamed with
 ``ZipFile.open(name, "w", force_zip64=True)``), :mod:`numpy.lib.format` (``.npy`` headers)
-and PIL. A zip member is written whole before the next one starts, so a split is written
-array by array: all its images block by block, then its labels, then its instances. The
-blocks are composed again for each array (a layout is cheap, see :mod:`m2nist.generator`),
-so memory stays flat in N; threads compose the next blocks while the main thread writes.
+and PIL. Threads compose the next blocks while the main thread writes one, in row order,
+into every format at once; memory stays flat in N (see :meth:`Run.split`).
 
 Safety, the same protocol for every format:
 
@@ -39,6 +37,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -106,11 +105,6 @@ def shard_rows(total: int, shard: tuple[int, int] | None) -> tuple[int, int]:
     """Rows ``[start, stop)`` of shard ``I/N`` (0-based I): contiguous, in order."""
     index, count = shard or (0, 1)
     return index * total // count, (index + 1) * total // count
-
-
-def passes(formats: list[str]) -> list[str]:
-    """The arrays a run composes, one pass over the rows each (boxes need no pixels)."""
-    return ["images", "labels", *(["instances"] if "npz" in formats else [])]
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:
@@ -186,18 +180,21 @@ def load_arrays(out: str | Path, split: str) -> M2NISTArrays:
 
 
 class Staging:
-    """The temporaries of a run and their ``metadata.json`` entries: renamed into place
-    together by :meth:`commit`, else deleted by :meth:`cleanup`."""
+    """The temporaries of a run: renamed into place together by :meth:`commit`, else
+    deleted by :meth:`cleanup`. Each finished one is hashed for ``metadata.json`` on a
+    thread of its own (:meth:`done`) while the run goes on."""
 
     def __init__(self) -> None:
         self.pending: list[tuple[Path, Path]] = []
-        self.entries: dict[Path, dict | Future[dict]] = {}
+        self.entries: dict[Path, Future[dict]] = {}
         self.hasher = ThreadPoolExecutor(1, thread_name_prefix="m2nist-sha256")
 
-    def file(self, final: Path) -> tuple[BinaryIO, Path]:
+    def file(self, final: Path, header: bytes = b"") -> tuple[BinaryIO, Path]:
         fd, tmp = create_temp(final)
         self.pending.append((tmp, final))
-        return os.fdopen(fd, "w+b"), tmp
+        file = os.fdopen(fd, "wb")
+        file.write(header)
+        return file, tmp
 
     def folder(self, final: Path) -> Path:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -208,14 +205,8 @@ class Staging:
                 self.pending.append((tmp, final))
                 return tmp
 
-    def hash_later(self, tmp: Path) -> None:
-        """Hash a finished temporary on the hashing thread while the run goes on."""
-        entry = lambda: {"sha256": file_sha256(tmp), "bytes": tmp.stat().st_size}  # noqa: E731
-        self.entries[tmp] = self.hasher.submit(entry)
-
-    def entry(self, tmp: Path) -> dict:
-        entry = self.entries[tmp]
-        return entry.result() if isinstance(entry, Future) else entry
+    def done(self, tmp: Path) -> None:
+        self.entries[tmp] = self.hasher.submit(_entry, tmp)
 
     def commit(self) -> None:
         """Rename every temporary into place; a folder replaces the previous run's (which
@@ -239,22 +230,14 @@ class Staging:
                 tmp.unlink(missing_ok=True)
 
 
-class NpyFile:
-    """A staged ``.npy`` file written front to back, hashed on the way."""
-
-    def __init__(self, staging: Staging, final: Path, shape: tuple) -> None:
-        self.file, self.tmp = staging.file(final)
-        self.staging, self.digest, self.size = staging, hashlib.sha256(), 0
-        self.write(npy_header(np.uint8, shape))
-
-    def write(self, data: bytes | np.ndarray) -> None:
-        data = memoryview(data).cast("B")
-        self.digest.update(data)
-        self.size += self.file.write(data)
-
-    def close(self) -> None:
-        self.file.close()
-        self.staging.entries[self.tmp] = {"sha256": self.digest.hexdigest(), "bytes": self.size}
+def _entry(path: Path) -> dict:
+    """The ``files`` entry of a file (sha256, bytes) or a folder (also the file count)."""
+    if not path.is_dir():
+        return {"sha256": file_sha256(path), "bytes": path.stat().st_size}
+    files = {p.name: p.read_bytes() for p in path.iterdir()}
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    size = sum(map(len, files.values()))
+    return {"sha256": listing_sha256(digests), "bytes": size, "count": len(files)}
 
 
 def _ordered(jobs: list, run: Callable, workers: int) -> Iterator:
@@ -276,109 +259,6 @@ def _ordered(jobs: list, run: Callable, workers: int) -> Iterator:
         ex.shutdown(wait=True, cancel_futures=True)
 
 
-class Run:
-    """The files of one run while they are written: :meth:`split` streams each split in."""
-
-    def __init__(self, out: Path, params: Params, formats: list[str], rows: dict) -> None:
-        self.out, self.params, self.formats, self.rows = out, params, formats, rows
-        self.staging = Staging()
-        self.png: dict[str, tuple[str, Path]] = {}  # array -> (folder, its temporary)
-        self.png_files: dict[str, dict[str, tuple[int, str]]] = {}  # folder -> name -> entry
-        self.flat = {}
-        if "kaggle-flat" in formats:
-            self.flat = self._kaggle(out, sum(b - a for a, b in rows.values()))
-        if "png" in formats:
-            for folder, kind in PNG_FOLDERS.items():
-                self.png[kind] = folder, self.staging.folder(out / folder)
-                self.png_files[folder] = {}
-
-    def _kaggle(self, folder: Path, n: int) -> dict[str, NpyFile]:
-        (height, width), staging = self.params.size, self.staging
-        return {
-            "images": NpyFile(staging, folder / "combined.npy", (n, height, width)),
-            "labels": NpyFile(staging, folder / "segmented.npy", (n, height, width, NUM_CLASSES)),
-        }
-
-    def split(
-        self, split: str, seed: int, source: Source, workers: int, progress: Progress
-    ) -> dict:
-        """Write the rows of ``split`` into every format, array by array; return its counts.
-
-        The ``boxes`` of the first pass are kept (30 bytes per image) for the last member.
-        """
-        (start, stop), params, staging = self.rows[split], self.params, self.staging
-        pool = digit_pool(split, params, source) if stop > start else None
-        spans = block_spans(start, stop)
-        kaggle = self._kaggle(self.out / split, stop - start) if "kaggle" in self.formats else {}
-        npz = None
-        if "npz" in self.formats:
-            file, npz_tmp = staging.file(self.out / f"{split}.npz")
-            npz = zipfile.ZipFile(file, "w")
-        boxes = []
-        for kind in passes(self.formats):
-            shape = (stop - start, *params.size)
-            member = npz_member(npz, kind, np.uint8, shape) if npz is not None else None
-            folder, png = self.png.get(kind, (None, None))
-
-            def run(span: tuple[int, int], kind: str = kind, png: Path | None = png) -> tuple:
-                arrays = compose(pool, params, seed, split, *span)
-                return arrays, _write_pngs(png, split, span[0], getattr(arrays, kind))
-
-            for arrays, pngs in _ordered(spans, run, workers):
-                array = getattr(arrays, kind)
-                for f in (member, kaggle.get(kind), self.flat.get(kind)):
-                    if f is not None:
-                        f.write(array if f is member or kind == "images" else one_hot(array))
-                if folder is not None:
-                    self.png_files[folder].update(pngs)
-                if kind == "images":
-                    boxes.append(arrays.boxes)
-                progress.update(len(array))
-            if member is not None:
-                member.close()
-        boxes = np.concatenate(boxes) if boxes else np.zeros((0, params.max_digits, 5), np.int16)
-        if npz is not None:
-            with npz_member(npz, "boxes", np.int16, boxes.shape) as member:
-                member.write(boxes)
-            npz.close()
-            file.close()
-            staging.hash_later(npz_tmp)
-        for f in kaggle.values():
-            f.close()
-        per_count = np.bincount((boxes[:, :, 0] >= 0).sum(1), minlength=params.max_digits + 1)
-        return {
-            "start": start,
-            "stop": stop,
-            "images": stop - start,
-            "per_digit_count": tally(per_count, params),
-        }
-
-    def close(self) -> None:
-        """After every split: finish the files that span the splits."""
-        for f in self.flat.values():
-            f.close()
-        if not self.png:
-            return
-        texts = {CLASSES_TXT: classes_text()}
-        for split, name in SPLIT_LISTS.items():
-            texts[name] = split_list(split, *self.rows[split]) if split in self.rows else b""
-        for name, text in texts.items():
-            file, tmp = self.staging.file(self.out / name)
-            with file:
-                file.write(text)
-            self.staging.entries[tmp] = {
-                "sha256": hashlib.sha256(text).hexdigest(),
-                "bytes": len(text),
-            }
-        for folder, tmp in self.png.values():
-            files = self.png_files[folder]
-            self.staging.entries[tmp] = {
-                "sha256": listing_sha256({name: digest for name, (_, digest) in files.items()}),
-                "bytes": sum(size for size, _ in files.values()),
-                "count": len(files),
-            }
-
-
 def npz_member(npz: zipfile.ZipFile, name: str, dtype: type, shape: tuple) -> BinaryIO:
     """Member ``name.npy`` of ``npz`` open for writing, its ``.npy`` header written; a fixed
     time and permissions, so that equal arrays give equal bytes."""
@@ -389,15 +269,97 @@ def npz_member(npz: zipfile.ZipFile, name: str, dtype: type, shape: tuple) -> Bi
     return member
 
 
-def _write_pngs(folder: Path | None, split: str, row: int, array: np.ndarray) -> dict:
-    """Rows ``row...`` of ``array`` as PNG files in ``folder``; their entries by name."""
-    entries = {}
-    for i, image in enumerate(array if folder is not None else ()):
-        name = f"{stem(split, row + i)}.png"
-        data = encode_png(image)
-        (folder / name).write_bytes(data)  # a plain write: the folder is a temporary one
-        entries[name] = (len(data), hashlib.sha256(data).hexdigest())
-    return entries
+class Run:
+    """The files of one run while they are written: :meth:`split` streams each split in."""
+
+    def __init__(self, out: Path, params: Params, formats: list[str], rows: dict) -> None:
+        self.out, self.params, self.formats, self.rows = out, params, formats, rows
+        self.staging = Staging()
+        total = sum(b - a for a, b in rows.values())
+        self.flat = self._kaggle(out, total) if "kaggle-flat" in formats else {}
+        self.png = {}  # array -> its temporary folder
+        if "png" in formats:
+            self.png = {kind: self.staging.folder(out / f) for f, kind in PNG_FOLDERS.items()}
+
+    def _kaggle(self, folder: Path, n: int) -> dict[str, tuple[BinaryIO, Path]]:
+        shape = (n, *self.params.size)
+        return {
+            "images": self.staging.file(folder / "combined.npy", npy_header(np.uint8, shape)),
+            "labels": self.staging.file(
+                folder / "segmented.npy", npy_header(np.uint8, (*shape, NUM_CLASSES))
+            ),
+        }
+
+    def split(
+        self, split: str, seed: int, source: Source, workers: int, progress: Progress
+    ) -> dict:
+        """Write the rows of ``split`` into every format, block by block; return its counts.
+
+        zipfile writes one member at a time, so while the ``images`` member is streamed the
+        ``labels`` and ``instances`` wait in two unnamed temporary files in OUT (which the
+        kernel deletes however the run ends) and are copied into their members after it;
+        the ``boxes`` (30 bytes per image) wait in memory.
+        """
+        (start, stop), params, staging = self.rows[split], self.params, self.staging
+        pool = digit_pool(split, params, source) if stop > start else None
+        files = self._kaggle(self.out / split, stop - start) if "kaggle" in self.formats else {}
+        shape, npz, boxes = (stop - start, *params.size), None, []
+        if "npz" in self.formats:
+            file, npz_tmp = staging.file(self.out / f"{split}.npz")
+            npz = zipfile.ZipFile(file, "w")
+            images = npz_member(npz, "images", np.uint8, shape)
+            waiting = {k: tempfile.TemporaryFile(dir=self.out) for k in ARRAY_NAMES[1:3]}  # noqa: SIM115
+
+        def run(span: tuple[int, int]) -> M2NISTArrays:
+            arrays = compose(pool, params, seed, split, *span)
+            for kind, folder in self.png.items():  # plain writes: the folder is a temporary
+                for i, image in enumerate(getattr(arrays, kind)):
+                    (folder / f"{stem(split, span[0] + i)}.png").write_bytes(encode_png(image))
+            return arrays
+
+        for arrays in _ordered(block_spans(start, stop), run, workers):
+            if npz is not None:
+                images.write(arrays.images)
+                for kind, f in waiting.items():
+                    f.write(getattr(arrays, kind))
+            for kaggle in (files, self.flat):
+                if kaggle:
+                    kaggle["images"][0].write(arrays.images)
+                    kaggle["labels"][0].write(one_hot(arrays.labels))
+            boxes.append(arrays.boxes)
+            progress.update(len(arrays))
+        boxes = np.concatenate(boxes) if boxes else np.zeros((0, params.max_digits, 5), np.int16)
+        if npz is not None:
+            images.close()
+            for kind, f in waiting.items():
+                f.seek(0)
+                with f, npz_member(npz, kind, np.uint8, shape) as member:
+                    shutil.copyfileobj(f, member, 1 << 22)
+            with npz_member(npz, "boxes", np.int16, boxes.shape) as member:
+                member.write(boxes)
+            npz.close()
+            file.close()
+            staging.done(npz_tmp)
+        self._close(files)
+        per_count = np.bincount((boxes[:, :, 0] >= 0).sum(1), minlength=params.max_digits + 1)
+        info = {"start": start, "stop": stop, "images": stop - start}
+        return {**info, "per_digit_count": tally(per_count, params)}
+
+    def _close(self, files: dict[str, tuple[BinaryIO, Path]]) -> None:
+        for file, tmp in files.values():
+            file.close()
+            self.staging.done(tmp)
+
+    def close(self) -> None:
+        """After every split: finish the files that span the splits."""
+        self._close(self.flat)
+        if self.png:
+            texts = {CLASSES_TXT: classes_text()}
+            for split, name in SPLIT_LISTS.items():
+                texts[name] = split_list(split, *self.rows.get(split, (0, 0)))
+            self._close({name: self.staging.file(self.out / name, t) for name, t in texts.items()})
+            for tmp in self.png.values():
+                self.staging.done(tmp)
 
 
 def tally(per_count: np.ndarray, params: Params) -> dict[str, int]:
@@ -535,7 +497,7 @@ def write_dataset(
             run.close()
             for tmp, final in run.staging.pending:
                 name = final.relative_to(out).as_posix() + ("/" if tmp.is_dir() else "")
-                metadata["files"][name] = run.staging.entry(tmp)
+                metadata["files"][name] = run.staging.entries[tmp].result()
             with deferred_interrupts():  # the renames and removals together, or not at all
                 # The old metadata goes first: until the new one is written, OUT must not
                 # verify. Before this point an interrupt leaves the previous run intact.

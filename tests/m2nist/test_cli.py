@@ -94,15 +94,14 @@ def _terminal_signals() -> None:
 
 
 def _start_and_wait_for_progress(out: Path) -> subprocess.Popen:
-    """Start a long run and return once it reports rows written (temp files exist): three
-    passes, images, labels and instances, of 400,000 rows each."""
+    """Start a long run and return once it reports images written (temp files exist)."""
     proc = subprocess.Popen(
         [*CLI, str(out), "--sample", "--train", "400000", "--test", "0", "--workers", "1"],
         stderr=subprocess.PIPE,
         preexec_fn=_terminal_signals,
     )
     seen = b""
-    while not re.search(rb"\b[1-9]\d*/1200000", seen):
+    while not re.search(rb"\b[1-9]\d*/400000", seen):
         chunk = proc.stderr.read1(256)
         assert chunk, f"generator ended early: {seen!r}"
         seen += chunk
