@@ -206,7 +206,7 @@ class Staging:
                 return tmp
 
     def done(self, tmp: Path) -> None:
-        self.entries[tmp] = self.hasher.submit(_entry, tmp)
+        self.entries[tmp] = self.hasher.submit(entry_of, tmp)
 
     def commit(self) -> None:
         """Rename every temporary into place; a folder replaces the previous run's (which
@@ -230,7 +230,7 @@ class Staging:
                 tmp.unlink(missing_ok=True)
 
 
-def _entry(path: Path) -> dict:
+def entry_of(path: Path) -> dict:
     """The ``files`` entry of a file (sha256, bytes) or a folder (also the file count)."""
     if not path.is_dir():
         return {"sha256": file_sha256(path), "bytes": path.stat().st_size}

@@ -21,7 +21,6 @@ not worth decoding):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -45,8 +44,8 @@ from m2nist.save import (
     PNG_FOLDERS,
     SPLIT_LISTS,
     classes_text,
+    entry_of,
     file_sha256,
-    listing_sha256,
     output_names,
     shard_rows,
     split_list,
@@ -241,89 +240,76 @@ def invariant_errors(a: M2NISTArrays, params: Params, first_row: int = 0) -> lis
     return errors
 
 
-def label_errors(images: np.ndarray, labels: np.ndarray, params: Params, what: str) -> list[str]:
-    """Label maps stored beside their images (Kaggle, PNG): ink exactly where labelled."""
-    if ((images > params.threshold) != (labels != BACKGROUND)).any():
-        return [f"{what} disagree with the ink in the images"]
-    return []
-
-
-def kaggle_labels(segmented: np.ndarray, where: str) -> np.ndarray:
-    """The label maps of a ``segmented.npy`` block; ``ValueError`` unless it is one-hot."""
-    if segmented.max(initial=0) > 1 or (segmented.sum(-1) != 1).any():
-        raise ValueError(f"{where}: segmented.npy is not one-hot over {NUM_CLASSES} channels")
-    return segmented.argmax(-1).astype(np.uint8)
-
-
 class NpzRows:
-    """A ``.npz`` member read front to back, rows at a time: flat memory, each read through
-    :mod:`zipfile`, which checks the member's CRC-32 when its last byte has been read."""
+    """A ``.npz`` member read front to back, rows at a time: flat memory, every byte read
+    through :mod:`zipfile`, which checks the member's CRC-32 once its last byte is read."""
 
     def __init__(self, zf: zipfile.ZipFile, name: str, dtype: type, shape: tuple) -> None:
         self.file = zf.open(f"{name}.npy")
-        version = np.lib.format.read_magic(self.file)
-        read = getattr(np.lib.format, f"read_array_header_{version[0]}_{version[1]}")
-        got, fortran, got_dtype = read(self.file)
-        if (got, fortran, got_dtype) != (shape, False, np.dtype(dtype)):
-            raise ValueError(f"{zf.filename}: {name} is {got_dtype}{got}, expected {shape}")
-        self.dtype, self.row = np.dtype(dtype), int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
-        self.shape = shape
+        np.lib.format.read_magic(self.file)
+        got = np.lib.format.read_array_header_1_0(self.file)
+        if got != (shape, False, np.dtype(dtype)):
+            raise ValueError(f"{zf.filename}: {name} is {got[2]}{got[0]}, expected {shape}")
+        self.dtype, self.shape = np.dtype(dtype), shape
 
     def __call__(self, a: int, b: int) -> np.ndarray:
-        data = self.file.read((b - a) * self.row)
+        data = self.file.read((b - a) * self.dtype.itemsize * int(np.prod(self.shape[1:])))
         return np.frombuffer(data, self.dtype).reshape(b - a, *self.shape[1:])
 
 
-def open_split(out: Path, split: str, meta: Metadata) -> dict[str, dict[str, Callable]]:
-    """The stored arrays of ``split`` per format: ``rows(a, b)`` reads rows ``a:b`` (of the
-    split, in increasing order), as ``images``, ``labels``, ``instances``, ``boxes`` or
-    ``segmented``; ``ValueError`` names a file whose dtype or shape is not the recorded."""
-    n, (height, width) = meta.splits[split]["images"], meta.params.size
-    grid, hot = (n, height, width), (n, height, width, NUM_CLASSES)
-    stored: dict[str, dict[str, Callable]] = {}
+def readers(out: Path, split: str, meta: Metadata) -> dict[str, Callable[[int, int], dict]]:
+    """How to read rows ``a:b`` of ``split`` (in increasing order) from each stored format:
+    the npz's four arrays, the ``images`` and ``labels`` of the others. ``ValueError``
+    names a file whose dtype, shape or encoding (one-hot, 8-bit PNG, classes) is wrong."""
+    n, (height, width), hi = meta.splits[split]["images"], meta.params.size, meta.params.max_digits
+    read: dict[str, Callable[[int, int], dict]] = {}
     if "npz" in meta.formats:
         zf = zipfile.ZipFile(out / f"{split}.npz")
-        stored["npz"] = {
-            name: NpzRows(
-                zf,
-                name,
-                *(
-                    (np.int16, (n, meta.params.max_digits, 5))
-                    if name == "boxes"
-                    else (np.uint8, grid)
-                ),
-            )
-            for name in ARRAY_NAMES
-        }
-    kaggle = {"kaggle": (out / split, 0, n)}
-    if "kaggle-flat" in meta.formats:
-        at = meta.splits["train"]["images"] if split == "test" and "train" in meta.splits else 0
-        kaggle["kaggle-flat"] = (out, at, sum(info["images"] for info in meta.splits.values()))
-    for fmt, (folder, at, total) in kaggle.items():
-        if fmt not in meta.formats:
-            continue
-        arrays = {}
-        for kind, name, shape in (("images", "combined", grid), ("segmented", "segmented", hot)):
-            array = np.load(folder / f"{name}.npy", mmap_mode="r")
-            if (array.dtype, array.shape) != (np.uint8, (total, *shape[1:])):
-                raise ValueError(
-                    f"{folder / name}.npy: {array.dtype}{array.shape}, expected "
-                    f"uint8{(total, *shape[1:])}"
-                )
-            arrays[kind] = lambda a, b, array=array, at=at: np.asarray(array[at + a : at + b])
-        stored[fmt] = arrays
+        shapes = [(np.uint8, (n, height, width))] * 3 + [(np.int16, (n, hi, 5))]
+        npz = {name: NpzRows(zf, name, *s) for name, s in zip(ARRAY_NAMES, shapes, strict=True)}
+        read["npz"] = lambda a, b: {name: rows(a, b) for name, rows in npz.items()}
+    at = meta.splits["train"]["images"] if split == "test" and "train" in meta.splits else 0
+    total = sum(info["images"] for info in meta.splits.values())
+    for fmt, folder, first, count in (
+        ("kaggle", out / split, 0, n),
+        ("kaggle-flat", out, at, total),
+    ):
+        if fmt in meta.formats:
+            read[fmt] = _kaggle_reader(folder, first, (count, height, width))
     if "png" in meta.formats:
         start = meta.splits[split]["start"]
-        stored["png"] = {
-            kind: lambda a, b, folder=folder: np.stack(
+        read["png"] = lambda a, b: {
+            kind: np.stack(
                 [
-                    _png(out / folder / f"{stem(split, start + i)}.png", grid[1:])
+                    _png(out / folder / f"{stem(split, start + i)}.png", (height, width))
                     for i in range(a, b)
                 ]
             )
             for folder, kind in PNG_FOLDERS.items()
         }
-    return stored
+    return read
+
+
+def _kaggle_reader(folder: Path, first: int, shape: tuple) -> Callable[[int, int], dict]:
+    """Rows of ``combined.npy`` and ``segmented.npy`` in ``folder``, memory-mapped (from row
+    ``first`` on), the one-hot checked and turned back into label maps."""
+    arrays = {}
+    for name, want in (("combined", shape), ("segmented", (*shape, NUM_CLASSES))):
+        arrays[name] = np.load(folder / f"{name}.npy", mmap_mode="r")
+        if (arrays[name].dtype, arrays[name].shape) != (np.uint8, want):
+            raise ValueError(
+                f"{folder / name}.npy: {arrays[name].dtype}{arrays[name].shape}, "
+                f"expected uint8{want}"
+            )
+
+    def read(a: int, b: int) -> dict:
+        hot = np.asarray(arrays["segmented"][first + a : first + b])
+        if hot.max(initial=0) > 1 or (hot.sum(-1) != 1).any():
+            raise ValueError(f"{folder}/segmented.npy: not one-hot over {NUM_CLASSES} channels")
+        labels = hot.argmax(-1).astype(np.uint8)
+        return {"images": np.asarray(arrays["combined"][first + a : first + b]), "labels": labels}
+
+    return read
 
 
 def _png(path: Path, shape: tuple[int, int]) -> np.ndarray:
@@ -336,9 +322,12 @@ def _png(path: Path, shape: tuple[int, int]) -> np.ndarray:
                     f"{path}: {im.format} {im.mode} {im.size}, expected an 8-bit "
                     f"PNG of {shape[::-1]}"
                 )
-            return np.asarray(im)
+            pixels = np.asarray(im)
     except UnidentifiedImageError:
         raise ValueError(f"{path}: not a PNG file") from None
+    if path.parent.name == "masks" and pixels.max() > BACKGROUND:
+        raise ValueError(f"{path}: mask value {pixels.max()} is not a class 0-{BACKGROUND}")
+    return pixels
 
 
 @dataclass
@@ -430,31 +419,25 @@ def check(
 
 
 def _folder_problems(folder: Path, info: dict, meta: Metadata) -> list[str]:
-    """A PNG folder: exactly a run's files, their count, bytes and listing sha256."""
+    """A PNG folder: exactly a run's files, with the recorded count, bytes and sha256."""
     if not folder.is_dir() or folder.is_symlink():
         return [f"{folder}: missing"]
-    names = [
-        f"{stem(s, row)}.png"
-        for s, i in meta.splits.items()
-        for row in range(i["start"], i["stop"])
-    ]
+    names = {
+        f"{stem(s, r)}.png" for s, i in meta.splits.items() for r in range(i["start"], i["stop"])
+    }
     present = {p.name for p in folder.iterdir()}
-    missing, extra = sorted(set(names) - present), sorted(present - set(names))
+    missing, extra = sorted(names - present), sorted(present - names)
     if missing:
         return [f"{folder / missing[0]}: missing ({len(missing)} files of {len(names)})"]
     if extra:
         return [f"{folder / extra[0]}: not listed in {METADATA} (not written by the run)"]
-    data = {name: (folder / name).read_bytes() for name in names}
-    if len(names) != info["count"] or sum(map(len, data.values())) != info["bytes"]:
+    entry = entry_of(folder)
+    if entry != info:
         return [
-            f"{folder}: {len(names)} files, {sum(map(len, data.values()))} bytes in all, "
-            f"metadata says {info['count']} and {info['bytes']}"
+            f"{folder}: {entry['count']} files, {entry['bytes']} bytes in all, sha256 "
+            f"{entry['sha256'][:12]}...; metadata says {info['count']}, {info['bytes']}, "
+            f"{info['sha256'][:12]}... (a file changed)"
         ]
-    if (
-        listing_sha256({n: hashlib.sha256(d).hexdigest() for n, d in data.items()})
-        != info["sha256"]
-    ):
-        return [f"{folder}: sha256 of its listing differs from metadata (a file changed)"]
     return []
 
 
@@ -498,62 +481,42 @@ def _check_split(
     checked and, for the blocks :func:`check` regenerates, compared with fresh ones."""
     params, info = meta.params, meta.splits[split]
     start, n = info["start"], info["images"]
-    spans = block_spans(start, info["stop"])
-    fresh_rows = spans
-    resolved, why = (
-        (None, "") if regenerate == "none" else matching_source(meta.source[split], split, source)
-    )
+    spans = fresh_spans = block_spans(start, info["stop"])
     if regenerate == "sample" and len(spans) > 3:
-        fresh_rows = [spans[0], spans[1 + secrets.randbelow(len(spans) - 2)], spans[-1]]
-    stored = open_split(out, split, meta)
+        fresh_spans = [spans[0], spans[1 + secrets.randbelow(len(spans) - 2)], spans[-1]]
+    resolved, why = None, ""
+    if regenerate != "none":
+        resolved, why = matching_source(meta.source[split], split, source)
+    read, done = readers(out, split, meta), 0
     per_count = np.zeros(params.max_digits + 1, np.int64)
     for a, b in spans:
-        block = {
-            fmt: {k: rows(a - start, b - start) for k, rows in arrays.items()}
-            for fmt, arrays in stored.items()
-        }
-        where = f"{out}: {split} rows {a - start}-{b - start}"
-        problems = []
-        npz = block.get("npz")
+        stored = {fmt: rows(a - start, b - start) for fmt, rows in read.items()}
+        where, problems = f"{out}: {split} rows {a - start}-{b - start}", []
+        npz = stored.get("npz")
         if npz is not None:
-            arrays = M2NISTArrays(*(npz[name] for name in ARRAY_NAMES))
+            arrays = M2NISTArrays(*npz.values())
             problems += [f"{where}: {e}" for e in invariant_errors(arrays, params, a - start)]
-            per_count += np.bincount((arrays.boxes[:, :, 0] >= 0).sum(1), minlength=len(per_count))
-        for fmt in ("kaggle", "kaggle-flat", "png"):
-            if fmt not in block:
-                continue
-            if fmt != "png":
-                block[fmt]["labels"] = kaggle_labels(
-                    block[fmt].pop("segmented"), f"{where} ({fmt})"
-                )
-            elif block[fmt]["labels"].max(initial=0) > BACKGROUND:
-                value = int(block[fmt]["labels"].max())
-                return [f"{where} (png): mask value {value} is not a class 0-10"], None
-            what = "masks" if fmt == "png" else "segmented.npy"
-            problems += [
-                f"{where} ({fmt}): {e}" for e in label_errors(*block[fmt].values(), params, what)
-            ]
-            if npz is not None and not all(
-                np.array_equal(block[fmt][k], npz[k]) for k in ("images", "labels")
-            ):
+        for fmt, got in stored.items():
+            if ((got["images"] > params.threshold) != (got["labels"] != BACKGROUND)).any():
+                problems.append(f"{where} ({fmt}): labels disagree with the ink in the images")
+            if npz and not all(np.array_equal(got[k], npz[k]) for k in ("images", "labels")):
                 problems.append(f"{where} ({fmt}): {fmt} files disagree with the .npz")
         if problems:
             return problems, None
-        if resolved is not None and (a, b) in fresh_rows:
+        boxes = npz["boxes"] if npz else None
+        if resolved is not None and (a, b) in fresh_spans:
             fresh = compose(digit_pool(split, params, resolved), params, meta.seed, split, a, b)
-            if npz is None:
-                per_count += np.bincount(
-                    (fresh.boxes[:, :, 0] >= 0).sum(1), minlength=len(per_count)
-                )
-            for fmt, arrays in block.items():
-                for kind, rows in arrays.items():
+            boxes, done = fresh.boxes, done + b - a
+            for fmt, got in stored.items():
+                for kind, rows in got.items():
                     if not np.array_equal(rows, getattr(fresh, kind)):
                         return [
                             f"{where}: {_NAMES.get((fmt, kind), kind)} differs from a "
                             "regeneration with the recorded seed, parameters and MNIST "
                             f"({why}; recorded version {meta.version})"
                         ], None
-    done = sum(b - a for a, b in spans if (a, b) in fresh_rows) if resolved is not None else 0
+        if boxes is not None:
+            per_count += np.bincount((boxes[:, :, 0] >= 0).sum(1), minlength=len(per_count))
     if ("npz" in meta.formats or done == n) and tally(per_count, params) != info["per_digit_count"]:
         return [f"{out}: {split}: per-digit-count tally differs from metadata"], None
     if resolved is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -164,3 +165,15 @@ def test_verify_all_regenerates_every_row_of_a_shard(tmp_path):
     )
     notes = check(out, regenerate="all").notes
     assert "train: 4500 of 4500 rows regenerated" in notes[1]
+
+
+def test_a_consistent_edit_of_the_one_hot_is_caught(tmp_path):
+    out = generate_dir(tmp_path / "o", *SMALL, "--format", "kaggle")
+    segmented = np.load(out / "train" / "segmented.npy")
+    segmented[0, 0, 0, 3] = 1  # background and digit 3 at once
+    np.save(out / "train" / "segmented.npy", segmented)
+    data = (out / "train" / "segmented.npy").read_bytes()
+    entry = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    _edit(out, lambda m: m["files"].update({"train/segmented.npy": entry}))
+    problems = verify(out, regenerate="none")
+    assert len(problems) == 1 and "segmented.npy: not one-hot over 11 channels" in problems[0]

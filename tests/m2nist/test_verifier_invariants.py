@@ -7,8 +7,7 @@ import pytest
 
 import m2nist
 from m2nist.params import Params
-from m2nist.save import one_hot
-from m2nist.verifier import invariant_errors, kaggle_labels, label_errors
+from m2nist.verifier import invariant_errors
 
 
 @pytest.fixture(scope="module")
@@ -28,17 +27,3 @@ def test_checker_catches_broken_arrays(real):
     c = m2nist.M2NISTArrays(*(x.copy() for x in real.arrays()))
     c.images[0, 0, 0] = 255  # ink with no label
     assert any("ink and labels" in e for e in invariant_errors(c, Params()))
-
-
-def test_kaggle_checkers_catch_a_broken_encoding(real):
-    segmented = one_hot(real.labels)
-    assert np.array_equal(kaggle_labels(segmented, "here"), real.labels)
-    assert label_errors(real.images, real.labels, Params(), "masks") == []
-    two_hot = segmented.copy()
-    two_hot[0, 0, 0, 3] = 1  # background and digit 3 at once
-    with pytest.raises(ValueError, match=r"here: segmented\.npy is not one-hot over 11 channels"):
-        kaggle_labels(two_hot, "here")
-    inkless = real.images.copy()
-    inkless[real.labels != m2nist.BACKGROUND] = 0
-    errors = label_errors(inkless, real.labels, Params(), "segmented.npy")
-    assert errors == ["segmented.npy disagree with the ink in the images"]
