@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 import numpy as np
 
@@ -77,12 +77,6 @@ PREVIEW_IMAGES = 16
 #: Fixed time and permissions of every zip member: equal arrays give equal bytes.
 ZIP_EPOCH, FILE_ATTR = (1980, 1, 1, 0, 0, 0), 0o100644 << 16
 Source = str | os.PathLike | None
-
-
-class Progress(Protocol):
-    """Where a run reports each block of rows it has written (the CLI's progress bar)."""
-
-    def update(self, n: int) -> None: ...
 
 
 def output_names(splits: list[str], formats: list[str]) -> list[str]:
@@ -291,7 +285,7 @@ class Run:
         }
 
     def split(
-        self, split: str, seed: int, source: Source, workers: int, progress: Progress
+        self, split: str, seed: int, source: Source, workers: int, progress: Callable[[int], object]
     ) -> dict:
         """Write the rows of ``split`` into every format, block by block; return its counts.
 
@@ -327,7 +321,7 @@ class Run:
                     kaggle["images"][0].write(arrays.images)
                     kaggle["labels"][0].write(one_hot(arrays.labels))
             boxes.append(arrays.boxes)
-            progress.update(len(arrays))
+            progress(len(arrays))
         boxes = np.concatenate(boxes) if boxes else np.zeros((0, params.max_digits, 5), np.int16)
         if npz is not None:
             images.close()
@@ -469,7 +463,7 @@ def write_dataset(
     workers: int = 1,
     shard: tuple[int, int] | None = None,
     force: bool = False,
-    progress: Progress | None = None,
+    progress: Callable[[int], object] = len,
     preview: str | Path | None = None,
 ) -> dict:
     """Generate every split of ``counts`` into ``out`` and write ``metadata.json``; return it.
@@ -492,7 +486,7 @@ def write_dataset(
             run = Run(out, params, formats, rows)
             for split in splits:
                 metadata["source"][split] = load_split(split == "train", source).source
-                info = run.split(split, seed, source, workers, progress or _NoProgress())
+                info = run.split(split, seed, source, workers, progress)
                 metadata["splits"][split] = {"total": counts[split], **info}
             run.close()
             for tmp, final in run.staging.pending:
@@ -534,8 +528,3 @@ def _save_preview(
     save_preview(png, arrays, title=f"M2NIST {split}: first {stop - start} images")
     if png.parent.resolve() == out.resolve():
         metadata["files"][png.name] = {"sha256": file_sha256(png), "bytes": png.stat().st_size}
-
-
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
