@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from fcnbase.outputs import is_partial
-from m2nist.generator import PLACEMENT_ROUNDS, M2NISTArrays, block_spans, compose, digit_pool
+from m2nist.generator import M2NISTArrays, block_spans, compose, digit_pool
 from m2nist.mnist import SAMPLE, MnistSourceError, load_split, sample_path
-from m2nist.params import BACKGROUND, BLOCK, NUM_CLASSES, ParamError, Params, make_params
+from m2nist.params import BACKGROUND, NUM_CLASSES, ParamError, Params, make_params
 from m2nist.save import (
     ARRAY_NAMES,
     CLASSES_TXT,
@@ -46,6 +46,7 @@ from m2nist.save import (
     classes_text,
     entry_of,
     file_sha256,
+    new_metadata,
     output_names,
     shard_rows,
     split_list,
@@ -85,66 +86,64 @@ def _int(value: object, where: str, low: int = 0) -> int:
 
 
 def _dict(value: object, where: str, keys: set[str] | None = None) -> dict:
-    if not isinstance(value, dict):
-        raise MetadataError(f"{where}: expected an object, got {type(value).__name__}")
-    if keys is not None and set(value) != keys:
-        odd = ", ".join(sorted(set(value) ^ keys))
-        raise MetadataError(f"{where}: unexpected or missing fields {odd}")
+    if not isinstance(value, dict) or (keys is not None and set(value) != keys):
+        odd = ", ".join(sorted(set(value) ^ keys)) if isinstance(value, dict) else "all"
+        raise MetadataError(f"{where}: expected an object, unexpected or missing fields {odd}")
     return value
 
 
 def parse_metadata(meta: object) -> Metadata:
     """Check every field of ``metadata.json``; raise :class:`MetadataError` on the first bad.
 
-    The fields are those :func:`m2nist.save.new_metadata` writes, none unknown or missing;
-    ``params`` valid with this version's ``block`` and ``placement_rounds`` (regeneration
-    needs them); each split's rows the shard of its ``total``, its tally one of its images;
-    ``source`` with its checksums; ``files`` exactly the names the splits and formats give
+    The fields must be those a run with the recorded seed, parameters, formats, shard and
+    splits writes (:func:`m2nist.save.new_metadata`), none unknown or missing: the same
+    ``params`` (so this version's ``block`` and ``placement_rounds``, which regeneration
+    needs), each split's rows the shard of its ``total`` and its tally one of its images,
+    ``source`` with its checksums, ``files`` exactly the names of the splits and formats
     (plus a ``.png`` preview), each with a sha256 and a size. ``seed``, ``source`` and
     ``params`` are then proven by regeneration; ``version`` is informational.
     """
     top = _dict(meta, "metadata", KEYS)
-    if top["generator"] != "m2nist" or not isinstance(top["version"], str):
-        raise MetadataError(f"generator {top['generator']!r}, version {top['version']!r}")
-    raw = _dict(top["params"], "params", PARAM_KEYS)
-    if (raw["block"], raw["placement_rounds"]) != (BLOCK, PLACEMENT_ROUNDS):
-        raise MetadataError(
-            f"params: block {raw['block']!r}, placement_rounds {raw['placement_rounds']!r}; "
-            f"this version generates blocks of {BLOCK} with {PLACEMENT_ROUNDS} rounds"
-        )
+    raw, formats, shard = _dict(top["params"], "params", PARAM_KEYS), top["formats"], top["shard"]
     try:
         params = make_params(raw["digits"], raw["size"], raw["margin"], raw["threshold"])
     except ParamError as exc:
         raise MetadataError(f"params: {exc}") from None
-    formats, shard = top["formats"], top["shard"]
     if not isinstance(formats, list) or not formats or not set(formats) <= set(FORMATS):
         raise MetadataError(f"formats: expected a list of {'/'.join(FORMATS)}, got {formats!r}")
+    if shard is not None and (not isinstance(shard, list) or len(shard) != 2):
+        raise MetadataError(f"shard: expected null or [I, N], got {shard!r}")
     if shard is not None:
-        if not isinstance(shard, list) or len(shard) != 2:
-            raise MetadataError(f"shard: expected null or [I, N], got {shard!r}")
         shard = (_int(shard[0], "shard I"), _int(shard[1], "shard N", 1))
-        if shard[0] >= shard[1]:
-            raise MetadataError(f"shard: {list(shard)} needs I < N")
+    written = new_metadata(_int(top["seed"], "seed"), params, formats, shard)
+    for key in ("generator", "params", "shard"):
+        if top[key] != written[key] or (shard and shard[0] >= shard[1]):
+            raise MetadataError(
+                f"{key}: {top[key]!r}, a run of this version writes {written[key]!r}"
+            )
+    if not isinstance(top["version"], str):
+        raise MetadataError(f"version: expected a string, got {top['version']!r}")
     splits = _dict(top["splits"], "splits")
     if not splits or not set(splits) <= {"train", "test"}:
         raise MetadataError(f"splits: expected train and/or test, got {sorted(splits)}")
     for name, info in splits.items():
         info = _dict(info, f"splits.{name}", SPLIT_KEYS)
-        start, stop = _int(info["start"], f"{name}.start"), _int(info["stop"], f"{name}.stop")
-        if (start, stop) != shard_rows(_int(info["total"], f"{name}.total"), shard):
-            raise MetadataError(f"splits.{name}: rows {start}-{stop} are not shard {shard}")
+        start, stop = shard_rows(_int(info["total"], f"{name}.total"), shard)
         counts = _dict(info["per_digit_count"], f"splits.{name}.per_digit_count")
         keys = {str(k) for k in range(params.digits[0], params.max_digits + 1)}
-        if (
-            info["images"] != stop - start
-            or set(counts) != keys
-            or sum(_int(v, f"{name}.per_digit_count") for v in counts.values()) != (stop - start)
+        tallied = sum(_int(v, f"{name}.per_digit_count") for v in counts.values())
+        if (info["start"], info["stop"], info["images"], set(counts), tallied) != (
+            start,
+            stop,
+            stop - start,
+            keys,
+            stop - start,
         ):
-            raise MetadataError(f"splits.{name}: images and tally are not {stop - start} rows")
-    source = _dict(top["source"], "source", set(splits))
-    for name, info in source.items():
-        info = _dict(info, f"source.{name}")
-        files = info.get("files")
+            raise MetadataError(
+                f"splits.{name}: not rows {start}-{stop} of {info['total']} and their tally"
+            )
+    for name, info in _dict(top["source"], "source", set(splits)).items():
+        files = _dict(info, f"source.{name}").get("files")
         if info.get("kind") == SAMPLE:
             ok = isinstance(info.get("sha256"), str)
         else:
@@ -156,18 +155,18 @@ def parse_metadata(meta: object) -> Metadata:
         if not ok:
             raise MetadataError(f"source.{name}: expected kind 'idx' or 'sample' with checksums")
     files = _dict(top["files"], "files")
-    listed = {n for n in files if not (n.endswith(".png") and "/" not in n)}
-    if listed != set(output_names(list(splits), formats)):
+    if {n for n in files if not (n.endswith(".png") and "/" not in n)} != set(
+        output_names(list(splits), formats)
+    ):
         raise MetadataError("files: do not match the splits and formats recorded")
     for name, info in files.items():
         keys = {"sha256", "bytes", "count"} if name.endswith("/") else {"sha256", "bytes"}
-        info = _dict(info, f"files.{name}", keys)
         for key in keys - {"sha256"}:
-            _int(info[key], f"files.{name}.{key}")
+            _int(_dict(info, f"files.{name}", keys)[key], f"files.{name}.{key}")
         if not isinstance(info["sha256"], str) or not SHA256.fullmatch(info["sha256"]):
             raise MetadataError(f"files.{name}.sha256: not a sha256 digest")
     return Metadata(
-        _int(top["seed"], "seed"), params, formats, shard, splits, source, files, top["version"]
+        top["seed"], params, formats, shard, splits, top["source"], files, top["version"]
     )
 
 
