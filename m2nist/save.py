@@ -463,7 +463,7 @@ def write_dataset(
     workers: int = 1,
     shard: tuple[int, int] | None = None,
     force: bool = False,
-    progress: Callable[[int], object] = len,
+    progress: Callable[[int], object] | None = None,
     preview: str | Path | None = None,
 ) -> dict:
     """Generate every split of ``counts`` into ``out`` and write ``metadata.json``; return it.
@@ -486,7 +486,7 @@ def write_dataset(
             run = Run(out, params, formats, rows)
             for split in splits:
                 metadata["source"][split] = load_split(split == "train", source).source
-                info = run.split(split, seed, source, workers, progress)
+                info = run.split(split, seed, source, workers, progress or (lambda n: None))
                 metadata["splits"][split] = {"total": counts[split], **info}
             run.close()
             for tmp, final in run.staging.pending:
