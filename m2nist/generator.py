@@ -255,12 +255,6 @@ def block_spans(start: int, stop: int, size: int = BLOCK) -> list[tuple[int, int
     return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
-def layout_of(pool: DigitPool, params: Params, seed: int, split: str, row: int) -> Layout:
-    """The layout of the block holding row ``row``, laid out in full (cheap), so that its
-    randomness does not depend on which of its rows are asked for."""
-    return layout_block(pool, params, block_rng(seed, split, row // BLOCK))
-
-
 def compose(
     pool: DigitPool,
     params: Params,
@@ -273,7 +267,9 @@ def compose(
     """Rows ``start:stop`` of the endless sequence defined by (seed, split, params)."""
     out = M2NISTArrays.zeros(stop - start, params) if out is None else out
     for a, b in block_spans(start, stop):
-        layout = layout_of(pool, params, seed, split, a)
+        # The whole block is laid out (cheap), so its randomness does not depend on which
+        # of its rows are asked for.
+        layout = layout_block(pool, params, block_rng(seed, split, a // BLOCK))
         for lo, hi in block_spans(a, b, PAINT_ROWS):  # a few rows at a time: see PAINT_ROWS
             render(pool, params, layout, lo % BLOCK, out.slice(lo - start, hi - start))
     return out

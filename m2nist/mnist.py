@@ -146,18 +146,14 @@ def parse_idx(path: Path, base: str) -> tuple[np.ndarray, str, str]:
     return array, md5, verified
 
 
-def idx_files(folder: Path, train: bool) -> list[Path]:
-    """The images and labels files of one split in ``folder`` (one-line errors)."""
-    if not folder.is_dir():
-        raise MnistSourceError(f"{folder}: MNIST folder does not exist")
-    return [find_idx(folder, base) for base in idx_names(train)]
-
-
 def load_idx_folder(folder: str | os.PathLike, train: bool) -> MnistSplit:
     """Load one split from a folder holding the original IDX files."""
     folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise MnistSourceError(f"{folder}: MNIST folder does not exist")
     arrays, files = [], {}
-    for base, path in zip(idx_names(train), idx_files(folder, train), strict=True):
+    for base in idx_names(train):
+        path = find_idx(folder, base)
         array, md5, verified = parse_idx(path, base)
         arrays.append(array)
         files[path.name] = {"md5_uncompressed": md5, "verified": verified}
@@ -203,15 +199,6 @@ def download_raw_dir() -> Path:
     return root / "MNIST" / "raw"
 
 
-def no_source_message(reason: str) -> str:
-    """The error shown when no MNIST source works: every way to provide one."""
-    return (
-        f"no MNIST source available ({reason}); options: --mnist-dir DIR with the four "
-        "IDX files (or env M2NIST_MNIST_DIR=DIR), --sample for the bundled real-MNIST "
-        f"sample, or network access to download into {cache_dir()} (env M2NIST_HOME)"
-    )
-
-
 def resolve_source(source: str | os.PathLike | None) -> str | Path:
     """Decide which source ``source`` means: ``"sample"`` or a folder of IDX files.
 
@@ -235,7 +222,12 @@ def resolve_source(source: str | os.PathLike | None) -> str | Path:
         return download_raw_dir()
     except Exception as exc:  # any network/IO failure: explain the alternatives
         reason = " ".join(str(exc).split())  # torchvision's message spans lines
-        raise MnistSourceError(no_source_message(f"download failed: {reason}")) from None
+        raise MnistSourceError(
+            f"no MNIST source available (download failed: {reason}); options: --mnist-dir DIR "
+            "with the four IDX files (or env M2NIST_MNIST_DIR=DIR), --sample for the bundled "
+            f"real-MNIST sample, or network access to download into {cache_dir()} (env "
+            "M2NIST_HOME)"
+        ) from None
 
 
 @functools.lru_cache(maxsize=8)
