@@ -24,7 +24,7 @@ positions, a few small arrays) and the *rendering* (:func:`render`: the pixels).
 
 Reproducibility: images are made in fixed blocks of :data:`~m2nist.params.BLOCK` images
 and each block draws from ``SeedSequence([seed, split_id, block_index])``. Any split of
-the work (threads, shards, one npz member at a time) therefore yields the same bytes.
+the work (threads, shards, a stream) therefore yields the same bytes.
 """
 
 from __future__ import annotations
