@@ -21,7 +21,7 @@ from fcnbase.device import available_cores
 from m2nist.generator import check_fits, digit_pool
 from m2nist.mnist import SAMPLE
 from m2nist.params import MAX_PIXELS, ParamError, Params, as_pair
-from m2nist.save import FORMATS, shard_rows, write_dataset
+from m2nist.save import FORMATS, passes, shard_rows, write_dataset
 from m2nist.verifier import REGENERATE, check
 
 PROG = "m2nist-gen"
@@ -200,7 +200,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if bar is None and not args.quiet:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, unit="img", file=sys.stderr, leave=False)
+            rows = total * passes(args.format)  # an npz takes 3 passes (see m2nist.save)
+            bar = tqdm(total=rows, unit="row", file=sys.stderr, leave=False)
         if bar is not None:
             bar.update(n)
 

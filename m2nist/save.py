@@ -14,7 +14,8 @@ The formats (``m2nist-gen --format``):
 The libraries that own the formats write them: :mod:`zipfile` (each member streamed with
 ``ZipFile.open(name, "w", force_zip64=True)``), :mod:`numpy.lib.format` (``.npy`` headers)
 and PIL. Threads compose the next blocks while the main thread writes one, in row order,
-into every format at once; memory stays flat in N (see :meth:`Run.split`).
+into every format at once; memory stays flat in N (see :meth:`Run.split`, which also says
+why an ``.npz`` takes three passes).
 
 Safety, the same protocol for every format:
 
@@ -37,13 +38,13 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
+from queue import Empty, SimpleQueue
 from typing import BinaryIO
 
 import numpy as np
@@ -99,6 +100,11 @@ def shard_rows(total: int, shard: tuple[int, int] | None) -> tuple[int, int]:
     """Rows ``[start, stop)`` of shard ``I/N`` (0-based I): contiguous, in order."""
     index, count = shard or (0, 1)
     return index * total // count, (index + 1) * total // count
+
+
+def passes(formats: list[str]) -> int:
+    """Passes a run makes over the rows (:meth:`Run.split`): three when it writes npz."""
+    return 3 if "npz" in formats else 1
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:
@@ -289,46 +295,60 @@ class Run:
     ) -> dict:
         """Write the rows of ``split`` into every format, block by block; return its counts.
 
-        zipfile writes one member at a time, so while the ``images`` member is streamed the
-        ``labels`` and ``instances`` wait in two unnamed temporary files in OUT (which the
-        kernel deletes however the run ends) and are copied into their members after it;
-        the ``boxes`` (30 bytes per image) wait in memory.
+        zipfile writes one member at a time, so the first pass over the blocks streams the
+        ``images`` member (and every other format), and the ``labels`` and the
+        ``instances`` are composed again, block by block, for a pass each into their own
+        member: three times the composing, which is cheap next to keeping them (memory
+        would grow with N) or spilling them to disk (the bytes written twice, then read).
+        The ``boxes`` (30 bytes per image) wait in memory.
         """
         (start, stop), params, staging = self.rows[split], self.params, self.staging
         pool = digit_pool(split, params, source) if stop > start else None
         files = self._kaggle(self.out / split, stop - start) if "kaggle" in self.formats else {}
-        shape, npz, boxes = (stop - start, *params.size), None, []
+        shape, npz, boxes, spans = (stop - start, *params.size), None, [], block_spans(start, stop)
         if "npz" in self.formats:
             file, npz_tmp = staging.file(self.out / f"{split}.npz")
             npz = zipfile.ZipFile(file, "w")
             images = npz_member(npz, "images", np.uint8, shape)
-            waiting = {k: tempfile.TemporaryFile(dir=self.out) for k in ARRAY_NAMES[1:3]}  # noqa: SIM115
 
-        def run(span: tuple[int, int]) -> M2NISTArrays:
-            arrays = compose(pool, params, seed, split, *span)
-            for kind, folder in self.png.items():  # plain writes: the folder is a temporary
-                for i, image in enumerate(getattr(arrays, kind)):
+        # Blocks are composed into buffers the writer has finished with: fresh ones would
+        # be zeroed page by page by the kernel, for every block of every pass (a fault per
+        # 4 KB, half the CPU of a 200,000-image run); a reused one takes two memsets.
+        free: SimpleQueue[M2NISTArrays] = SimpleQueue()
+
+        def run(span: tuple[int, int], png: bool = True) -> tuple[M2NISTArrays, M2NISTArrays]:
+            try:
+                buffer = free.get_nowait()
+            except Empty:
+                buffer = M2NISTArrays.zeros(BLOCK, params)
+            arrays = buffer.slice(0, span[1] - span[0])
+            arrays.images.fill(0)
+            arrays.instances.fill(0)
+            compose(pool, params, seed, split, *span, arrays)
+            for kind, folder in self.png.items() if png else ():  # plain writes: the folder
+                for i, image in enumerate(getattr(arrays, kind)):  # is a temporary one
                     (folder / f"{stem(split, span[0] + i)}.png").write_bytes(encode_png(image))
-            return arrays
+            return buffer, arrays
 
-        for arrays in _ordered(block_spans(start, stop), run, workers):
+        for buffer, arrays in _ordered(spans, run, workers):
             if npz is not None:
                 images.write(arrays.images)
-                for kind, f in waiting.items():
-                    f.write(getattr(arrays, kind))
             for kaggle in (files, self.flat):
                 if kaggle:
                     kaggle["images"][0].write(arrays.images)
                     kaggle["labels"][0].write(one_hot(arrays.labels))
-            boxes.append(arrays.boxes)
+            boxes.append(arrays.boxes.copy())
             progress(len(arrays))
+            free.put(buffer)
         boxes = np.concatenate(boxes) if boxes else np.zeros((0, params.max_digits, 5), np.int16)
         if npz is not None:
             images.close()
-            for kind, f in waiting.items():
-                f.seek(0)
-                with f, npz_member(npz, kind, np.uint8, shape) as member:
-                    shutil.copyfileobj(f, member, 1 << 22)
+            for kind in ("labels", "instances"):
+                with npz_member(npz, kind, np.uint8, shape) as member:
+                    for buffer, arrays in _ordered(spans, lambda s: run(s, png=False), workers):
+                        member.write(getattr(arrays, kind))
+                        progress(len(arrays))
+                        free.put(buffer)
             with npz_member(npz, "boxes", np.int16, boxes.shape) as member:
                 member.write(boxes)
             npz.close()

@@ -94,14 +94,15 @@ def _terminal_signals() -> None:
 
 
 def _start_and_wait_for_progress(out: Path) -> subprocess.Popen:
-    """Start a long run and return once it reports images written (temp files exist)."""
+    """Start a long run and return once it reports rows written (temp files exist): three
+    passes over its 400,000 rows, for the npz's images, labels and instances."""
     proc = subprocess.Popen(
         [*CLI, str(out), "--sample", "--train", "400000", "--test", "0", "--workers", "1"],
         stderr=subprocess.PIPE,
         preexec_fn=_terminal_signals,
     )
     seen = b""
-    while not re.search(rb"\b[1-9]\d*/400000", seen):
+    while not re.search(rb"\b[1-9]\d*/1200000", seen):
         chunk = proc.stderr.read1(256)
         assert chunk, f"generator ended early: {seen!r}"
         seen += chunk
