@@ -1,8 +1,13 @@
 """M2NIST: MNIST digits composed without overlap on a canvas, with per-pixel labels.
 
-A correct, fast and reproducible generator (``m2nist-gen``) plus the Python API:
+Start reading at ``m2nist/generator.py``: how one image is made (layout, then rendering),
+in about 300 lines. Then, as needed: ``mnist.py`` (the source digits, checked),
+``save.py`` (``m2nist-gen``'s files: npz, Kaggle, PNG, written safely), ``verifier.py``
+(``--verify``: every file checked, rows regenerated), ``dataset.py`` (torch), ``viz.py``
+(pictures), ``legacy.py`` (the 2018 generator replayed), ``cli.py`` and ``params.py``.
 
 * :func:`generate` -- arrays in memory; :func:`load_mnist` -- the verified source digits;
+* :func:`load_arrays` -- a split ``m2nist-gen`` wrote; :func:`to_tensors` -- for a net;
 * :class:`M2NIST` -- a torchvision-style Dataset over a generated directory;
 * :class:`M2NISTStream` -- an IterableDataset composing fresh images on the fly.
 
@@ -20,14 +25,15 @@ _HOMES = {
     "NUM_CLASSES": "m2nist.params",
     "CLASS_NAMES": "m2nist.params",
     "ParamError": "m2nist.params",
-    "M2NISTArrays": "m2nist.compose",
-    "generate": "m2nist.compose",
-    "load_arrays": "m2nist.npz",
+    "M2NISTArrays": "m2nist.generator",
+    "generate": "m2nist.generator",
+    "load_arrays": "m2nist.save",
     "MnistSourceError": "m2nist.mnist",
     "load_mnist": "m2nist.mnist",
-    "verify": "m2nist.verification",
+    "verify": "m2nist.verifier",
     "M2NIST": "m2nist.dataset",
     "M2NISTStream": "m2nist.dataset",
+    "to_tensors": "m2nist.dataset",
 }
 
 

@@ -12,19 +12,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import m2nist.single_blas  # noqa: F401  (first: before numpy is imported)
 from fcnbase.cli import Parser, UsageError, int_arg, run_cli
-from m2nist.compose import default_workers
-from m2nist.metadata import FORMATS, shard_rows
+from fcnbase.device import available_cores
+from m2nist.generator import check_fits, digit_pool
 from m2nist.mnist import SAMPLE
 from m2nist.params import MAX_PIXELS, ParamError, Params, as_pair
-from m2nist.pool import check_fits, digit_pool
-from m2nist.verification import REGENERATE, check
-from m2nist.writing import write_dataset
+from m2nist.save import FORMATS, passes, shard_rows, write_dataset
+from m2nist.verifier import REGENERATE, check
 
 PROG = "m2nist-gen"
 EXAMPLES = """\
@@ -36,8 +34,7 @@ examples:
   m2nist-gen out/folder --format png            # images/, masks/, classes.txt, train/val.txt
   m2nist-gen out/big --train 1000000 --workers 2 --mnist-dir ~/data/mnist
   m2nist-gen out/part0 --train 100000 --shard 0/4  # rows 0-24999 of the same 100000
-  m2nist-gen --verify out/m2nist                   # checksums, invariants, sampled regeneration
-  m2nist-gen --verify out/m2nist --regenerate all  # ... and every row regenerated
+  m2nist-gen --verify out/m2nist --regenerate all  # checksums, contract, rows regenerated
 
 kaggle-flat: OUT/combined.npy (N,H,W) and OUT/segmented.npy (N,H,W,11) hold the --train
 rows followed by the --test rows, so code written for the 2018 Kaggle files loads them
@@ -47,8 +44,6 @@ split of the 2018 file did).
 
 MNIST source: --mnist-dir DIR, else $M2NIST_MNIST_DIR, else the torchvision download
 cache in $M2NIST_HOME (default ~/.cache/m2nist); --sample uses the bundled sample.
-The digits cut from an IDX folder are kept in $M2NIST_HOME/pools, named by the sha256
-of the files (M2NIST_POOL_CACHE=0 turns this off; --verify never uses it).
 """
 
 
@@ -103,21 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--regenerate",
         choices=REGENERATE,
         default="sample",
-        help="with --verify: regenerate a sample of blocks (default), all rows, or none, "
-        "and compare bytes (needs the recorded MNIST: --mnist-dir, --sample, "
-        "$M2NIST_MNIST_DIR or the recorded folder)",
+        help="with --verify: regenerate a sample of blocks (default), all rows, or none, and "
+        "compare bytes (needs the recorded MNIST: --mnist-dir, --sample, $M2NIST_MNIST_DIR "
+        "or the recorded folder)",
     )
     count = int_arg(0, MAX_IMAGES)
     p.add_argument("--train", type=count, default=5000, help="train images (default 5000)")
     p.add_argument("--test", type=count, default=1000, help="test images (default 1000)")
     p.add_argument("--seed", type=int_arg(0, MAX_SEED), default=0, help="random seed (default 0)")
-    p.add_argument(
-        "--digits",
-        type=_pair_arg("--digits", "-"),
-        default=(1, 3),
-        metavar="MIN-MAX",
-        help="digits per image, uniform (default 1-3)",
-    )
+    digits, per_image = _pair_arg("--digits", "-"), "digits per image, uniform (default 1-3)"
+    p.add_argument("--digits", type=digits, default=(1, 3), metavar="MIN-MAX", help=per_image)
     p.add_argument(
         "--size",
         type=_pair_arg("--size", "[xX]"),
@@ -125,30 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HxW",
         help=f"canvas size (default 64x84, each side >= 28, at most {MAX_PIXELS} pixels)",
     )
-    p.add_argument(
-        "--margin",
-        type=int_arg(0, 4096),
-        default=Params.margin,
-        help=f"min gap in pixels between ink boxes (default {Params.margin})",
-    )
-    p.add_argument(
-        "--threshold",
-        type=int_arg(0, 254),
-        default=0,
-        help="ink = pixel > T; mask and boxes use it (default 0, as Kaggle)",
-    )
+    gap = "min gap in pixels between ink boxes (default 2)"
+    p.add_argument("--margin", type=int_arg(0, 4096), default=2, help=gap)
+    ink = "ink = pixel > T, what labels and boxes cover (default 0, as Kaggle)"
+    p.add_argument("--threshold", type=int_arg(0, 254), default=0, help=ink)
     src = p.add_mutually_exclusive_group()
-    src.add_argument(
-        "--mnist-dir",
-        type=Path,
-        metavar="DIR",
-        help="folder with the four MNIST IDX files (.gz or not)",
-    )
-    src.add_argument(
-        "--sample",
-        action="store_true",
-        help="use the real-MNIST sample bundled with the package (offline)",
-    )
+    idx = "folder with the four MNIST IDX files (.gz or not)"
+    src.add_argument("--mnist-dir", type=Path, metavar="DIR", help=idx)
+    src.add_argument("--sample", action="store_true", help="the bundled real-MNIST sample")
     p.add_argument(
         "--format",
         type=_formats,
@@ -162,63 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers",
         type=int_arg(1, 4096),
-        default=default_workers(),
-        help="threads generating blocks (default and maximum: the available cores, "
-        f"{default_workers()} here; more are capped); output is identical for any value",
+        default=available_cores(),
+        help=f"threads (default and maximum: the {available_cores()} cores available); the "
+        "output is the same for any value",
     )
-    p.add_argument(
-        "--shard",
-        type=_shard,
-        metavar="I/N",
-        help="write only the I-th (0-based) of N equal consecutive slices",
-    )
-    p.add_argument(
-        "--preview",
-        type=Path,
-        metavar="FILE.png",
-        help="also save a grid of train images with label overlays",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace existing outputs, and remove the previous run's files this one does not "
-        "rewrite",
-    )
+    slices = "write only the I-th (0-based) of N equal consecutive slices"
+    p.add_argument("--shard", type=_shard, metavar="I/N", help=slices)
+    grid = "also save a grid of the first images with label overlays"
+    p.add_argument("--preview", type=Path, metavar="FILE.png", help=grid)
+    force = "replace existing outputs and remove the previous run's files this one does not"
+    p.add_argument("--force", action="store_true", help=force)
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     return p
-
-
-@contextmanager
-def _interrupt_says(what: str) -> Iterator[None]:
-    """Add ``what`` to the ``interrupted`` line of :func:`fcnbase.cli.run_cli`."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(what) from None
-
-
-class _LazyBar:
-    """A tqdm bar that appears with the first image written, i.e. after every check and the
-    lock on OUT: a refusal is then the only line on stderr, not a bar and then an error."""
-
-    def __init__(self, **options: object) -> None:
-        self.options, self.bar = options, None
-
-    def update(self, n: int) -> None:
-        if self.options.get("disable"):  # --quiet: not even tqdm's import (30 ms)
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(**self.options)
-        self.bar.update(n)
-
-    def __enter__(self) -> _LazyBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _validate(args: argparse.Namespace) -> tuple[Params, str | Path | None]:
@@ -233,10 +162,11 @@ def _validate(args: argparse.Namespace) -> tuple[Params, str | Path | None]:
             "cannot: use --format kaggle (per-split files) with --shard"
         )
     source = SAMPLE if args.sample else args.mnist_dir
-    for split, n in (("train", args.train), ("test", args.test)):
-        start, stop = shard_rows(n, args.shard)
-        if stop > start:  # a split without rows in this run needs no digit pool
-            check_fits(params, digit_pool(split, params, source))
+    rows = {split: shard_rows(getattr(args, split), args.shard) for split in ("train", "test")}
+    splits = [split for split, (a, b) in rows.items() if b > a]  # the others need no digits
+    with ThreadPoolExecutor(2) as ex:  # both splits decoded at once (zlib lets go of the GIL)
+        for pool in ex.map(lambda split: digit_pool(split, params, source), splits):
+            check_fits(params, pool)
     return params, source
 
 
@@ -260,14 +190,22 @@ def _main(argv: Sequence[str] | None) -> int:
         return _verify(args)
     params, source = _validate(args)
     counts = {"train": args.train, "test": args.test}
-    total = sum(
-        stop - start for start, stop in (shard_rows(n, args.shard) for n in counts.values())
-    )
-    started = time.perf_counter()
-    with (
-        _interrupt_says("temporary files removed"),
-        _LazyBar(total=total, unit="img", disable=args.quiet, file=sys.stderr, leave=False) as bar,
-    ):
+    total = sum(b - a for a, b in (shard_rows(n, args.shard) for n in counts.values()))
+    bar, started = None, time.perf_counter()
+
+    def progress(n: int) -> None:
+        """A bar that appears with the first image written, after every check and the lock:
+        a refusal is then the only line on stderr."""
+        nonlocal bar
+        if bar is None and not args.quiet:
+            from tqdm import tqdm
+
+            rows = total * passes(args.format)  # an npz takes 3 passes (see m2nist.save)
+            bar = tqdm(total=rows, unit="row", file=sys.stderr, leave=False)
+        if bar is not None:
+            bar.update(n)
+
+    try:
         metadata = write_dataset(
             args.out,
             counts=counts,
@@ -275,22 +213,26 @@ def _main(argv: Sequence[str] | None) -> int:
             params=params,
             source=source,
             formats=args.format,
-            workers=min(args.workers, default_workers()),
+            workers=min(args.workers, available_cores()),
             shard=args.shard,
             force=args.force,
-            progress=bar,
+            progress=progress,
             preview=args.preview,
         )
-    seconds = time.perf_counter() - started
+    except KeyboardInterrupt:  # what fcnbase.cli.run_cli says after "interrupted"
+        raise KeyboardInterrupt("temporary files removed") from None
+    finally:
+        if bar is not None:
+            bar.close()
     if not args.quiet:
-        size = sum(f["bytes"] for f in metadata["files"].values())
+        seconds, files = time.perf_counter() - started, metadata["files"]
+        size, count = sum(f["bytes"] for f in files.values()), len(files)
+        count += sum(f.get("count", 1) - 1 for f in files.values())
+        count -= args.preview is not None and args.preview.name in files
         splits = ", ".join(f"{s} {v['images']}" for s, v in metadata["splits"].items())
-        data_files = sum(f.get("count", 1) for f in metadata["files"].values()) - (
-            args.preview is not None and args.preview.name in metadata["files"]
-        )
         print(
-            f"wrote {args.out}: {splits} images, {data_files} files, "
-            f"{size / 1e6:.1f} MB in {seconds:.1f} s ({total / max(seconds, 1e-9):,.0f} img/s)"
+            f"wrote {args.out}: {splits} images, {count} files, {size / 1e6:.1f} MB in "
+            f"{seconds:.1f} s ({total / max(seconds, 1e-9):,.0f} img/s)"
             + (f"; preview {args.preview}" if args.preview is not None else "")
         )
     return 0

@@ -9,6 +9,7 @@ receives that image tensor and a ``target_transform`` that label map.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,13 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from m2nist.compose import compose_range, default_workers
-from m2nist.metadata import METADATA
-from m2nist.npz import load_arrays
+from fcnbase.device import available_cores
+from m2nist.generator import check_fits, compose, digit_pool
 from m2nist.params import BLOCK, Params, make_params
-from m2nist.pool import check_fits, digit_pool
-from m2nist.verification import check_file, missing_split
-from m2nist.writing import write_dataset
+from m2nist.save import METADATA, load_arrays, write_dataset
 
 Transform = Callable[[torch.Tensor], object] | None
 
@@ -34,7 +32,7 @@ def to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, to
     Images become float in [0, 1] with a channel axis in front of (H, W), so one image
     ``(H, W)`` gives ``(1, H, W)`` and a batch ``(N, H, W)`` gives ``(N, 1, H, W)``; labels
     (label maps or digit classes) become int64, as cross-entropy wants. Both are copies,
-    so read-only memory-mapped files are safe to pass.
+    so read-only arrays are safe to pass.
     """
     x = torch.from_numpy(np.array(images, dtype=np.float32)).div_(255).unsqueeze(-3)
     return x, torch.from_numpy(np.array(labels, dtype=np.int64))
@@ -48,22 +46,16 @@ def _to_tensors(
 
 
 class M2NIST(Dataset):
-    """A generated M2NIST directory as a map-style dataset (torchvision style).
+    """A directory written by ``m2nist-gen`` (its ``SPLIT.npz``) as a map-style dataset.
 
-    ``root`` is a directory written by ``m2nist-gen`` (or :func:`m2nist.writing.write_dataset`);
-    ``split`` is "train" or "test". The ``.npz`` arrays are memory-mapped, so opening a
-    million-image split costs nothing. With ``generate=True`` a missing split is
-    generated first; ``generate_kwargs`` are ``train``/``test`` (image counts, default
-    5000/1000), ``seed``, ``digits``, ``size``, ``margin``, ``threshold``, ``source``
-    and ``workers``; the MNIST source is found as everywhere else (``source``, else
-    ``$M2NIST_MNIST_DIR``, else the download cache). The full arrays are available as
-    ``images``, ``labels``, ``instances`` and ``boxes``.
-
-    Memory-mapping reads no byte and so checks no CRC: a flipped byte would be served as
-    data. So the split's sha256 is checked against ``metadata.json`` when it is opened
-    (one sequential read, about a second per GB, done once per process for a given
-    file); ``verify_checksum=False`` skips it for huge sets already verified with
-    ``m2nist-gen --verify``.
+    ``split`` is "train" or "test". The split is read into memory by
+    :func:`m2nist.save.load_arrays` (16 KB per image; zipfile checks every CRC, so a
+    damaged file is an error, not data); its arrays are ``images``, ``labels``,
+    ``instances`` and ``boxes``. With ``generate=True`` a missing directory is generated
+    first; ``generate_kwargs`` are ``train``/``test`` (image counts, default 5000/1000),
+    ``seed``, ``digits``, ``size``, ``margin``, ``threshold``, ``source`` and ``workers``,
+    the MNIST source found as everywhere else (``source``, else ``$M2NIST_MNIST_DIR``,
+    else the download cache).
     """
 
     def __init__(
@@ -73,7 +65,6 @@ class M2NIST(Dataset):
         transform: Transform = None,
         target_transform: Transform = None,
         generate: bool = False,
-        verify_checksum: bool = True,
         **generate_kwargs,
     ) -> None:
         self.root, self.split = Path(root), split
@@ -87,8 +78,6 @@ class M2NIST(Dataset):
             raise TypeError("generate_kwargs are only used with generate=True")
         if not npz.is_file():
             raise FileNotFoundError(missing_split(self.root, split))
-        if verify_checksum:
-            check_file(self.root, f"{split}.npz")
         arrays = load_arrays(self.root, split)
         self.images, self.labels = arrays.images, arrays.labels
         self.instances, self.boxes = arrays.instances, arrays.boxes
@@ -103,6 +92,29 @@ class M2NIST(Dataset):
 
     def __repr__(self) -> str:
         return f"M2NIST(root={str(self.root)!r}, split={self.split!r}, n={len(self)})"
+
+
+def missing_split(out: Path, split: str) -> str:
+    """Why ``out/SPLIT.npz`` is not there, with the ``m2nist-gen`` command that makes it."""
+    npz = out / f"{split}.npz"
+    try:
+        meta = json.loads((out / METADATA).read_text())
+        p, splits = meta["params"], meta["splits"]
+        source = meta["source"][split]
+    except FileNotFoundError:
+        return f"{npz} not found: run m2nist-gen {out} or pass generate=True"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{npz} not found: the run in {out} made no {split} split, or its metadata is bad"
+    totals = {s: splits.get(s, {}).get("total", 0) for s in ("train", "test")}
+    mnist = "--sample" if source["kind"] == "sample" else f"--mnist-dir {source['path']}"
+    shard = f" --shard {meta['shard'][0]}/{meta['shard'][1]}" if meta["shard"] else ""
+    (lo, hi), (h, w) = p["digits"], p["size"]
+    return (
+        f"{npz} not found: {out} holds the {'/'.join(meta['formats'])} format only; add the "
+        f"npz files (the same rows) with: m2nist-gen {out} --force --format both --train "
+        f"{totals['train']} --test {totals['test']} --seed {meta['seed']} --digits {lo}-{hi} "
+        f"--size {h}x{w} --margin {p['margin']} --threshold {p['threshold']} {mnist}{shard}"
+    )
 
 
 def _generate_dir(
@@ -128,8 +140,7 @@ def _generate_dir(
         params=params,
         source=source,
         formats=["npz"],
-        workers=workers or default_workers(),
-        force=False,
+        workers=workers or available_cores(),
     )
 
 
@@ -180,7 +191,7 @@ class M2NISTStream(IterableDataset):
             stop = start + BLOCK if self.length is None else min(start + BLOCK, self.length)
             if stop <= start:
                 return
-            arrays = compose_range(
+            arrays = compose(
                 self.pool, self.params, self.seed, self.split, offset + start, offset + stop
             )
             for image, labels in zip(arrays.images, arrays.labels, strict=True):

@@ -25,6 +25,11 @@ CLASS_NAMES = [*(str(d) for d in range(10)), "background"]
 #: :mod:`m2nist.compose`). Defined here because the largest canvas depends on it.
 BLOCK = 4096
 SPLIT_IDS = {"train": 0, "test": 1}
+#: Rows a block is painted in at a time: a speed setting, not part of the output. The
+#: scatter makes a few temporaries per pixel; for 512 images they stay in the CPU's
+#: cache, for a whole block they do not (composition ran 1.9x faster in CPU time so,
+#: measured with ``benchmarks/bench_generate.py`` on a 2-core Xeon).
+PAINT_ROWS = 512
 MNIST_SIDE = 28
 #: Largest canvas, in pixels. A block of :data:`BLOCK` images is the unit of work and of
 #: randomness, so its size cannot shrink for big canvases without changing every output;

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from m2nist.compose import M2NISTArrays
 from m2nist.params import BACKGROUND, CLASS_NAMES
+
+if TYPE_CHECKING:
+    from m2nist.generator import M2NISTArrays
 
 
 def label_palette(alpha: float = 1.0) -> np.ndarray:
@@ -108,37 +111,20 @@ def plot_grid(images: np.ndarray, labels: np.ndarray, ncols: int = 4, title: str
     return fig
 
 
-def save_preview(
-    out: str | Path,
-    png: str | Path,
-    split: str = "train",
-    n: int = 16,
-    *,
-    arrays: M2NISTArrays | None = None,
-) -> Path:
-    """Save a grid of the first ``n`` images of a generated split (as the CLI's --preview).
-
-    ``arrays`` (default: ``OUT/SPLIT.npz``) lets a Kaggle-only run preview its rows too.
-    The PNG is written atomically, so a failure never leaves half an image.
-    """
+def save_preview(png: str | Path, arrays: M2NISTArrays, title: str) -> Path:
+    """Save a grid of ``arrays`` (as the CLI's ``--preview``), written atomically: a
+    failure never leaves half an image."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     from fcnbase.outputs import atomic_write
-    from m2nist.npz import load_arrays
 
-    arrays = load_arrays(out, split) if arrays is None else arrays
-    png = Path(png)
-    fig = plot_grid(
-        np.asarray(arrays.images[:n]),
-        np.asarray(arrays.labels[:n]),
-        title=f"M2NIST {split}: first {min(n, len(arrays))} images",
-    )
+    fig = plot_grid(np.asarray(arrays.images), np.asarray(arrays.labels), title=title)
     try:
         with atomic_write(png) as f:
             fig.savefig(f, dpi=100, format="png")
     finally:
         plt.close(fig)
-    return png
+    return Path(png)

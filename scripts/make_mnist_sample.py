@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import numpy as np
 from fcnbase.cli import CliError, Parser, run_cli
 from fcnbase.outputs import atomic_write
 from m2nist.mnist import KNOWN_MD5, load_idx_folder
-from m2nist.npz import write_npz
+from m2nist.save import npz_member
 
 TRAIN_PER_CLASS = 300
 TEST_PER_CLASS = 100
@@ -89,8 +90,11 @@ def build(mnist_dir: Path, out: Path) -> Path:
         arrays[f"{split}_labels"] = source.labels[index]
         arrays[f"{split}_indices"] = index.astype(np.int32)
     path = out / "mnist_sample.npz"
-    with atomic_write(path) as f:  # the package's own data: never half-rewritten
-        write_npz(f, arrays, compress=True)
+    # The package's own data: never half-rewritten; deflated, with fixed member times.
+    with atomic_write(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as npz:
+        for name, array in arrays.items():
+            with npz_member(npz, name, array.dtype, array.shape) as member:
+                member.write(np.ascontiguousarray(array))
     md5_rows = "\n".join(f"| {name} | {md5} |" for name, md5 in KNOWN_MD5.items())
     text = PROVENANCE.format(
         n_train=len(arrays["train_labels"]),

@@ -61,10 +61,9 @@ def _one_thread_per_worker() -> None:
 
 @pytest.fixture(autouse=True, scope="session")
 def _own_m2nist_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The suite's own ``M2NIST_HOME`` (pool cache, downloads): tests neither fill the
-    user's ``~/.cache/m2nist`` (about 55 MB of digit pools) nor read what it holds, so a
-    run here behaves as on a fresh machine. Command-line children and notebook kernels
-    inherit it."""
+    """The suite's own ``M2NIST_HOME`` (where a download goes): tests neither fill the
+    user's ``~/.cache/m2nist`` nor read what it holds, so a run here behaves as on a fresh
+    machine. Command-line children and notebook kernels inherit it."""
     old = os.environ.get("M2NIST_HOME")
     os.environ["M2NIST_HOME"] = str(tmp_path_factory.mktemp("m2nist-home"))
     yield

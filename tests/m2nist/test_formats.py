@@ -13,11 +13,9 @@ from PIL import Image
 
 import m2nist
 from m2nist.cli import main
-from m2nist.metadata import listing_sha256
-from m2nist.npz import load_arrays
 from m2nist.params import Params
-from m2nist.verification import verify
-from m2nist.writing import write_dataset
+from m2nist.save import listing_sha256, load_arrays, write_dataset
+from m2nist.verifier import verify
 from tests.cli_table import assert_refused
 
 from .conftest import SMALL, generate_dir
@@ -200,9 +198,9 @@ def test_png_force_rules(tmp_path, capsys):
 
 
 def test_png_interrupted_leaves_nothing_under_final_names(tmp_path, capsys, monkeypatch):
-    from m2nist import sinks
+    from m2nist import save
 
-    real, calls = sinks.encode, []
+    real, calls = save.encode_png, []
 
     def interrupted(array):  # Ctrl-C while the PNG files are being written
         calls.append(1)
@@ -210,7 +208,7 @@ def test_png_interrupted_leaves_nothing_under_final_names(tmp_path, capsys, monk
             raise KeyboardInterrupt
         return real(array)
 
-    monkeypatch.setattr(sinks, "encode", interrupted)
+    monkeypatch.setattr(save, "encode_png", interrupted)
     argv = [str(tmp_path / "o"), *SMALL, "--format", "png", "--workers", "1", "--quiet"]
     line = assert_refused(
         capsys, main, argv, 130, "interrupted", root=tmp_path, fresh=[tmp_path / "o"]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import m2nist
-from m2nist.invariants import invariant_errors, kaggle_errors, one_hot
 from m2nist.params import Params
+from m2nist.verifier import invariant_errors
 
 
 @pytest.fixture(scope="module")
@@ -27,21 +27,3 @@ def test_checker_catches_broken_arrays(real):
     c = m2nist.M2NISTArrays(*(x.copy() for x in real.arrays()))
     c.images[0, 0, 0] = 255  # ink with no label
     assert any("ink and labels" in e for e in invariant_errors(c, Params()))
-
-
-def test_kaggle_checker_catches_a_broken_encoding(real):
-    chunk = {"combined": real.images, "segmented": one_hot(real.labels)}
-    both = {**chunk, "images": real.images, "labels": real.labels}  # with the npz arrays
-    assert kaggle_errors(chunk, Params(), "here") == kaggle_errors(both, Params(), "") == []
-    two_hot = chunk["segmented"].copy()
-    two_hot[0, 0, 0, 3] = 1  # background and digit 3 at once
-    errors = kaggle_errors({**chunk, "segmented": two_hot}, Params(), "here")
-    assert errors == ["here: segmented.npy is not one-hot over 11 channels"]
-    inkless = chunk["combined"].copy()
-    inkless[real.labels != m2nist.BACKGROUND] = 0
-    errors = kaggle_errors({**chunk, "combined": inkless}, Params(), "here")
-    assert errors == ["here: segmented.npy disagrees with the ink in combined.npy"]
-    other = real.labels.copy()
-    other[real.labels == 3] = 5
-    errors = kaggle_errors({**both, "labels": other}, Params(), "here")
-    assert errors == ["here: Kaggle files disagree with the .npz"]

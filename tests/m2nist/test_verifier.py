@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -12,9 +13,8 @@ import numpy as np
 import pytest
 
 from m2nist.cli import main
-from m2nist.metadata import file_sha256
-from m2nist.npz import load_arrays, write_npz
-from m2nist.verification import check, verify
+from m2nist.save import file_sha256, load_arrays
+from m2nist.verifier import check, verify
 
 from .conftest import SMALL, generate_dir
 from .test_mnist import _small_idx
@@ -39,21 +39,10 @@ def test_verify_detects_tampering(sample_out, tmp_path, target):
 def test_verify_rechecks_invariants_not_only_checksums(tmp_path):
     """A file rewritten consistently (fresh sha256) but wrong is still rejected."""
     out = generate_dir(tmp_path / "o", "--sample", "--train", "50", "--test", "0")
-    arrays = load_arrays(out, "train", mmap=False)
+    arrays = load_arrays(out, "train")
     labels = arrays.labels.copy()
     labels[labels == 3] = 5
-    from m2nist.metadata import file_sha256
-    from m2nist.npz import write_npz
-
-    write_npz(
-        out / "train.npz",
-        {
-            "images": arrays.images,
-            "labels": labels,
-            "instances": arrays.instances,
-            "boxes": arrays.boxes,
-        },
-    )
+    np.savez(out / "train.npz", **{**vars(arrays), "labels": labels})
     meta = json.loads((out / "metadata.json").read_text())
     meta["files"]["train.npz"]["sha256"] = file_sha256(out / "train.npz")
     meta["files"]["train.npz"]["bytes"] = (out / "train.npz").stat().st_size
@@ -123,19 +112,11 @@ def test_verify_catches_every_metadata_edit(tmp_path, capsys, edit):
 def test_regeneration_catches_a_consistent_edit(tmp_path):
     """A changed pixel that keeps every invariant, with sha256 and size fixed up."""
     out = generate_dir(tmp_path / "o", *SMALL)
-    arrays = load_arrays(out, "train", mmap=False)
+    arrays = load_arrays(out, "train")
     images = arrays.images.copy()
     ink = np.argwhere(images > 1)[0]
     images[tuple(ink)] -= 1  # still ink, so labels, instances and boxes all still agree
-    write_npz(
-        out / "train.npz",
-        {
-            "images": images,
-            "labels": arrays.labels,
-            "instances": arrays.instances,
-            "boxes": arrays.boxes,
-        },
-    )
+    np.savez(out / "train.npz", **{**vars(arrays), "images": images})
     _edit(
         out,
         lambda m: m["files"]["train.npz"].update(
@@ -184,3 +165,15 @@ def test_verify_all_regenerates_every_row_of_a_shard(tmp_path):
     )
     notes = check(out, regenerate="all").notes
     assert "train: 4500 of 4500 rows regenerated" in notes[1]
+
+
+def test_a_consistent_edit_of_the_one_hot_is_caught(tmp_path):
+    out = generate_dir(tmp_path / "o", *SMALL, "--format", "kaggle")
+    segmented = np.load(out / "train" / "segmented.npy")
+    segmented[0, 0, 0, 3] = 1  # background and digit 3 at once
+    np.save(out / "train" / "segmented.npy", segmented)
+    data = (out / "train" / "segmented.npy").read_bytes()
+    entry = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    _edit(out, lambda m: m["files"].update({"train/segmented.npy": entry}))
+    problems = verify(out, regenerate="none")
+    assert len(problems) == 1 and "segmented.npy: not one-hot over 11 channels" in problems[0]

@@ -11,10 +11,18 @@ from hypothesis import strategies as st
 
 import m2nist
 from fcnbase.cli import UsageError
-from m2nist.compose import block_rng, compose_parallel, layout_block
-from m2nist.invariants import invariant_errors
+from m2nist.generator import (
+    DigitPool,
+    M2NISTArrays,
+    block_rng,
+    check_fits,
+    compose,
+    digit_pool,
+    layout_block,
+    render,
+)
 from m2nist.params import BLOCK, ParamError, Params
-from m2nist.pool import digit_pool
+from m2nist.verifier import invariant_errors
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +89,13 @@ def test_same_arguments_same_bytes_and_prefix_stable():
     assert not np.array_equal(a.images[:500], d.images)
 
 
-def test_workers_and_offsets_do_not_change_the_result():
+def test_threads_and_offsets_do_not_change_the_result():
     params = Params()
     pool = digit_pool("train", params, "sample")
-    one = compose_parallel(pool, params, 5, "train", 0, 2 * BLOCK + 10, workers=1)
-    two = compose_parallel(pool, params, 5, "train", 0, 2 * BLOCK + 10, workers=2)
-    part = compose_parallel(pool, params, 5, "train", BLOCK - 5, BLOCK + 7, workers=2)
-    for x, y, z in zip(one.arrays(), two.arrays(), part.arrays(), strict=True):
+    one = compose(pool, params, 5, "train", 0, 2 * BLOCK + 10)  # one thread, block by block
+    threads = m2nist.generate(2 * BLOCK + 10, seed=5, source="sample")  # a thread per core
+    part = compose(pool, params, 5, "train", BLOCK - 5, BLOCK + 7)
+    for x, y, z in zip(one.arrays(), threads.arrays(), part.arrays(), strict=True):
         assert np.array_equal(x, y)
         assert np.array_equal(x[BLOCK - 5 : BLOCK + 7], z)
 
@@ -161,3 +169,32 @@ def test_generate_accepts_the_cli_spellings_and_refuses_others_clearly():
         kwargs = {"n": 2, "source": "sample", **bad}
         with pytest.raises(UsageError):
             m2nist.generate(kwargs.pop("n"), **kwargs)
+
+
+def test_fit_bound_uses_ink_boxes_not_the_28px_frame():
+    pool = digit_pool("train", Params(), "sample")
+    assert pool.max_box == (20, 20)
+    check_fits(Params(digits=(6, 6), margin=4), pool)  # 2x3 cells of 24x24 on 64x84
+    with pytest.raises(ParamError, match="at most 6"):
+        check_fits(Params(digits=(7, 7), margin=4), pool)
+
+
+def test_pool_boxes_and_only_the_ink_box_is_pasted():
+    images = np.zeros((3, 28, 28), np.uint8)
+    images[0, 5:9, 10:12] = 200  # a 4x2 ink box
+    images[0, 20, 20] = 30  # faint (below threshold 50), outside the ink box: not pasted
+    images[1, 0, 27] = 255  # a 1x1 box in the corner
+    pool = DigitPool(images, np.array([4, 7, 1]), threshold=50)
+    assert len(pool) == 2  # image 2 has no ink: dropped
+    assert pool.cls.tolist() == [4, 7] and pool.max_box == (4, 2)
+    assert (pool.y0.tolist(), pool.x0.tolist()) == ([5, 0], [10, 27])
+    assert (pool.height.tolist(), pool.width.tolist()) == ([4, 1], [2, 1])
+    params = Params(digits=(1, 1), size=(28, 28), margin=0, threshold=50)
+    layout = layout_block(pool, params, block_rng(0, "train", 0))
+    out = M2NISTArrays.zeros(8, params)
+    render(pool, params, layout, 0, out)
+    assert invariant_errors(out, params) == []
+    assert sorted(np.unique(out.images).tolist()) in ([0, 200], [0, 200, 255], [0, 255])
+    assert (out.images > 0).sum(axis=(1, 2)).tolist() == [
+        8 if d == 0 else 1 for d in layout.digit[:8, 0]
+    ]

@@ -1,0 +1,550 @@
+"""Saving a generated dataset into OUT, in every format, checked first and crash-safe.
+
+The formats (``m2nist-gen --format``):
+
+* ``npz``: ``SPLIT.npz``, the four arrays of :class:`~m2nist.generator.M2NISTArrays`,
+  uncompressed; read back with ``np.load`` or :func:`load_arrays`;
+* ``kaggle``: ``SPLIT/combined.npy`` uint8 (N,H,W) and ``SPLIT/segmented.npy`` (N,H,W,11)
+  one-hot, channel 10 = background: the layout of the 2018 Kaggle release;
+* ``kaggle-flat``: ``OUT/combined.npy`` and ``OUT/segmented.npy`` holding every train row,
+  then every test row, so that a course's own ``np.load("combined.npy")`` works as written;
+* ``png``: ``images/<stem>.png`` (grey) and ``masks/<stem>.png`` (pixel = class id),
+  ``classes.txt``, ``train.txt`` and ``val.txt`` (stems such as ``train-000042``).
+
+The libraries that own the formats write them: :mod:`zipfile` (each member streamed with
+``ZipFile.open(name, "w", force_zip64=True)``), :mod:`numpy.lib.format` (``.npy`` headers)
+and PIL. Threads compose the next blocks while the main thread writes one, in row order,
+into every format at once; memory stays flat in N (see :meth:`Run.split`, which also says
+why an ``.npz`` takes three passes).
+
+Safety, the same protocol for every format:
+
+* nothing is written before OUT and ``--preview`` are checked (:func:`check_destination`);
+  a run then holds :func:`fcnbase.outputs.lock_dir` on OUT and checks again;
+* every data file and folder is written under a fresh, exclusively created temporary name
+  (:func:`fcnbase.outputs.create_temp`) and all are renamed into place together, only once
+  every split is complete; the preview comes next and ``metadata.json``, which lists every
+  file with its sha256, last: an interrupted run never leaves a directory that verifies;
+* with ``--force`` the previous run's files this run does not rewrite are removed, but only
+  names an m2nist run writes (:func:`stale_outputs`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import zipfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
+from pathlib import Path
+from queue import Empty, SimpleQueue
+from typing import BinaryIO
+
+import numpy as np
+
+import fcnbase
+from fcnbase.cli import CliError, UsageError, deferred_interrupts
+from fcnbase.outputs import (
+    PARTIAL,
+    OutputExistsError,
+    atomic_write,
+    check_outputs,
+    check_writable,
+    create_temp,
+    lock_dir,
+)
+from m2nist.generator import PLACEMENT_ROUNDS, M2NISTArrays, block_spans, compose, digit_pool
+from m2nist.mnist import SAMPLE, load_split, resolve_source, sample_path
+from m2nist.params import BLOCK, CLASS_NAMES, NUM_CLASSES, Params
+
+FORMATS = ("npz", "kaggle", "kaggle-flat", "png")
+METADATA = "metadata.json"
+#: The members of a split's ``.npz``, in writing order (the fields of ``M2NISTArrays``).
+ARRAY_NAMES = ("images", "labels", "instances", "boxes")
+#: The PNG folders and the array each holds; the list file of each split.
+PNG_FOLDERS = {"images": "images", "masks": "labels"}
+SPLIT_LISTS = {"train": "train.txt", "test": "val.txt"}
+CLASSES_TXT = "classes.txt"
+#: The names a run writes inside a PNG folder: the only ones ``--force`` may delete there.
+PNG_NAME = re.compile(r"(train|test)-\d{6,}\.png")
+PREVIEW_IMAGES = 16
+#: Fixed time and permissions of every zip member: equal arrays give equal bytes.
+ZIP_EPOCH, FILE_ATTR = (1980, 1, 1, 0, 0, 0), 0o100644 << 16
+Source = str | os.PathLike | None
+
+
+def output_names(splits: list[str], formats: list[str]) -> list[str]:
+    """Relative paths of the data files a run writes; a name ending in ``/`` is a folder."""
+    names = []
+    for split in splits:
+        names += [f"{split}.npz"] if "npz" in formats else []
+        names += [f"{split}/combined.npy", f"{split}/segmented.npy"] if "kaggle" in formats else []
+    names += ["combined.npy", "segmented.npy"] if "kaggle-flat" in formats else []
+    if "png" in formats:
+        names += [CLASSES_TXT, *SPLIT_LISTS.values(), *(f"{f}/" for f in PNG_FOLDERS)]
+    return names
+
+
+#: Every data file name any run can write: the only names ``--force`` may delete as stale.
+ALL_OUTPUTS = frozenset(output_names(["train", "test"], list(FORMATS)))
+
+
+def shard_rows(total: int, shard: tuple[int, int] | None) -> tuple[int, int]:
+    """Rows ``[start, stop)`` of shard ``I/N`` (0-based I): contiguous, in order."""
+    index, count = shard or (0, 1)
+    return index * total // count, (index + 1) * total // count
+
+
+def passes(formats: list[str]) -> int:
+    """Passes a run makes over the rows (:meth:`Run.split`): three when it writes npz."""
+    return 3 if "npz" in formats else 1
+
+
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    """(N,H,W) labels -> (N,H,W,11) uint8 one-hot, channel 10 = background."""
+    return (labels[..., None] == np.arange(NUM_CLASSES, dtype=np.uint8)).view(np.uint8)
+
+
+def npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """The ``.npy`` header of a C-ordered array, so that its rows can follow in pieces."""
+    buf = io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False}
+    np.lib.format.write_array_header_1_0(buf, {**header, "shape": tuple(shape)})
+    return buf.getvalue()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def listing_sha256(digests: dict[str, str]) -> str:
+    """The sha256 recorded for a folder: that of its ``sha256sum`` listing, sorted by name,
+    so ``(cd OUT/images && sha256sum *.png | sha256sum)`` checks it without this package."""
+    listing = "".join(f"{digests[name]}  {name}\n" for name in sorted(digests))
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def stem(split: str, row: int) -> str:
+    return f"{split}-{row:06d}"
+
+
+def split_list(split: str, start: int, stop: int) -> bytes:
+    """The text of ``train.txt``/``val.txt`` for rows ``[start, stop)``."""
+    return "".join(f"{stem(split, row)}\n" for row in range(start, stop)).encode()
+
+
+def classes_text() -> bytes:
+    return "".join(f"{name}\n" for name in CLASS_NAMES).encode()
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """One uint8 (H, W) array as an 8-bit greyscale PNG (PIL writes no timestamp)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def run_files(folder: Path) -> list[Path]:
+    """The files in ``folder`` that a run writes (:data:`PNG_NAME`), symlinks not followed."""
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    return sorted(p for p in folder.iterdir() if PNG_NAME.fullmatch(p.name) and p.is_file())
+
+
+def load_arrays(out: str | Path, split: str) -> M2NISTArrays:
+    """A generated split, ``OUT/SPLIT.npz``, read into memory by ``np.load``.
+
+    It costs the split's size in memory and one read of the file (16 KB per 64x84 image:
+    0.1 GB for the 6,000 of a course set); zipfile checks each member's CRC-32 on the way,
+    so a damaged file is an error, never data.
+    """
+    path = Path(out) / f"{split}.npz"
+    try:
+        with np.load(path) as npz:
+            return M2NISTArrays(*(npz[name] for name in ARRAY_NAMES))
+    except (ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: damaged ({exc}); run m2nist-gen --verify {out}") from None
+
+
+class Staging:
+    """The temporaries of a run: renamed into place together by :meth:`commit`, else
+    deleted by :meth:`cleanup`. Each finished one is hashed for ``metadata.json`` on a
+    thread of its own (:meth:`done`) while the run goes on."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Path, Path]] = []
+        self.entries: dict[Path, Future[dict]] = {}
+        self.hasher = ThreadPoolExecutor(1, thread_name_prefix="m2nist-sha256")
+
+    def file(self, final: Path, header: bytes = b"") -> tuple[BinaryIO, Path]:
+        fd, tmp = create_temp(final)
+        self.pending.append((tmp, final))
+        file = os.fdopen(fd, "wb")
+        file.write(header)
+        return file, tmp
+
+    def folder(self, final: Path) -> Path:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            tmp = final.parent / f".{final.name}.{secrets.token_hex(6)}{PARTIAL}"
+            with suppress(FileExistsError):
+                tmp.mkdir()  # exclusive: never an existing folder or a planted symlink
+                self.pending.append((tmp, final))
+                return tmp
+
+    def done(self, tmp: Path) -> None:
+        self.entries[tmp] = self.hasher.submit(entry_of, tmp)
+
+    def commit(self) -> None:
+        """Rename every temporary into place; a folder replaces the previous run's (which
+        :func:`check_destination` found to hold only a run's files), moved aside first."""
+        for tmp, final in self.pending:
+            if tmp.is_dir() and final.is_dir():
+                old = final.parent / f".{final.name}.{secrets.token_hex(6)}{PARTIAL}"
+                final.rename(old)
+                tmp.rename(final)
+                shutil.rmtree(old)
+            else:
+                tmp.replace(final)
+        self.pending.clear()
+
+    def cleanup(self) -> None:
+        self.hasher.shutdown(wait=True, cancel_futures=True)
+        for tmp, _ in self.pending:
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+
+
+def entry_of(path: Path) -> dict:
+    """The ``files`` entry of a file (sha256, bytes) or a folder (also the file count)."""
+    if not path.is_dir():
+        return {"sha256": file_sha256(path), "bytes": path.stat().st_size}
+    files = {p.name: p.read_bytes() for p in path.iterdir()}
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    size = sum(map(len, files.values()))
+    return {"sha256": listing_sha256(digests), "bytes": size, "count": len(files)}
+
+
+def _ordered(jobs: list, run: Callable, workers: int) -> Iterator:
+    """``map(run, jobs)`` on ``workers`` threads, in order, a few results in flight; however
+    it ends (an error, Ctrl-C), no job is still running once it has."""
+    if workers <= 1:
+        yield from map(run, jobs)
+        return
+    ex = ThreadPoolExecutor(workers)
+    try:
+        window: deque[Future] = deque()
+        for job in jobs:
+            window.append(ex.submit(run, job))
+            if len(window) > workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+def npz_member(npz: zipfile.ZipFile, name: str, dtype: type, shape: tuple) -> BinaryIO:
+    """Member ``name.npy`` of ``npz`` open for writing, its ``.npy`` header written; a fixed
+    time and permissions, so that equal arrays give equal bytes."""
+    info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_EPOCH)
+    info.external_attr, info.compress_type = FILE_ATTR, npz.compression
+    member = npz.open(info, "w", force_zip64=True)
+    member.write(npy_header(dtype, shape))
+    return member
+
+
+class Run:
+    """The files of one run while they are written: :meth:`split` streams each split in."""
+
+    def __init__(self, out: Path, params: Params, formats: list[str], rows: dict) -> None:
+        self.out, self.params, self.formats, self.rows = out, params, formats, rows
+        self.staging = Staging()
+        total = sum(b - a for a, b in rows.values())
+        self.flat = self._kaggle(out, total) if "kaggle-flat" in formats else {}
+        self.png = {}  # array -> its temporary folder
+        if "png" in formats:
+            self.png = {kind: self.staging.folder(out / f) for f, kind in PNG_FOLDERS.items()}
+
+    def _kaggle(self, folder: Path, n: int) -> dict[str, tuple[BinaryIO, Path]]:
+        shape = (n, *self.params.size)
+        return {
+            "images": self.staging.file(folder / "combined.npy", npy_header(np.uint8, shape)),
+            "labels": self.staging.file(
+                folder / "segmented.npy", npy_header(np.uint8, (*shape, NUM_CLASSES))
+            ),
+        }
+
+    def split(
+        self, split: str, seed: int, source: Source, workers: int, progress: Callable[[int], object]
+    ) -> dict:
+        """Write the rows of ``split`` into every format, block by block; return its counts.
+
+        zipfile writes one member at a time, so the first pass over the blocks streams the
+        ``images`` member (and every other format), and the ``labels`` and the
+        ``instances`` are composed again, block by block, for a pass each into their own
+        member: three times the composing, which is cheap next to keeping them (memory
+        would grow with N) or spilling them to disk (the bytes written twice, then read).
+        The ``boxes`` (30 bytes per image) wait in memory.
+        """
+        (start, stop), params, staging = self.rows[split], self.params, self.staging
+        pool = digit_pool(split, params, source) if stop > start else None
+        files = self._kaggle(self.out / split, stop - start) if "kaggle" in self.formats else {}
+        shape, npz, boxes, spans = (stop - start, *params.size), None, [], block_spans(start, stop)
+        if "npz" in self.formats:
+            file, npz_tmp = staging.file(self.out / f"{split}.npz")
+            npz = zipfile.ZipFile(file, "w")
+            images = npz_member(npz, "images", np.uint8, shape)
+
+        # Blocks are composed into buffers the writer has finished with: fresh ones would
+        # be zeroed page by page by the kernel, for every block of every pass (a fault per
+        # 4 KB, half the CPU of a 200,000-image run); a reused one takes two memsets.
+        free: SimpleQueue[M2NISTArrays] = SimpleQueue()
+
+        def run(span: tuple[int, int], png: bool = True) -> tuple[M2NISTArrays, M2NISTArrays]:
+            try:
+                buffer = free.get_nowait()
+            except Empty:
+                buffer = M2NISTArrays.zeros(BLOCK, params)
+            arrays = buffer.slice(0, span[1] - span[0])
+            arrays.images.fill(0)
+            arrays.instances.fill(0)
+            compose(pool, params, seed, split, *span, arrays)
+            for kind, folder in self.png.items() if png else ():  # plain writes: the folder
+                for i, image in enumerate(getattr(arrays, kind)):  # is a temporary one
+                    (folder / f"{stem(split, span[0] + i)}.png").write_bytes(encode_png(image))
+            return buffer, arrays
+
+        for buffer, arrays in _ordered(spans, run, workers):
+            if npz is not None:
+                images.write(arrays.images)
+            for kaggle in (files, self.flat):
+                if kaggle:
+                    kaggle["images"][0].write(arrays.images)
+                    kaggle["labels"][0].write(one_hot(arrays.labels))
+            boxes.append(arrays.boxes.copy())
+            progress(len(arrays))
+            free.put(buffer)
+        boxes = np.concatenate(boxes) if boxes else np.zeros((0, params.max_digits, 5), np.int16)
+        if npz is not None:
+            images.close()
+            for kind in ("labels", "instances"):
+                with npz_member(npz, kind, np.uint8, shape) as member:
+                    for buffer, arrays in _ordered(spans, lambda s: run(s, png=False), workers):
+                        member.write(getattr(arrays, kind))
+                        progress(len(arrays))
+                        free.put(buffer)
+            with npz_member(npz, "boxes", np.int16, boxes.shape) as member:
+                member.write(boxes)
+            npz.close()
+            file.close()
+            staging.done(npz_tmp)
+        self._close(files)
+        per_count = np.bincount((boxes[:, :, 0] >= 0).sum(1), minlength=params.max_digits + 1)
+        info = {"start": start, "stop": stop, "images": stop - start}
+        return {**info, "per_digit_count": tally(per_count, params)}
+
+    def _close(self, files: dict[str, tuple[BinaryIO, Path]]) -> None:
+        for file, tmp in files.values():
+            file.close()
+            self.staging.done(tmp)
+
+    def close(self) -> None:
+        """After every split: finish the files that span the splits."""
+        self._close(self.flat)
+        if self.png:
+            texts = {CLASSES_TXT: classes_text()}
+            for split, name in SPLIT_LISTS.items():
+                texts[name] = split_list(split, *self.rows.get(split, (0, 0)))
+            self._close({name: self.staging.file(self.out / name, t) for name, t in texts.items()})
+            for tmp in self.png.values():
+                self.staging.done(tmp)
+
+
+def tally(per_count: np.ndarray, params: Params) -> dict[str, int]:
+    """``per_digit_count`` as recorded: images per digit count, from ``params.digits[0]`` up."""
+    return {str(k): int(v) for k, v in enumerate(per_count) if k >= params.digits[0]}
+
+
+def new_metadata(seed: int, params: Params, formats: list[str], shard: tuple | None) -> dict:
+    """The metadata of a run before it writes: ``splits``, ``source`` and ``files`` are
+    filled in as it goes (:func:`m2nist.verifier.parse_metadata` reads every field back)."""
+    return {
+        "generator": "m2nist",
+        "version": fcnbase.__version__,
+        "seed": seed,
+        "params": {
+            "digits": list(params.digits),
+            "size": list(params.size),
+            "margin": params.margin,
+            "threshold": params.threshold,
+            "block": BLOCK,
+            "placement_rounds": PLACEMENT_ROUNDS,
+        },
+        "formats": formats,
+        "shard": list(shard) if shard else None,
+        "splits": {},
+        "source": {},
+        "files": {},
+    }
+
+
+def source_paths(source: Source) -> list[Path]:
+    """The files (or, for an IDX folder, the folder) a run reads: never to be written."""
+    resolved = resolve_source(source)
+    return [sample_path()] if resolved == SAMPLE else [Path(resolved)]
+
+
+def check_destination(
+    out: Path, finals: list[Path], *, source: Source, preview: Path | None, force: bool
+) -> None:
+    """Everything about OUT and ``--preview`` that can fail, checked before any work.
+
+    OUT must be a writable directory (or creatable) that neither is nor holds the MNIST
+    source, and its outputs must be new unless ``force``. The preview must be a ``.png``.
+    A folder output (``images/``, ``masks/``) may be replaced only when it holds nothing
+    but files a run writes: ``--force`` never deletes a user's file.
+    """
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a directory")
+    for src in source_paths(source):
+        folder = (src if src.is_dir() else src.parent).resolve()
+        if out.resolve() == folder or folder.is_relative_to(out.resolve()):
+            raise UsageError(f"output {out} holds the MNIST source {src}; choose another OUT")
+    check_writable(out)
+    if preview is not None and preview.suffix.lower() != ".png":
+        raise UsageError(f"--preview {preview}: must be a .png file")
+    folders = [p for p in finals if f"{p.relative_to(out).as_posix()}/" in ALL_OUTPUTS]
+    files = [p for p in finals if p not in folders] + ([preview] if preview else [])
+    check_outputs(files, inputs=source_paths(source), force=force)
+    for folder in folders:
+        if not (folder.exists() or folder.is_symlink()):
+            continue
+        if folder.is_symlink() or not folder.is_dir():
+            raise CliError(f"{folder} exists and is not a folder; move it away")
+        if not force:
+            raise OutputExistsError(f"{folder} exists (use --force to replace it)")
+        other = sorted(set(folder.iterdir()) - set(run_files(folder)))
+        if other:
+            raise CliError(
+                f"{folder} holds {other[0].name}, which no m2nist run writes; --force "
+                "replaces the folder only when it holds nothing else: move the file away"
+            )
+
+
+def stale_outputs(out: Path, keep: list[Path]) -> list[Path]:
+    """Files the previous run's ``metadata.json`` lists that this run will not rewrite.
+
+    Only names an m2nist run can write (:data:`ALL_OUTPUTS`, or a ``.png`` preview directly
+    in OUT) are taken from the old metadata, so a hostile ``"files": {"../../home": ...}``
+    can never make ``--force`` delete anything else; a folder gives only a run's files.
+    """
+    try:
+        names = list(json.loads((out / METADATA).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    kept, stale = {p.resolve() for p in keep}, []
+    for name in names:
+        path = out / str(name)
+        if not isinstance(name, str) or name.startswith(".") or path.resolve() in kept:
+            continue
+        if name.endswith("/") and name in ALL_OUTPUTS:
+            stale += run_files(path)
+        elif (name in ALL_OUTPUTS or (name.endswith(".png") and "/" not in name)) and (
+            path.is_file() or path.is_symlink()
+        ):
+            stale.append(path)
+    return stale
+
+
+def write_dataset(
+    out: str | Path,
+    *,
+    counts: dict[str, int],
+    seed: int,
+    params: Params,
+    source: Source,
+    formats: list[str],
+    workers: int = 1,
+    shard: tuple[int, int] | None = None,
+    force: bool = False,
+    progress: Callable[[int], object] | None = None,
+    preview: str | Path | None = None,
+) -> dict:
+    """Generate every split of ``counts`` into ``out`` and write ``metadata.json``; return it.
+
+    ``params`` must be valid already (:class:`~m2nist.params.Params` checks itself). OUT
+    and ``preview`` are checked before any work and again under the lock; killed, the run
+    leaves only ``.partial`` files. ``preview``: a ``.png`` of the first rows.
+    """
+    out, preview = Path(out), Path(preview) if preview is not None else None
+    splits = [s for s in ("train", "test") if s in counts]
+    finals = [out / name.rstrip("/") for name in [*output_names(splits, formats), METADATA]]
+    check_destination(out, finals, source=source, preview=preview, force=force)
+    with lock_dir(out):
+        check_destination(out, finals, source=source, preview=preview, force=force)
+        stale = stale_outputs(out, finals + ([preview] if preview is not None else []))
+        metadata = new_metadata(seed, params, formats, shard)
+        rows = {split: shard_rows(counts[split], shard) for split in splits}
+        run = None
+        try:
+            run = Run(out, params, formats, rows)
+            for split in splits:
+                metadata["source"][split] = load_split(split == "train", source).source
+                info = run.split(split, seed, source, workers, progress or (lambda n: None))
+                metadata["splits"][split] = {"total": counts[split], **info}
+            run.close()
+            for tmp, final in run.staging.pending:
+                name = final.relative_to(out).as_posix() + ("/" if tmp.is_dir() else "")
+                metadata["files"][name] = run.staging.entries[tmp].result()
+            with deferred_interrupts():  # the renames and removals together, or not at all
+                # The old metadata goes first: until the new one is written, OUT must not
+                # verify. Before this point an interrupt leaves the previous run intact.
+                (out / METADATA).unlink(missing_ok=True)
+                run.staging.commit()
+                for path in stale:
+                    path.unlink(missing_ok=True)
+                    if path.parent != out:
+                        with suppress(OSError):  # its split or PNG folder, if now empty
+                            path.parent.rmdir()
+        finally:
+            with deferred_interrupts():  # a second Ctrl-C must not strand temporaries
+                if run is not None:
+                    run.staging.cleanup()
+        if preview is not None:
+            _save_preview(out, preview, metadata, params, source, seed)
+        with atomic_write(out / METADATA) as f:
+            f.write((json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode())
+    return metadata
+
+
+def _save_preview(
+    out: Path, png: Path, metadata: dict, params: Params, source: Source, seed: int
+) -> None:
+    """The first rows as a picture (composed again: the same pixels as the files, whatever
+    the format), recorded in ``files`` when it lies directly in OUT."""
+    from m2nist.viz import save_preview
+
+    splits = metadata["splits"]
+    split = next((s for s, info in splits.items() if info["images"]), list(splits)[-1])
+    start = splits[split]["start"]
+    stop = min(splits[split]["stop"], start + PREVIEW_IMAGES)
+    arrays = compose(digit_pool(split, params, source), params, seed, split, start, stop)
+    save_preview(png, arrays, title=f"M2NIST {split}: first {stop - start} images")
+    if png.parent.resolve() == out.resolve():
+        metadata["files"][png.name] = {"sha256": file_sha256(png), "bytes": png.stat().st_size}
