@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import m2nist
-from m2nist.dataset import to_tensors
 
 __all__ = [
     "BACKGROUND",
@@ -44,13 +43,13 @@ def as_tensors(data: Split) -> tuple[Tensor, Tensor]:
     """A split as a net takes it: float images (N, 1, H, W) in [0, 1], int64 labels (N, H, W).
 
     ``M2NISTArrays`` and the ``M2NIST`` Dataset both hold their split's uint8 ``images`` and
-    ``labels``, converted here by m2nist's own :func:`~m2nist.dataset.to_tensors` (the
+    ``labels``, converted here by m2nist's own :func:`m2nist.to_tensors` (the
     Dataset's transforms are for a DataLoader and are not applied); a pair of tensors is
     taken as it is.
     """
     images, labels = (data.images, data.labels) if hasattr(data, "images") else data
     if not isinstance(images, Tensor):
-        images, labels = to_tensors(np.asarray(images), np.asarray(labels))
+        images, labels = m2nist.to_tensors(np.asarray(images), np.asarray(labels))
     if (
         not isinstance(labels, Tensor)
         or images.dim() != 4
@@ -82,7 +81,7 @@ def load_m2nist(
 
 def load_digits(train: bool, source: str | os.PathLike | None) -> tuple[Tensor, Tensor]:
     """MNIST digits as float (N, 1, 28, 28) in [0, 1] and int64 labels."""
-    return to_tensors(*m2nist.load_mnist(train, source=source))
+    return m2nist.to_tensors(*m2nist.load_mnist(train, source=source))
 
 
 def random_shift(images: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
