@@ -28,16 +28,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, NoReturn
 
-__all__ = [
-    "CliError",
-    "Parser",
-    "UsageError",
-    "deferred_interrupts",
-    "float_arg",
-    "int_arg",
-    "run_cli",
-]
-
 EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPT = 1, 2, 130
 
 

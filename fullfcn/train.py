@@ -43,6 +43,7 @@ from fcnbase.device import available_cores
 from fullfcn.builders import build, check_stage, load_model
 from fullfcn.evaluate import autocast, confusion_matrix, eval_loader
 from fullfcn.model import FCN, VARIANTS
+from fullfcn.pairs import IGNORE_INDEX
 from fullfcn.train_data import batches, datasets, set_transforms
 from fullfcn.train_utils import (
     CHECKPOINT,
@@ -56,17 +57,7 @@ from fullfcn.train_utils import (
     rng_state,
     save_checkpoint,
 )
-from fullfcn.voc import IGNORE_INDEX, find_voc2012
-
-__all__ = [
-    "DEFAULT_WORKERS",
-    "PAPER_LR",
-    "RECIPES",
-    "Recipe",
-    "TrainConfig",
-    "TrainResult",
-    "train",
-]
+from fullfcn.voc import find_voc2012
 
 # -- the recipes and the configuration -------------------------------------------------------
 

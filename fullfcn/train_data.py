@@ -25,8 +25,6 @@ from fullfcn.voc import SBDSegmentation, VOCSegmentation
 if TYPE_CHECKING:
     from fullfcn.train import TrainConfig
 
-__all__ = ["SeededSamples", "batches", "datasets", "set_transforms"]
-
 
 class SeededSamples(Dataset):
     """Sample ``i`` of epoch ``e`` is augmented under its own seed.

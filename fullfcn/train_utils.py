@@ -32,23 +32,6 @@ from fullfcn.model import FCN
 if TYPE_CHECKING:
     from fullfcn.train import TrainConfig
 
-__all__ = [
-    "CHECKPOINT",
-    "LOG",
-    "TENSORBOARD",
-    "TRAIN_STATE",
-    "TrainLog",
-    "check_inputs_apart",
-    "claim_out_dir",
-    "gather",
-    "init_distributed",
-    "read_resume",
-    "resume",
-    "rng_state",
-    "save_checkpoint",
-    "set_rng_state",
-]
-
 #: What a run writes into ``--out-dir``: the only files ``--force`` ever removes there.
 CHECKPOINT, LOG, TENSORBOARD = "checkpoint.pt", "log.csv", "tensorboard"
 #: What a checkpoint must hold to be resumed, besides the model (:func:`read_stored`).

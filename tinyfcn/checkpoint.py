@@ -20,8 +20,6 @@ from fcnbase import atomic_write
 from tinyfcn.config import TrainConfig
 from tinyfcn.model import VARIANTS, TinyFCN
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
-
 CHECKPOINT_FORMAT = "tinyfcn-checkpoint-v1"
 
 

@@ -61,8 +61,6 @@ from tinyfcn.fcn import CropPaths, crop_plan, fuse, score_layer
 from tinyfcn.geometry import coord_map, crop, output_size
 from tinyfcn.upsample import bilinear_kernel, upsample_layer
 
-__all__ = ["VARIANTS", "TinyFCN", "describe"]
-
 VARIANTS = ("fcn4s", "fcn2s", "fcn1s", "article")
 MIN_SIZE = min(INPUT_SIZE)  # the classifier's input: the smallest image a variant must handle
 _MAX_PADDING = 64  # far beyond any padding these nets need; a guard against a search bug
@@ -243,11 +241,10 @@ class TinyFCN(nn.Module):
             "learnable_upsampling": self.learnable_upsampling,
         }
 
-    def geometry(self) -> dict[str, object]:
-        """The computed padding and crops, for tables and docs."""
-        return {"padding": self.padding, "crop_offsets": dict(self.crop_offsets)}
-
 
 def describe(variants: Sequence[str] = VARIANTS) -> list[dict[str, object]]:
     """Padding and crop offsets of each variant, computed by building it."""
-    return [{"variant": v, **TinyFCN(v).geometry()} for v in variants]
+    nets = [TinyFCN(v) for v in variants]
+    return [
+        {"variant": n.variant, "padding": n.padding, "crop_offsets": n.crop_offsets} for n in nets
+    ]

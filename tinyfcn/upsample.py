@@ -17,8 +17,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["bilinear_kernel", "upsample_layer"]
-
 
 def bilinear_kernel(channels: int, kernel_size: int) -> Tensor:
     """A ``(channels, channels, k, k)`` ConvTranspose2d weight that interpolates bilinearly.
