@@ -167,22 +167,6 @@ class TrainResult:
     checkpoint: Path
 
 
-# -- model and optimisation ------------------------------------------------------------------
-
-
-def _model(config: TrainConfig, train_set: Any, parent: FCN | None) -> FCN:
-    """The net to train, scoring the training set's classes (named and coloured by it)."""
-    model = build(
-        config.variant,
-        weights=config.weights,
-        num_classes=train_set.num_classes,
-        init_from=parent,
-        width_divisor=config.width_divisor,
-    )
-    model.classes, model.palette = train_set.classes, train_set.palette
-    return model
-
-
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
     """Weights decay at ``lr``; biases learn at ``2 lr`` without decay; frozen layers skip."""
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -271,7 +255,14 @@ def _train(
         saved = read_resume(ckpt_path, config.variant, config.width_divisor)
     torch.manual_seed(config.seed + rank)
 
-    model = _model(config, data[0], parent)
+    model = build(  # scoring the training set's classes, named and coloured by it
+        config.variant,
+        weights=config.weights,
+        num_classes=data[0].num_classes,
+        init_from=parent,
+        width_divisor=config.width_divisor,
+    )
+    model.classes, model.palette = data[0].classes, data[0].palette
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     optimizer = _optimizer(model, config)

@@ -34,8 +34,6 @@ def save_checkpoint(
     train_state: dict[str, object] | None = None,
 ) -> None:
     """Save ``{"format", "config", "model", "state_dict", "train_state"}`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "config": asdict(config),
