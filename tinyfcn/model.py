@@ -59,28 +59,11 @@ from tinyfcn.classifier import INPUT_SIZE, MnistClassifier
 from tinyfcn.convert import convolutionalize
 from tinyfcn.fcn import CropPaths, crop_plan, fuse, score_layer
 from tinyfcn.geometry import coord_map, crop, output_size
-from tinyfcn.upsample import bilinear_kernel, upsample_layer
+from tinyfcn.upsample import upsample_layer
 
 VARIANTS = ("fcn4s", "fcn2s", "fcn1s", "article")
 MIN_SIZE = min(INPUT_SIZE)  # the classifier's input: the smallest image a variant must handle
 _MAX_PADDING = 64  # far beyond any padding these nets need; a guard against a search bug
-
-
-def _smoothing_upsample(
-    channels: int, kernel: int, stride: int, *, learnable: bool
-) -> nn.ConvTranspose2d:
-    """A transposed conv whose kernel is a tent, rescaled so a constant map stays constant.
-
-    The article's last layer (kernel 6, stride 2) is not a ``2f x 2f`` kernel, so the tent
-    of :func:`bilinear_kernel` does not tile to one; each of the ``stride**2`` phases of the
-    output sums an equal share of the kernel, hence the rescaling by ``stride**2 / sum``.
-    """
-    layer = nn.ConvTranspose2d(channels, channels, kernel, stride=stride, bias=False)
-    weight = bilinear_kernel(channels, kernel)
-    with torch.no_grad():
-        layer.weight.copy_(weight * stride**2 / weight[0, 0].sum())
-    layer.weight.requires_grad_(learnable)
-    return layer
 
 
 class TinyFCN(nn.Module):
@@ -125,7 +108,7 @@ class TinyFCN(nn.Module):
             self.fc = nn.Sequential(nn.Conv2d(width, fc.out_channels, 1), nn.ReLU(inplace=True))
             self.score_fr = nn.Conv2d(fc.out_channels, num_classes, 1)
             self.upscore2 = upsample_layer(num_classes, 2, learnable=up)  # 1/2
-            self.upscore2_k6 = _smoothing_upsample(num_classes, 6, 2, learnable=up)  # 1/1
+            self.upscore2_k6 = upsample_layer(num_classes, 2, learnable=up, kernel_size=6)  # 1/1
         else:
             self.fc = nn.Sequential(fc, relu_fc)  # dense32 as a 5x5 conv: the paper's fc6
             self.score_fr = self._score_fr(dense10, num_classes)
