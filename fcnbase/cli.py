@@ -87,9 +87,7 @@ def int_arg(low: int | None = None, high: int | None = None) -> Callable[[str], 
             value = int(text.strip())
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{text} is outside {_range(low, high)}")
-        return value
+        return _in_range(text, value, low, high)
 
     parse.__name__ = "integer"  # argparse names the type in its messages
     return parse
@@ -106,18 +104,18 @@ def float_arg(low: float | None = None, high: float | None = None) -> Callable[[
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{text} is outside {_range(low, high)}")
-        return value
+        return _in_range(text, value, low, high)
 
     parse.__name__ = "number"
     return parse
 
 
-def _range(low: float | None, high: float | None) -> str:
-    if high is None:
-        return f">= {low}"
-    return f"<= {high}" if low is None else f"{low}..{high}"
+def _in_range(text: str, value: Any, low: float | None, high: float | None) -> Any:
+    """``value`` (parsed from ``text``) when it lies in ``[low, high]``; else argparse's error."""
+    if (low is None or value >= low) and (high is None or value <= high):
+        return value
+    bound = f">= {low}" if high is None else f"<= {high}" if low is None else f"{low}..{high}"
+    raise argparse.ArgumentTypeError(f"{text} is outside {bound}")
 
 
 def one_line(exc: BaseException) -> str:

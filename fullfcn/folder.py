@@ -202,8 +202,7 @@ class SegmentationFolder(SegmentationPairs, VisionDataset):
             what = f"mask {mask_path}"
             check_mask(mask, image, what, self.num_classes, "the folder", FolderError)
             if mask.mode == "P" and not self.palette:
-                self.palette = (mask.getpalette() or []) + [0] * 768
-                del self.palette[768:]
+                self.palette = ((mask.getpalette() or []) + [0] * 768)[:768]  # 256 colours
 
     def __len__(self) -> int:
         return len(self.images)

@@ -180,11 +180,10 @@ def _main(argv: Sequence[str] | None) -> int:
         # --resume of the very checkpoint this run writes: its continuation replaces it.
         continues = bool(args.resume) and checkpoint.exists()
         continues = continues and os.path.samefile(args.resume, checkpoint)
-        replacing = args.force or continues
         check_outputs(
             outputs,
             inputs=[] if continues else [args.resume],  # continuing X may replace X itself
-            force=replacing,
+            force=args.force or continues,
             hint="--force, or --resume of that checkpoint",
         )
         if args.force:  # also what an interrupted run left half-written for our outputs:

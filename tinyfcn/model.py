@@ -50,8 +50,6 @@ for every H >= 28, and floor loses up to 3 when H + 2P = 3 (mod 4). So::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor, nn
 
@@ -223,11 +221,3 @@ class TinyFCN(nn.Module):
             "num_classes": self.num_classes,
             "learnable_upsampling": self.learnable_upsampling,
         }
-
-
-def describe(variants: Sequence[str] = VARIANTS) -> list[dict[str, object]]:
-    """Padding and crop offsets of each variant, computed by building it."""
-    nets = [TinyFCN(v) for v in variants]
-    return [
-        {"variant": n.variant, "padding": n.padding, "crop_offsets": n.crop_offsets} for n in nets
-    ]
