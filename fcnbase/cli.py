@@ -57,7 +57,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         default = action.default  # identity, not ==: a default of 0 is worth showing
         silent = default is None or default is False or default is argparse.SUPPRESS
         silent = silent or not action.option_strings
-        if silent or "%(default)" in text or "default" in text:
+        if silent or "default" in text:  # also "%(default)s": the text names it
             return text
         return f"{text} (default: %(default)s)".lstrip()
 

@@ -247,7 +247,6 @@ def _train(
     world: int,
     device: torch.device,
 ) -> TrainResult:
-    power = RECIPES[config.recipe].poly_power
     out_dir = Path(config.out_dir)
     ckpt_path = out_dir / CHECKPOINT
     saved = None  # the checkpoint to continue, checked before VGG16 is built
@@ -267,7 +266,7 @@ def _train(
     model.to(device, memory_format=memory_format)
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.PolynomialLR(
-        optimizer, total_iters=config.iterations, power=power
+        optimizer, total_iters=config.iterations, power=RECIPES[config.recipe].poly_power
     )
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp and device.type == "cuda")
     start = 0
