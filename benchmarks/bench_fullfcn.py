@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fcnbase import pick_threads
+from fcnbase import available_cores
 from fcnbase.device import cpu_name
 from fullfcn.builders import build
 from fullfcn.evaluate import autocast
@@ -202,7 +202,7 @@ def main() -> None:
     args = p.parse_args()
     device = torch.device(args.device)
     if device.type == "cpu":
-        torch.set_num_threads(pick_threads(args.threads))
+        torch.set_num_threads(args.threads or available_cores())
         name = f"{cpu_name()}, {torch.get_num_threads()} thread(s)"
     else:
         torch.backends.cudnn.benchmark = True

@@ -24,7 +24,7 @@ from fcnbase.cli import (
     int_arg,
     run_cli,
 )
-from fcnbase.device import available_cores, pick_device, pick_threads, torch_threads
+from fcnbase.device import available_cores, pick_device, torch_threads
 from fcnbase.outputs import (
     PARTIAL,
     OutputBusyError,
@@ -57,7 +57,6 @@ __all__ = [
     "leftover_temps",
     "lock_dir",
     "pick_device",
-    "pick_threads",
     "run_cli",
     "torch_threads",
 ]

@@ -28,16 +28,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, NoReturn
 
-__all__ = [
-    "CliError",
-    "Parser",
-    "UsageError",
-    "deferred_interrupts",
-    "float_arg",
-    "int_arg",
-    "run_cli",
-]
-
 EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPT = 1, 2, 130
 
 
@@ -67,7 +57,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         default = action.default  # identity, not ==: a default of 0 is worth showing
         silent = default is None or default is False or default is argparse.SUPPRESS
         silent = silent or not action.option_strings
-        if silent or "%(default)" in text or "default" in text:
+        if silent or "default" in text:  # also "%(default)s": the text names it
             return text
         return f"{text} (default: %(default)s)".lstrip()
 
@@ -97,9 +87,7 @@ def int_arg(low: int | None = None, high: int | None = None) -> Callable[[str], 
             value = int(text.strip())
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{text} is outside {_range(low, high)}")
-        return value
+        return _in_range(text, value, low, high)
 
     parse.__name__ = "integer"  # argparse names the type in its messages
     return parse
@@ -116,18 +104,18 @@ def float_arg(low: float | None = None, high: float | None = None) -> Callable[[
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{text} is outside {_range(low, high)}")
-        return value
+        return _in_range(text, value, low, high)
 
     parse.__name__ = "number"
     return parse
 
 
-def _range(low: float | None, high: float | None) -> str:
-    if high is None:
-        return f">= {low}"
-    return f"<= {high}" if low is None else f"{low}..{high}"
+def _in_range(text: str, value: Any, low: float | None, high: float | None) -> Any:
+    """``value`` (parsed from ``text``) when it lies in ``[low, high]``; else argparse's error."""
+    if (low is None or value >= low) and (high is None or value <= high):
+        return value
+    bound = f">= {low}" if high is None else f"<= {high}" if low is None else f"{low}..{high}"
+    raise argparse.ArgumentTypeError(f"{text} is outside {bound}")
 
 
 def one_line(exc: BaseException) -> str:
@@ -150,10 +138,6 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _raise_interrupt(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt
-
-
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (``kill``, torchrun, a batch scheduler) takes the Ctrl-C path: save, exit 130.
@@ -164,7 +148,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     if not _in_main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # KeyboardInterrupt
     try:
         yield
     finally:

@@ -45,14 +45,6 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def pick_threads(requested: int | None = None) -> int:
-    """How many threads torch's CPU kernels should use: ``requested``, else every core this
-    process may use (:func:`available_cores`)."""
-    if requested is not None and requested < 1:
-        raise UsageError(f"threads must be >= 1, got {requested}")
-    return requested or available_cores()
-
-
 @contextmanager
 def torch_threads(requested: int | None = None) -> Iterator[int]:
     """Run the block on ``requested`` CPU threads (None: torch's count as it is); restore
@@ -60,8 +52,10 @@ def torch_threads(requested: int | None = None) -> Iterator[int]:
     """
     import torch
 
+    if requested is not None and requested < 1:
+        raise UsageError(f"threads must be >= 1, got {requested}")
     before = torch.get_num_threads()
-    threads = before if requested is None else pick_threads(requested)
+    threads = before if requested is None else requested
     torch.set_num_threads(threads)
     try:
         yield threads

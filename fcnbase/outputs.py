@@ -36,19 +36,6 @@ from typing import BinaryIO
 
 from fcnbase.cli import CliError, UsageError
 
-__all__ = [
-    "PARTIAL",
-    "OutputBusyError",
-    "OutputExistsError",
-    "atomic_write",
-    "check_outputs",
-    "check_writable",
-    "create_temp",
-    "is_partial",
-    "leftover_temps",
-    "lock_dir",
-]
-
 #: Suffix of every temporary file: a leftover one is the trace of an interrupted run.
 PARTIAL = ".partial"
 

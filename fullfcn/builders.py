@@ -29,22 +29,6 @@ from fullfcn.pytorch_fcn import (
 from fullfcn.transforms import CAFFE, PREPROCESS, Preprocess
 from fullfcn.voc import NUM_CLASSES, VOC_CLASSES, voc_palette
 
-__all__ = [
-    "BuildOptions",
-    "Stored",
-    "build",
-    "check_stage",
-    "fcn8s",
-    "fcn8s_atonce",
-    "fcn16s",
-    "fcn32s",
-    "load_into",
-    "load_model",
-    "read_stored",
-    "read_weights",
-    "staged_init",
-]
-
 
 def check_stage(source: FCN, variant: str, num_classes: int) -> None:
     """Refuse to start a ``variant`` scoring ``num_classes`` from ``source`` (staged
@@ -175,16 +159,10 @@ def read_stored(raw: Any, source: str) -> Stored:
         for key in ("variant", "model", "preprocess", "width_divisor"):
             if key not in raw:
                 raise ValueError(f"{source} lacks {key!r}: not a complete fullfcn-train checkpoint")
-        if raw["variant"] not in VARIANTS:
-            raise ValueError(f"{source}: variant {raw['variant']!r} is not one of {VARIANTS}")
-        if raw["preprocess"] not in PREPROCESS:
-            raise ValueError(
-                f"{source}: preprocess {raw['preprocess']!r} is not one of {tuple(PREPROCESS)}"
-            )
-        if raw["width_divisor"] not in WIDTH_DIVISORS:
-            raise ValueError(
-                f"{source}: width_divisor {raw['width_divisor']!r} is not one of {WIDTH_DIVISORS}"
-            )
+        choices = dict(variant=VARIANTS, preprocess=tuple(PREPROCESS), width_divisor=WIDTH_DIVISORS)
+        for key, values in choices.items():
+            if raw[key] not in values:
+                raise ValueError(f"{source}: {key} {raw[key]!r} is not one of {values}")
         state = load_pytorch_fcn(raw["model"], f"{source} ('model')")
         num_classes = _num_classes(state, source)
         return Stored(

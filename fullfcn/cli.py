@@ -30,14 +30,13 @@ from fullfcn.builders import build, load_model
 from fullfcn.evaluate import confusion_matrix, eval_loader
 from fullfcn.folder import CLASSES_FILE, SegmentationFolder
 from fullfcn.model import VARIANTS, WIDTH_DIVISORS
+from fullfcn.pairs import IGNORE_INDEX
 from fullfcn.predict import MAX_PIXELS, load_image, overlay, predict
 from fullfcn.train import DEFAULT_WORKERS, RECIPES, TrainConfig, train
 from fullfcn.train_data import datasets
 from fullfcn.transforms import eval_transforms
-from fullfcn.voc import IGNORE_INDEX, VOCSegmentation, colorize, find_voc2012
+from fullfcn.voc import VOCSegmentation, colorize, find_voc2012
 from tinyfcn.metrics import format_metrics
-
-__all__ = ["eval_main", "predict_main", "train_main"]
 
 # -- shared options --------------------------------------------------------------------------
 

@@ -15,10 +15,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from fullfcn.model import FCN
-from fullfcn.voc import IGNORE_INDEX
+from fullfcn.pairs import IGNORE_INDEX
 from tinyfcn.metrics import ConfusionMatrix
-
-__all__ = ["autocast", "confusion_matrix", "eval_loader", "evaluate"]
 
 
 def autocast(device: torch.device, amp: bool) -> torch.autocast:

@@ -46,18 +46,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from torchvision.datasets import VisionDataset
 
-from fullfcn.pairs import LabelError, SegmentationPairs, check_mask, read_list
+from fullfcn.pairs import IGNORE_INDEX, LabelError, SegmentationPairs, check_mask, read_list
 from fullfcn.predict import load_image
-from fullfcn.voc import IGNORE_INDEX, voc_palette
-
-__all__ = [
-    "CLASSES_FILE",
-    "SPLITS",
-    "SPLIT_SEED",
-    "FolderError",
-    "SegmentationFolder",
-    "split_stems",
-]
+from fullfcn.voc import voc_palette
 
 CLASSES_FILE = "classes.txt"
 #: The split's seed, shared by fullfcn-train and fullfcn-eval. Not ``--seed``: another
@@ -211,8 +202,7 @@ class SegmentationFolder(SegmentationPairs, VisionDataset):
             what = f"mask {mask_path}"
             check_mask(mask, image, what, self.num_classes, "the folder", FolderError)
             if mask.mode == "P" and not self.palette:
-                self.palette = (mask.getpalette() or []) + [0] * 768
-                del self.palette[768:]
+                self.palette = ((mask.getpalette() or []) + [0] * 768)[:768]  # 256 colours
 
     def __len__(self) -> int:
         return len(self.images)

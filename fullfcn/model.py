@@ -40,8 +40,6 @@ from tinyfcn.fcn import CropPaths, crop_plan, fuse, score_layer
 from tinyfcn.geometry import crop
 from tinyfcn.upsample import upsample_layer
 
-__all__ = ["FCN", "VARIANTS", "WIDTH_DIVISORS", "paper_named_layers"]
-
 VARIANTS = ("fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce")
 #: Channel divisors that keep every VGG width whole (64 channels in conv1 / 64 = 1).
 WIDTH_DIVISORS = (1, 2, 4, 8, 16, 32, 64)

@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-__all__ = ["IGNORE_INDEX", "LabelError", "SegmentationPairs", "check_mask", "read_list"]
-
 #: The mask value no loss or metric counts (VOC's "void" band around every object).
 IGNORE_INDEX = 255
 

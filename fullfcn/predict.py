@@ -25,8 +25,6 @@ from fullfcn.evaluate import autocast
 from fullfcn.model import FCN
 from fullfcn.voc import colorize
 
-__all__ = ["MAX_PIXELS", "load_image", "overlay", "predict"]
-
 #: The largest image segmented by default: 16 megapixels (a 12 MP phone photo passes).
 #: conv1_1 and conv1_2 each hold 64 float32 channels at full resolution (plus the pad of
 #: 100), about 0.5 GB per megapixel together, so 16 MP needs some 8 GB before the rest of

@@ -25,16 +25,6 @@ from typing import Any
 
 from torch import Tensor, nn
 
-__all__ = [
-    "ARCHS",
-    "check_state_dict",
-    "guess_variant",
-    "load_pytorch_fcn",
-    "stated_preprocess",
-    "stated_variant",
-    "to_pytorch_fcn",
-]
-
 #: pytorch-fcn's model class names, as its trainer records them in ``"arch"``.
 ARCHS = {"FCN32s": "fcn32s", "FCN16s": "fcn16s", "FCN8s": "fcn8s", "FCN8sAtOnce": "fcn8s_atonce"}
 #: Where :func:`to_pytorch_fcn` records the variant and the input normalisation: the root

@@ -43,6 +43,7 @@ from fcnbase.device import available_cores
 from fullfcn.builders import build, check_stage, load_model
 from fullfcn.evaluate import autocast, confusion_matrix, eval_loader
 from fullfcn.model import FCN, VARIANTS
+from fullfcn.pairs import IGNORE_INDEX
 from fullfcn.train_data import batches, datasets, set_transforms
 from fullfcn.train_utils import (
     CHECKPOINT,
@@ -56,17 +57,7 @@ from fullfcn.train_utils import (
     rng_state,
     save_checkpoint,
 )
-from fullfcn.voc import IGNORE_INDEX, find_voc2012
-
-__all__ = [
-    "DEFAULT_WORKERS",
-    "PAPER_LR",
-    "RECIPES",
-    "Recipe",
-    "TrainConfig",
-    "TrainResult",
-    "train",
-]
+from fullfcn.voc import find_voc2012
 
 # -- the recipes and the configuration -------------------------------------------------------
 
@@ -176,22 +167,6 @@ class TrainResult:
     checkpoint: Path
 
 
-# -- model and optimisation ------------------------------------------------------------------
-
-
-def _model(config: TrainConfig, train_set: Any, parent: FCN | None) -> FCN:
-    """The net to train, scoring the training set's classes (named and coloured by it)."""
-    model = build(
-        config.variant,
-        weights=config.weights,
-        num_classes=train_set.num_classes,
-        init_from=parent,
-        width_divisor=config.width_divisor,
-    )
-    model.classes, model.palette = train_set.classes, train_set.palette
-    return model
-
-
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
     """Weights decay at ``lr``; biases learn at ``2 lr`` without decay; frozen layers skip."""
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -272,7 +247,6 @@ def _train(
     world: int,
     device: torch.device,
 ) -> TrainResult:
-    power = RECIPES[config.recipe].poly_power
     out_dir = Path(config.out_dir)
     ckpt_path = out_dir / CHECKPOINT
     saved = None  # the checkpoint to continue, checked before VGG16 is built
@@ -280,12 +254,19 @@ def _train(
         saved = read_resume(ckpt_path, config.variant, config.width_divisor)
     torch.manual_seed(config.seed + rank)
 
-    model = _model(config, data[0], parent)
+    model = build(  # scoring the training set's classes, named and coloured by it
+        config.variant,
+        weights=config.weights,
+        num_classes=data[0].num_classes,
+        init_from=parent,
+        width_divisor=config.width_divisor,
+    )
+    model.classes, model.palette = data[0].classes, data[0].palette
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.PolynomialLR(
-        optimizer, total_iters=config.iterations, power=power
+        optimizer, total_iters=config.iterations, power=RECIPES[config.recipe].poly_power
     )
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp and device.type == "cuda")
     start = 0

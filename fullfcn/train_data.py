@@ -17,15 +17,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from fullfcn.folder import SPLIT_SEED, SegmentationFolder
+from fullfcn.folder import SegmentationFolder
 from fullfcn.model import FCN
 from fullfcn.transforms import eval_transforms, train_transforms
 from fullfcn.voc import SBDSegmentation, VOCSegmentation
 
 if TYPE_CHECKING:
     from fullfcn.train import TrainConfig
-
-__all__ = ["SeededSamples", "batches", "datasets", "set_transforms"]
 
 
 class SeededSamples(Dataset):
@@ -85,7 +83,7 @@ def datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
     A ``data`` folder validates on its ``val`` split unless it has no ``val.txt`` and
     ``val_fraction`` is 0 (everything trains)."""
     if config.data:
-        folder = dict(num_classes=config.classes, val_fraction=config.val_fraction, seed=SPLIT_SEED)
+        folder = dict(num_classes=config.classes, val_fraction=config.val_fraction)
         train_set = SegmentationFolder(config.data, "train", **folder)
         validate = config.val_fraction > 0 or (Path(config.data) / "val.txt").is_file()
         return train_set, SegmentationFolder(config.data, "val", **folder) if validate else None

@@ -32,23 +32,6 @@ from fullfcn.model import FCN
 if TYPE_CHECKING:
     from fullfcn.train import TrainConfig
 
-__all__ = [
-    "CHECKPOINT",
-    "LOG",
-    "TENSORBOARD",
-    "TRAIN_STATE",
-    "TrainLog",
-    "check_inputs_apart",
-    "claim_out_dir",
-    "gather",
-    "init_distributed",
-    "read_resume",
-    "resume",
-    "rng_state",
-    "save_checkpoint",
-    "set_rng_state",
-]
-
 #: What a run writes into ``--out-dir``: the only files ``--force`` ever removes there.
 CHECKPOINT, LOG, TENSORBOARD = "checkpoint.pt", "log.csv", "tensorboard"
 #: What a checkpoint must hold to be resumed, besides the model (:func:`read_stored`).
@@ -60,13 +43,11 @@ TRAIN_STATE = ("optimizer", "scheduler", "scaler", "iteration", "rng")
 
 def init_distributed(device_name: str) -> tuple[int, int, torch.device]:
     """Rank, world size and device; joins the process group when started by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device, world = pick_device(device_name), int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return 0, 1, pick_device(device_name)
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(device_name)
+        return 0, 1, device
     if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -83,13 +64,6 @@ def rng_state() -> dict[str, Any]:
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state()
     return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Put back what :func:`rng_state` took."""
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
 
 
 def gather(obj: Any, world: int) -> list[Any]:
@@ -190,8 +164,11 @@ def resume(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        if len(state["rng"]) == world:
-            set_rng_state(state["rng"][rank])
+        if len(state["rng"]) == world:  # put back what rng_state took
+            rng = state["rng"][rank]
+            torch.set_rng_state(rng["torch"])
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state(rng["cuda"])
     except (KeyError, TypeError, IndexError, ValueError, RuntimeError) as err:
         # a nested piece is missing or of the wrong kind: the file, not the code, is wrong
         raise ValueError(f"{path} cannot be resumed: {type(err).__name__} {err}") from None

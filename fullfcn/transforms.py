@@ -24,16 +24,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from fullfcn.voc import IGNORE_INDEX
-
-__all__ = [
-    "CAFFE",
-    "PREPROCESS",
-    "TORCHVISION",
-    "Preprocess",
-    "eval_transforms",
-    "train_transforms",
-]
+from fullfcn.pairs import IGNORE_INDEX
 
 
 @dataclass(frozen=True)

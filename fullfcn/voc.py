@@ -23,21 +23,7 @@ from PIL import Image
 from torchvision import datasets
 from torchvision.datasets.utils import download_url
 
-from fullfcn.pairs import IGNORE_INDEX, LabelError, SegmentationPairs, check_mask, read_list
-
-__all__ = [
-    "IGNORE_INDEX",
-    "NUM_CLASSES",
-    "SEG11VALID_URL",
-    "VOC_CLASSES",
-    "LabelError",
-    "SBDSegmentation",
-    "VOCSegmentation",
-    "check_label",
-    "colorize",
-    "find_voc2012",
-    "voc_palette",
-]
+from fullfcn.pairs import LabelError, SegmentationPairs, check_mask, read_list
 
 VOC_CLASSES: tuple[str, ...] = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",

@@ -50,7 +50,6 @@ _TRAIN_API = {
     "run": "tinyfcn.train",
     "fit": "tinyfcn.train",
     "pretrained": "tinyfcn.bundled",
-    "pick_device": "fcnbase",
 }
 
 

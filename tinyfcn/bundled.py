@@ -20,8 +20,6 @@ import torch
 
 from tinyfcn.model import VARIANTS, TinyFCN
 
-__all__ = ["pretrained", "provenance", "weights_dir"]
-
 
 def weights_dir() -> Path:
     """The folder of the bundled weights, inside the installed package."""

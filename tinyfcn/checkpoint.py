@@ -20,8 +20,6 @@ from fcnbase import atomic_write
 from tinyfcn.config import TrainConfig
 from tinyfcn.model import VARIANTS, TinyFCN
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
-
 CHECKPOINT_FORMAT = "tinyfcn-checkpoint-v1"
 
 
@@ -36,8 +34,6 @@ def save_checkpoint(
     train_state: dict[str, object] | None = None,
 ) -> None:
     """Save ``{"format", "config", "model", "state_dict", "train_state"}`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "config": asdict(config),

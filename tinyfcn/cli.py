@@ -161,14 +161,6 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def _remove_stale(outputs: Sequence[Path]) -> None:
-    """``--force``: remove the temporary files an interrupted earlier run left for our
-    outputs (we hold the folder's lock, so no running writer owns them)."""
-    for out in outputs:
-        for leftover in leftover_temps(out):
-            leftover.unlink(missing_ok=True)
-
-
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     config = _config(args)
@@ -188,15 +180,16 @@ def _main(argv: Sequence[str] | None) -> int:
         # --resume of the very checkpoint this run writes: its continuation replaces it.
         continues = bool(args.resume) and checkpoint.exists()
         continues = continues and os.path.samefile(args.resume, checkpoint)
-        replacing = args.force or continues
         check_outputs(
             outputs,
             inputs=[] if continues else [args.resume],  # continuing X may replace X itself
-            force=replacing,
+            force=args.force or continues,
             hint="--force, or --resume of that checkpoint",
         )
-        if args.force:
-            _remove_stale(outputs)
+        if args.force:  # also what an interrupted run left half-written for our outputs:
+            for out in outputs:  # we hold the folder's lock, so no running writer owns it
+                for leftover in leftover_temps(out):
+                    leftover.unlink(missing_ok=True)
         try:
             result = run(
                 config,

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from fcnbase import UsageError
 from tinyfcn.model import VARIANTS
 
-__all__ = ["FitConfig", "TrainConfig"]
-
 
 def _check(
     config: FitConfig | TrainConfig, counts: tuple[str, ...], numbers: tuple[str, ...]

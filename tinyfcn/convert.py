@@ -25,8 +25,6 @@ from torch import nn
 
 from tinyfcn.geometry import output_size
 
-__all__ = ["convolutionalize", "linear_to_conv"]
-
 
 def linear_to_conv(linear: nn.Linear, in_channels: int, kernel: tuple[int, int]) -> nn.Conv2d:
     """The convolution that computes ``linear`` on a ``in_channels x kernel`` feature map.

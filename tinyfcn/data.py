@@ -21,17 +21,6 @@ from torch import Tensor
 
 import m2nist
 
-__all__ = [
-    "BACKGROUND",
-    "CLASS_NAMES",
-    "NUM_CLASSES",
-    "Split",
-    "as_tensors",
-    "load_digits",
-    "load_m2nist",
-    "random_shift",
-]
-
 #: M2NIST's labels: classes 0-9 are digits, BACKGROUND (10) the rest; 11 classes in all.
 BACKGROUND, NUM_CLASSES, CLASS_NAMES = m2nist.BACKGROUND, m2nist.NUM_CLASSES, m2nist.CLASS_NAMES
 

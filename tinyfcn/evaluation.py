@@ -13,8 +13,6 @@ from torch import Tensor, nn
 from tinyfcn.data import CLASS_NAMES, NUM_CLASSES, Split, as_tensors
 from tinyfcn.metrics import ConfusionMatrix
 
-__all__ = ["check_scores", "evaluate", "evaluate_classifier", "predict"]
-
 
 def check_scores(scores: Tensor, images: Tensor) -> None:
     """Refuse a net whose output is not one score per class and pixel of its input: a wrong

@@ -18,8 +18,6 @@ from torch import Tensor, nn
 
 from tinyfcn.geometry import coord_map, crop, crop_offset
 
-__all__ = ["CropPaths", "crop_plan", "fuse", "score_layer"]
-
 #: For each crop, by name: (layers from the image to the map that is cropped, layers from the
 #: image to the map it must line up with).
 CropPaths = Mapping[str, tuple[Sequence[nn.Module], Sequence[nn.Module]]]

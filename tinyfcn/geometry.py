@@ -23,16 +23,6 @@ from fractions import Fraction
 
 from torch import Tensor, nn
 
-__all__ = [
-    "CoordMap",
-    "LayerGeometry",
-    "coord_map",
-    "crop",
-    "crop_offset",
-    "output_size",
-    "receptive_fields",
-]
-
 # Layers that never move pixels: they pass the coordinate map through unchanged.
 _POINTWISE = (
     nn.ReLU,

@@ -30,20 +30,6 @@ from tinyfcn.config import FitConfig, TrainConfig
 from tinyfcn.data import Split, as_tensors, load_digits, random_shift
 from tinyfcn.evaluation import check_scores, evaluate, evaluate_classifier
 
-__all__ = [
-    "HISTORY_KEYS",
-    "PACE_STEPS",
-    "Budget",
-    "BudgetError",
-    "TrainingInterrupted",
-    "batches",
-    "cosine",
-    "steps_for",
-    "train_classifier",
-    "train_fcn",
-    "train_step",
-]
-
 #: Classifier steps timed before judging its pace: the first ones pay for warm-up.
 PACE_STEPS = 3
 #: What a history point holds besides the metrics: when, and after how many steps.

@@ -23,8 +23,6 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["ConfusionMatrix", "format_metrics"]
-
 
 class ConfusionMatrix:
     """Accumulates ``matrix[truth, prediction]`` pixel counts over batches."""

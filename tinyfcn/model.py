@@ -50,8 +50,6 @@ for every H >= 28, and floor loses up to 3 when H + 2P = 3 (mod 4). So::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor, nn
 
@@ -59,30 +57,11 @@ from tinyfcn.classifier import INPUT_SIZE, MnistClassifier
 from tinyfcn.convert import convolutionalize
 from tinyfcn.fcn import CropPaths, crop_plan, fuse, score_layer
 from tinyfcn.geometry import coord_map, crop, output_size
-from tinyfcn.upsample import bilinear_kernel, upsample_layer
-
-__all__ = ["VARIANTS", "TinyFCN", "describe"]
+from tinyfcn.upsample import upsample_layer
 
 VARIANTS = ("fcn4s", "fcn2s", "fcn1s", "article")
 MIN_SIZE = min(INPUT_SIZE)  # the classifier's input: the smallest image a variant must handle
 _MAX_PADDING = 64  # far beyond any padding these nets need; a guard against a search bug
-
-
-def _smoothing_upsample(
-    channels: int, kernel: int, stride: int, *, learnable: bool
-) -> nn.ConvTranspose2d:
-    """A transposed conv whose kernel is a tent, rescaled so a constant map stays constant.
-
-    The article's last layer (kernel 6, stride 2) is not a ``2f x 2f`` kernel, so the tent
-    of :func:`bilinear_kernel` does not tile to one; each of the ``stride**2`` phases of the
-    output sums an equal share of the kernel, hence the rescaling by ``stride**2 / sum``.
-    """
-    layer = nn.ConvTranspose2d(channels, channels, kernel, stride=stride, bias=False)
-    weight = bilinear_kernel(channels, kernel)
-    with torch.no_grad():
-        layer.weight.copy_(weight * stride**2 / weight[0, 0].sum())
-    layer.weight.requires_grad_(learnable)
-    return layer
 
 
 class TinyFCN(nn.Module):
@@ -127,7 +106,7 @@ class TinyFCN(nn.Module):
             self.fc = nn.Sequential(nn.Conv2d(width, fc.out_channels, 1), nn.ReLU(inplace=True))
             self.score_fr = nn.Conv2d(fc.out_channels, num_classes, 1)
             self.upscore2 = upsample_layer(num_classes, 2, learnable=up)  # 1/2
-            self.upscore2_k6 = _smoothing_upsample(num_classes, 6, 2, learnable=up)  # 1/1
+            self.upscore2_k6 = upsample_layer(num_classes, 2, learnable=up, kernel_size=6)  # 1/1
         else:
             self.fc = nn.Sequential(fc, relu_fc)  # dense32 as a 5x5 conv: the paper's fc6
             self.score_fr = self._score_fr(dense10, num_classes)
@@ -242,12 +221,3 @@ class TinyFCN(nn.Module):
             "num_classes": self.num_classes,
             "learnable_upsampling": self.learnable_upsampling,
         }
-
-    def geometry(self) -> dict[str, object]:
-        """The computed padding and crops, for tables and docs."""
-        return {"padding": self.padding, "crop_offsets": dict(self.crop_offsets)}
-
-
-def describe(variants: Sequence[str] = VARIANTS) -> list[dict[str, object]]:
-    """Padding and crop offsets of each variant, computed by building it."""
-    return [{"variant": v, **TinyFCN(v).geometry()} for v in variants]

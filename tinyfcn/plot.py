@@ -11,8 +11,6 @@ from m2nist.viz import add_legend, colorize
 from tinyfcn.data import Split, as_tensors
 from tinyfcn.evaluation import predict
 
-__all__ = ["plot_predictions"]
-
 
 def plot_predictions(
     model: nn.Module, data: Split, path: str | os.PathLike | None = None, count: int = 4

@@ -31,8 +31,6 @@ from tinyfcn.data import Split, load_m2nist
 from tinyfcn.loop import HISTORY_KEYS, TrainingInterrupted, train_classifier, train_fcn
 from tinyfcn.model import TinyFCN
 
-__all__ = ["RunResult", "fit", "run"]
-
 
 @dataclass
 class RunResult:

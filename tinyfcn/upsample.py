@@ -17,8 +17,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["bilinear_kernel", "upsample_layer"]
-
 
 def bilinear_kernel(channels: int, kernel_size: int) -> Tensor:
     """A ``(channels, channels, k, k)`` ConvTranspose2d weight that interpolates bilinearly.
@@ -41,16 +39,26 @@ def bilinear_kernel(channels: int, kernel_size: int) -> Tensor:
     return weight
 
 
-def upsample_layer(channels: int, factor: int, *, learnable: bool = False) -> nn.ConvTranspose2d:
+def upsample_layer(
+    channels: int, factor: int, *, learnable: bool = False, kernel_size: int | None = None
+) -> nn.ConvTranspose2d:
     """A ``factor``-times upsampler: kernel ``2 * factor``, stride ``factor``, no bias.
 
     ``learnable=False`` freezes it (``requires_grad=False``), as the paper does for the final
     upsampling; the weights stay in the state dict either way so checkpoints round-trip.
+    Another ``kernel_size`` (the M2NIST article's 6 at stride 2) is not a ``2f x 2f`` tent,
+    which would tile to one: each of the ``factor**2`` phases of the output sums an equal
+    share of the kernel, so the tent is rescaled by ``factor**2 / sum`` and a constant map
+    stays constant.
     """
     if factor < 1:
         raise ValueError(f"upsampling factor must be >= 1, got {factor}")
-    layer = nn.ConvTranspose2d(channels, channels, 2 * factor, stride=factor, bias=False)
+    kernel_size = kernel_size or 2 * factor
+    layer = nn.ConvTranspose2d(channels, channels, kernel_size, stride=factor, bias=False)
+    weight = bilinear_kernel(channels, kernel_size)
+    if kernel_size != 2 * factor:
+        weight = weight * factor**2 / weight[0, 0].sum()
     with torch.no_grad():
-        layer.weight.copy_(bilinear_kernel(channels, 2 * factor))
+        layer.weight.copy_(weight)
     layer.weight.requires_grad_(learnable)
     return layer

@@ -7,18 +7,12 @@ import torch
 
 from fcnbase import UsageError
 from fcnbase import device as device_module
-from fcnbase.device import pick_threads, torch_threads
+from fcnbase.device import torch_threads
 
 
-def test_a_requested_count_wins_and_must_be_positive() -> None:
-    assert pick_threads(3) == 3
-    with pytest.raises(UsageError, match="threads must be >= 1"):
-        pick_threads(0)
-
-
-def test_without_a_request_every_available_core_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(device_module, "available_cores", lambda: 6)
-    assert pick_threads() == 6
+def test_a_requested_count_must_be_positive() -> None:
+    with pytest.raises(UsageError, match="threads must be >= 1"), torch_threads(0):
+        pass
 
 
 def test_cpu_name_names_a_processor() -> None:

@@ -1,6 +1,6 @@
 """fullfcn-train / -eval / -predict end to end on VOC: train, resume, evaluate, predict.
 
-The bad inputs each command refuses are the table in ``test_cli_refused.py``; training on
+The bad inputs each command refuses are the table in ``test_bad_inputs.py``; training on
 your own folder (``--data``) is ``test_cli_folder.py``.
 """
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
 from fullfcn.builders import build
 from fullfcn.evaluate import confusion_matrix, eval_loader, evaluate
 from fullfcn.folder import SegmentationFolder
-from fullfcn.predict import predict
+from fullfcn.predict import load_image, predict
 from fullfcn.transforms import eval_transforms
+from fullfcn.voc import find_voc2012
 from tests.fullfcn.conftest import WIDTH
 
 
@@ -52,3 +54,17 @@ def test_predict_is_the_argmax_per_pixel_on_the_cpu(voc_folder: Path) -> None:
         expected = model(model.preprocess(image)[None]).argmax(1)[0]
     assert torch.equal(mask, expected)
     assert torch.equal(predict(model, image, device="cpu"), mask)
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(voc_root: Path, tmp_path: Path) -> None:
+    """A genuine 16-bit PNG of a real photo reads back as that photo's 8-bit grey values
+    (PIL's own conversion clips 16-bit values to 255: an almost white image)."""
+    photo = find_voc2012(voc_root) / "JPEGImages" / "2007_000032.jpg"
+    grey = np.array(Image.open(photo).convert("L"))
+    sixteen = tmp_path / "deep.png"
+    Image.fromarray(grey.astype(np.uint16) * 257).save(sixteen)  # 0..255 -> 0..65535
+    assert Image.open(sixteen).mode.startswith("I")  # PIL reads it as 16-bit
+    rgb = np.array(load_image(sixteen))
+    assert rgb.shape == (*grey.shape, 3)
+    assert np.array_equal(rgb[..., 0], grey) and np.array_equal(rgb[..., 2], grey)
+    assert (rgb == 255).mean() < 0.05

@@ -60,3 +60,9 @@ def test_bad_arguments(bad: tuple[int, int]) -> None:
         bilinear_kernel(*bad)
     with pytest.raises(ValueError):
         upsample_layer(1, 0)
+
+
+def test_another_kernel_is_rescaled_so_a_constant_map_stays_constant() -> None:
+    y = upsample_layer(1, 2, kernel_size=6)(torch.full((1, 1, 6, 6), 3.0))
+    assert y.shape[-2:] == (16, 16)
+    assert torch.allclose(y[..., 4:-4, 4:-4], torch.tensor(3.0))
