@@ -39,7 +39,6 @@ import re
 import secrets
 import shutil
 import zipfile
-from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
@@ -60,7 +59,14 @@ from fcnbase.outputs import (
     create_temp,
     lock_dir,
 )
-from m2nist.generator import PLACEMENT_ROUNDS, M2NISTArrays, block_spans, compose, digit_pool
+from m2nist.generator import (
+    PLACEMENT_ROUNDS,
+    M2NISTArrays,
+    block_spans,
+    check_fits,
+    compose,
+    digit_pool,
+)
 from m2nist.mnist import SAMPLE, load_split, resolve_source, sample_path
 from m2nist.params import BLOCK, CLASS_NAMES, NUM_CLASSES, Params
 
@@ -100,11 +106,6 @@ def shard_rows(total: int, shard: tuple[int, int] | None) -> tuple[int, int]:
     """Rows ``[start, stop)`` of shard ``I/N`` (0-based I): contiguous, in order."""
     index, count = shard or (0, 1)
     return index * total // count, (index + 1) * total // count
-
-
-def passes(formats: list[str]) -> int:
-    """Passes a run makes over the rows (:meth:`Run.split`): three when it writes npz."""
-    return 3 if "npz" in formats else 1
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:
@@ -187,14 +188,17 @@ class Staging:
     def __init__(self) -> None:
         self.pending: list[tuple[Path, Path]] = []
         self.entries: dict[Path, Future[dict]] = {}
+        self.temp_of: dict[BinaryIO, Path] = {}
         self.hasher = ThreadPoolExecutor(1, thread_name_prefix="m2nist-sha256")
 
-    def file(self, final: Path, header: bytes = b"") -> tuple[BinaryIO, Path]:
+    def file(self, final: Path, header: bytes = b"") -> BinaryIO:
+        """A new temporary file for ``final``, open for writing, ``header`` written."""
         fd, tmp = create_temp(final)
         self.pending.append((tmp, final))
         file = os.fdopen(fd, "wb")
+        self.temp_of[file] = tmp
         file.write(header)
-        return file, tmp
+        return file
 
     def folder(self, final: Path) -> Path:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -205,8 +209,13 @@ class Staging:
                 self.pending.append((tmp, final))
                 return tmp
 
-    def done(self, tmp: Path) -> None:
-        self.entries[tmp] = self.hasher.submit(entry_of, tmp)
+    def done(self, *done: BinaryIO | Path) -> None:
+        """Close finished files (and folders) and hash them."""
+        for item in done:
+            if not isinstance(item, Path):
+                item.close()
+            tmp = item if isinstance(item, Path) else self.temp_of[item]
+            self.entries[tmp] = self.hasher.submit(entry_of, tmp)
 
     def commit(self) -> None:
         """Rename every temporary into place; a folder replaces the previous run's (which
@@ -241,22 +250,11 @@ def entry_of(path: Path) -> dict:
 
 
 def _ordered(jobs: list, run: Callable, workers: int) -> Iterator:
-    """``map(run, jobs)`` on ``workers`` threads, in order, a few results in flight; however
-    it ends (an error, Ctrl-C), no job is still running once it has."""
-    if workers <= 1:
-        yield from map(run, jobs)
-        return
-    ex = ThreadPoolExecutor(workers)
-    try:
-        window: deque[Future] = deque()
-        for job in jobs:
-            window.append(ex.submit(run, job))
-            if len(window) > workers:
-                yield window.popleft().result()
-        while window:
-            yield window.popleft().result()
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
+    """``map(run, jobs)`` on ``workers`` threads, in order, a few jobs at a time (memory
+    stays flat); however it ends (an error, Ctrl-C), no job is still running once it has."""
+    with ThreadPoolExecutor(workers) as ex:
+        for at in range(0, len(jobs), 2 * workers):
+            yield from ex.map(run, jobs[at : at + 2 * workers])
 
 
 def npz_member(npz: zipfile.ZipFile, name: str, dtype: type, shape: tuple) -> BinaryIO:
@@ -276,19 +274,21 @@ class Run:
         self.out, self.params, self.formats, self.rows = out, params, formats, rows
         self.staging = Staging()
         total = sum(b - a for a, b in rows.values())
-        self.flat = self._kaggle(out, total) if "kaggle-flat" in formats else {}
+        self.flat = self._kaggle(out, total) if "kaggle-flat" in formats else []
         self.png = {}  # array -> its temporary folder
         if "png" in formats:
             self.png = {kind: self.staging.folder(out / f) for f, kind in PNG_FOLDERS.items()}
 
-    def _kaggle(self, folder: Path, n: int) -> dict[str, tuple[BinaryIO, Path]]:
-        shape = (n, *self.params.size)
-        return {
-            "images": self.staging.file(folder / "combined.npy", npy_header(np.uint8, shape)),
-            "labels": self.staging.file(
-                folder / "segmented.npy", npy_header(np.uint8, (*shape, NUM_CLASSES))
+    def _kaggle(self, folder: Path, n: int) -> list[tuple[BinaryIO, Callable]]:
+        """The two Kaggle files of ``n`` rows in ``folder``, each with what a block gives it."""
+        shape, file = (n, *self.params.size), self.staging.file
+        return [
+            (file(folder / "combined.npy", npy_header(np.uint8, shape)), lambda a: a.images),
+            (
+                file(folder / "segmented.npy", npy_header(np.uint8, (*shape, NUM_CLASSES))),
+                lambda a: one_hot(a.labels),
             ),
-        }
+        ]
 
     def split(
         self, split: str, seed: int, source: Source, workers: int, progress: Callable[[int], object]
@@ -304,10 +304,10 @@ class Run:
         """
         (start, stop), params, staging = self.rows[split], self.params, self.staging
         pool = digit_pool(split, params, source) if stop > start else None
-        files = self._kaggle(self.out / split, stop - start) if "kaggle" in self.formats else {}
-        shape, npz, boxes, spans = (stop - start, *params.size), None, [], block_spans(start, stop)
+        sinks = self._kaggle(self.out / split, stop - start) if "kaggle" in self.formats else []
+        shape, boxes, spans = (stop - start, *params.size), [], block_spans(start, stop)
         if "npz" in self.formats:
-            file, npz_tmp = staging.file(self.out / f"{split}.npz")
+            file = staging.file(self.out / f"{split}.npz")
             npz = zipfile.ZipFile(file, "w")
             images = npz_member(npz, "images", np.uint8, shape)
 
@@ -331,17 +331,15 @@ class Run:
             return buffer, arrays
 
         for buffer, arrays in _ordered(spans, run, workers):
-            if npz is not None:
+            if "npz" in self.formats:
                 images.write(arrays.images)
-            for kaggle in (files, self.flat):
-                if kaggle:
-                    kaggle["images"][0].write(arrays.images)
-                    kaggle["labels"][0].write(one_hot(arrays.labels))
+            for sink, what in sinks + self.flat:
+                sink.write(what(arrays))
             boxes.append(arrays.boxes.copy())
             progress(len(arrays))
             free.put(buffer)
         boxes = np.concatenate(boxes) if boxes else np.zeros((0, params.max_digits, 5), np.int16)
-        if npz is not None:
+        if "npz" in self.formats:
             images.close()
             for kind in ("labels", "instances"):
                 with npz_member(npz, kind, np.uint8, shape) as member:
@@ -352,28 +350,21 @@ class Run:
             with npz_member(npz, "boxes", np.int16, boxes.shape) as member:
                 member.write(boxes)
             npz.close()
-            file.close()
-            staging.done(npz_tmp)
-        self._close(files)
+            staging.done(file)
+        staging.done(*(sink for sink, _ in sinks))
         per_count = np.bincount((boxes[:, :, 0] >= 0).sum(1), minlength=params.max_digits + 1)
         info = {"start": start, "stop": stop, "images": stop - start}
         return {**info, "per_digit_count": tally(per_count, params)}
 
-    def _close(self, files: dict[str, tuple[BinaryIO, Path]]) -> None:
-        for file, tmp in files.values():
-            file.close()
-            self.staging.done(tmp)
-
     def close(self) -> None:
         """After every split: finish the files that span the splits."""
-        self._close(self.flat)
+        self.staging.done(*(sink for sink, _ in self.flat))
         if self.png:
             texts = {CLASSES_TXT: classes_text()}
             for split, name in SPLIT_LISTS.items():
                 texts[name] = split_list(split, *self.rows.get(split, (0, 0)))
-            self._close({name: self.staging.file(self.out / name, t) for name, t in texts.items()})
-            for tmp in self.png.values():
-                self.staging.done(tmp)
+            self.staging.done(*(self.staging.file(self.out / n, t) for n, t in texts.items()))
+            self.staging.done(*self.png.values())
 
 
 def tally(per_count: np.ndarray, params: Params) -> dict[str, int]:
@@ -404,12 +395,6 @@ def new_metadata(seed: int, params: Params, formats: list[str], shard: tuple | N
     }
 
 
-def source_paths(source: Source) -> list[Path]:
-    """The files (or, for an IDX folder, the folder) a run reads: never to be written."""
-    resolved = resolve_source(source)
-    return [sample_path()] if resolved == SAMPLE else [Path(resolved)]
-
-
 def check_destination(
     out: Path, finals: list[Path], *, source: Source, preview: Path | None, force: bool
 ) -> None:
@@ -422,16 +407,16 @@ def check_destination(
     """
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a directory")
-    for src in source_paths(source):
-        folder = (src if src.is_dir() else src.parent).resolve()
-        if out.resolve() == folder or folder.is_relative_to(out.resolve()):
-            raise UsageError(f"output {out} holds the MNIST source {src}; choose another OUT")
+    src = sample_path() if resolve_source(source) == SAMPLE else Path(resolve_source(source))
+    folder = (src if src.is_dir() else src.parent).resolve()  # what the run reads
+    if out.resolve() == folder or folder.is_relative_to(out.resolve()):
+        raise UsageError(f"output {out} holds the MNIST source {src}; choose another OUT")
     check_writable(out)
     if preview is not None and preview.suffix.lower() != ".png":
         raise UsageError(f"--preview {preview}: must be a .png file")
     folders = [p for p in finals if f"{p.relative_to(out).as_posix()}/" in ALL_OUTPUTS]
     files = [p for p in finals if p not in folders] + ([preview] if preview else [])
-    check_outputs(files, inputs=source_paths(source), force=force)
+    check_outputs(files, inputs=[src], force=force)
     for folder in folders:
         if not (folder.exists() or folder.is_symlink()):
             continue
@@ -494,13 +479,17 @@ def write_dataset(
     """
     out, preview = Path(out), Path(preview) if preview is not None else None
     splits = [s for s in ("train", "test") if s in counts]
+    rows = {split: shard_rows(counts[split], shard) for split in splits}
+    drawn = [split for split, (a, b) in rows.items() if b > a]  # the others need no digits
+    with ThreadPoolExecutor(2) as ex:  # both splits decoded at once (zlib lets go of the GIL)
+        for pool in ex.map(lambda split: digit_pool(split, params, source), drawn):
+            check_fits(params, pool)
     finals = [out / name.rstrip("/") for name in [*output_names(splits, formats), METADATA]]
     check_destination(out, finals, source=source, preview=preview, force=force)
     with lock_dir(out):
         check_destination(out, finals, source=source, preview=preview, force=force)
         stale = stale_outputs(out, finals + ([preview] if preview is not None else []))
         metadata = new_metadata(seed, params, formats, shard)
-        rows = {split: shard_rows(counts[split], shard) for split in splits}
         run = None
         try:
             run = Run(out, params, formats, rows)
