@@ -11,22 +11,17 @@ The formats (``m2nist-gen --format``):
 * ``png``: ``images/<stem>.png`` (grey) and ``masks/<stem>.png`` (pixel = class id),
   ``classes.txt``, ``train.txt`` and ``val.txt`` (stems such as ``train-000042``).
 
-The libraries that own the formats write them: :mod:`zipfile` (each member streamed with
-``ZipFile.open(name, "w", force_zip64=True)``), :mod:`numpy.lib.format` (``.npy`` headers)
-and PIL. Threads compose the next blocks while the main thread writes one, in row order,
-into every format at once; memory stays flat in N (see :meth:`Run.split`, which also says
-why an ``.npz`` takes three passes).
+:mod:`zipfile`, :mod:`numpy.lib.format` and PIL write them. Threads compose the next
+blocks while the main thread writes one, in row order, into every format at once: memory
+stays flat in N (:meth:`Run.split`).
 
-Safety, the same protocol for every format:
-
-* nothing is written before OUT and ``--preview`` are checked (:func:`check_destination`);
-  a run then holds :func:`fcnbase.outputs.lock_dir` on OUT and checks again;
-* every data file and folder is written under a fresh, exclusively created temporary name
-  (:func:`fcnbase.outputs.create_temp`) and all are renamed into place together, only once
-  every split is complete; the preview comes next and ``metadata.json``, which lists every
-  file with its sha256, last: an interrupted run never leaves a directory that verifies;
-* with ``--force`` the previous run's files this run does not rewrite are removed, but only
-  names an m2nist run writes (:func:`stale_outputs`).
+Safety, the same for every format: OUT and ``--preview`` are checked before anything is
+written (:func:`check_destination`), and again under :func:`fcnbase.outputs.lock_dir`;
+every file is written under a fresh temporary name (:class:`Staging`) and all are renamed
+into place together once every split is complete, ``metadata.json`` (every file with its
+sha256) last: an interrupted run never leaves a directory that verifies. ``--force``
+removes the previous run's files that this run does not rewrite, but only names an m2nist
+run writes (:func:`stale_outputs`).
 """
 
 from __future__ import annotations
@@ -166,12 +161,8 @@ def run_files(folder: Path) -> list[Path]:
 
 
 def load_arrays(out: str | Path, split: str) -> M2NISTArrays:
-    """A generated split, ``OUT/SPLIT.npz``, read into memory by ``np.load``.
-
-    It costs the split's size in memory and one read of the file (16 KB per 64x84 image:
-    0.1 GB for the 6,000 of a course set); zipfile checks each member's CRC-32 on the way,
-    so a damaged file is an error, never data.
-    """
+    """A generated split, ``OUT/SPLIT.npz``, read into memory by ``np.load`` (16 KB per
+    64x84 image); zipfile checks each member's CRC-32, so a damaged file is an error."""
     path = Path(out) / f"{split}.npz"
     try:
         with np.load(path) as npz:
@@ -295,12 +286,10 @@ class Run:
     ) -> dict:
         """Write the rows of ``split`` into every format, block by block; return its counts.
 
-        zipfile writes one member at a time, so the first pass over the blocks streams the
-        ``images`` member (and every other format), and the ``labels`` and the
-        ``instances`` are composed again, block by block, for a pass each into their own
-        member: three times the composing, which is cheap next to keeping them (memory
-        would grow with N) or spilling them to disk (the bytes written twice, then read).
-        The ``boxes`` (30 bytes per image) wait in memory.
+        zipfile writes one member at a time, so the first pass streams the ``images``
+        member (and every other format), and ``labels`` and ``instances`` are composed
+        again for a pass each: cheaper than keeping them (memory would grow with N) or
+        spilling them to disk. The ``boxes`` (30 bytes per image) wait in memory.
         """
         (start, stop), params, staging = self.rows[split], self.params, self.staging
         pool = digit_pool(split, params, source) if stop > start else None
@@ -330,6 +319,16 @@ class Run:
                     (folder / f"{stem(split, span[0] + i)}.png").write_bytes(encode_png(image))
             return buffer, arrays
 
+        # A split that fits in the threads' window (a course set) is kept for the later
+        # passes: no more memory than the blocks in flight, and composed only once.
+        keep, kept = len(spans) <= 2 * workers, []
+
+        def again() -> Iterator[M2NISTArrays]:
+            yield from kept
+            for buffer, arrays in [] if keep else _ordered(spans, lambda s: run(s, False), workers):
+                yield arrays
+                free.put(buffer)
+
         for buffer, arrays in _ordered(spans, run, workers):
             if "npz" in self.formats:
                 images.write(arrays.images)
@@ -337,16 +336,18 @@ class Run:
                 sink.write(what(arrays))
             boxes.append(arrays.boxes.copy())
             progress(len(arrays))
-            free.put(buffer)
+            if keep:
+                kept.append(arrays)
+            else:
+                free.put(buffer)
         boxes = np.concatenate(boxes) if boxes else np.zeros((0, params.max_digits, 5), np.int16)
         if "npz" in self.formats:
             images.close()
             for kind in ("labels", "instances"):
                 with npz_member(npz, kind, np.uint8, shape) as member:
-                    for buffer, arrays in _ordered(spans, lambda s: run(s, png=False), workers):
+                    for arrays in again():
                         member.write(getattr(arrays, kind))
                         progress(len(arrays))
-                        free.put(buffer)
             with npz_member(npz, "boxes", np.int16, boxes.shape) as member:
                 member.write(boxes)
             npz.close()
@@ -398,13 +399,10 @@ def new_metadata(seed: int, params: Params, formats: list[str], shard: tuple | N
 def check_destination(
     out: Path, finals: list[Path], *, source: Source, preview: Path | None, force: bool
 ) -> None:
-    """Everything about OUT and ``--preview`` that can fail, checked before any work.
-
-    OUT must be a writable directory (or creatable) that neither is nor holds the MNIST
-    source, and its outputs must be new unless ``force``. The preview must be a ``.png``.
-    A folder output (``images/``, ``masks/``) may be replaced only when it holds nothing
-    but files a run writes: ``--force`` never deletes a user's file.
-    """
+    """Everything about OUT and ``--preview`` that can fail, checked before any work:
+    OUT a writable directory that neither is nor holds the MNIST source, outputs new unless
+    ``force``, a ``.png`` preview, and a PNG folder replaced only when it holds nothing but
+    a run's files (``--force`` never deletes a user's file)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a directory")
     src = sample_path() if resolve_source(source) == SAMPLE else Path(resolve_source(source))
@@ -471,12 +469,9 @@ def write_dataset(
     progress: Callable[[int], object] | None = None,
     preview: str | Path | None = None,
 ) -> dict:
-    """Generate every split of ``counts`` into ``out`` and write ``metadata.json``; return it.
-
-    ``params`` must be valid already (:class:`~m2nist.params.Params` checks itself). OUT
-    and ``preview`` are checked before any work and again under the lock; killed, the run
-    leaves only ``.partial`` files. ``preview``: a ``.png`` of the first rows.
-    """
+    """Generate every split of ``counts`` into ``out`` and write ``metadata.json``; return
+    it. Killed, the run leaves only ``.partial`` files. ``preview``: a ``.png`` of the first
+    rows."""
     out, preview = Path(out), Path(preview) if preview is not None else None
     splits = [s for s in ("train", "test") if s in counts]
     rows = {split: shard_rows(counts[split], shard) for split in splits}
