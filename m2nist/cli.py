@@ -148,39 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _validate(args: argparse.Namespace) -> tuple[Params, str | Path | None]:
-    """Check the parameters (:func:`write_dataset` checks the MNIST source, the fit, OUT
-    and ``--preview``, before its first image)."""
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    source = SAMPLE if args.sample else args.mnist_dir
     if (args.out is None) == (args.verify is None):
         raise UsageError("give exactly one of OUT or --verify OUT")
+    if args.verify is not None:
+        report = check(args.verify, regenerate=args.regenerate, source=source)
+        for problem in report.problems:
+            print(f"{PROG}: {problem}", file=sys.stderr)
+        for note in [] if args.quiet or report.problems else [*report.notes, "OK"]:
+            print(f"{args.verify}: {note}")
+        return 1 if report.problems else 0
+    # The parameters are checked here; write_dataset checks the MNIST source, the fit, OUT
+    # and --preview, all before its first image.
     params = Params(args.digits, args.size, args.margin, args.threshold)
     if "kaggle-flat" in args.format and args.shard is not None:
         raise UsageError(
             "--format kaggle-flat puts the test rows after all the train rows, which a shard "
             "cannot: use --format kaggle (per-split files) with --shard"
         )
-    return params, SAMPLE if args.sample else args.mnist_dir
-
-
-def _verify(args: argparse.Namespace) -> int:
-    source = SAMPLE if args.sample else args.mnist_dir
-    report = check(args.verify, regenerate=args.regenerate, source=source)
-    for problem in report.problems:
-        print(f"{PROG}: {problem}", file=sys.stderr)
-    if report.problems:
-        return 1
-    if not args.quiet:
-        for note in report.notes:
-            print(f"{args.verify}: {note}")
-        print(f"{args.verify}: OK")
-    return 0
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.verify is not None and args.out is None:
-        return _verify(args)
-    params, source = _validate(args)
     counts = {"train": args.train, "test": args.test}
     total = sum(b - a for a, b in (shard_rows(n, args.shard) for n in counts.values()))
     bar, started = None, time.perf_counter()
