@@ -101,18 +101,16 @@ def _generate_dir(
     train: int = 5000,
     test: int = 1000,
     seed: int = 0,
-    digits: tuple[int, int] | int | str = (1, 3),
-    size: tuple[int, int] | str = (64, 84),
-    margin: int = Params.margin,
-    threshold: int = 0,
     source: str | os.PathLike | None = None,
     workers: int | None = None,
+    **params: object,
 ) -> None:
+    """``generate=True``: write the npz format; ``params`` as :func:`make_params` takes them."""
     write_dataset(
         root,
         counts={"train": train, "test": test},
         seed=seed,
-        params=make_params(digits, size, margin, threshold),
+        params=make_params(**params),
         source=source,
         formats=["npz"],
         workers=workers or available_cores(),

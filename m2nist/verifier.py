@@ -86,7 +86,7 @@ def parse_metadata(meta: object) -> Metadata:
         raise ValueError("expected an object")
     try:
         raw, formats, shard, seed = meta["params"], meta["formats"], meta["shard"], meta["seed"]
-        params = make_params(raw["digits"], raw["size"], raw["margin"], raw["threshold"])
+        params = make_params(*(raw[k] for k in ("digits", "size", "margin", "threshold")))
         shard = None if shard is None else (shard[0], shard[1])
         written = new_metadata(seed, params, formats, shard)
         if set(meta) != set(written) or not isinstance(meta["version"], str):
