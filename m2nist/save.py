@@ -531,4 +531,4 @@ def _save_preview(
     arrays = compose(digit_pool(split, params, source), params, seed, split, start, stop)
     save_preview(png, arrays, title=f"M2NIST {split}: first {stop - start} images")
     if png.parent.resolve() == out.resolve():
-        metadata["files"][png.name] = {"sha256": file_sha256(png), "bytes": png.stat().st_size}
+        metadata["files"][png.name] = entry_of(png)
