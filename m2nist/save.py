@@ -319,16 +319,6 @@ class Run:
                     (folder / f"{stem(split, span[0] + i)}.png").write_bytes(encode_png(image))
             return buffer, arrays
 
-        # A split that fits in the threads' window (a course set) is kept for the later
-        # passes: no more memory than the blocks in flight, and composed only once.
-        keep, kept = len(spans) <= 2 * workers, []
-
-        def again() -> Iterator[M2NISTArrays]:
-            yield from kept
-            for buffer, arrays in [] if keep else _ordered(spans, lambda s: run(s, False), workers):
-                yield arrays
-                free.put(buffer)
-
         for buffer, arrays in _ordered(spans, run, workers):
             if "npz" in self.formats:
                 images.write(arrays.images)
@@ -336,18 +326,16 @@ class Run:
                 sink.write(what(arrays))
             boxes.append(arrays.boxes.copy())
             progress(len(arrays))
-            if keep:
-                kept.append(arrays)
-            else:
-                free.put(buffer)
+            free.put(buffer)
         boxes = np.concatenate(boxes) if boxes else np.zeros((0, params.max_digits, 5), np.int16)
         if "npz" in self.formats:
             images.close()
             for kind in ("labels", "instances"):
                 with npz_member(npz, kind, np.uint8, shape) as member:
-                    for arrays in again():
+                    for buffer, arrays in _ordered(spans, lambda s: run(s, False), workers):
                         member.write(getattr(arrays, kind))
                         progress(len(arrays))
+                        free.put(buffer)
             with npz_member(npz, "boxes", np.int16, boxes.shape) as member:
                 member.write(boxes)
             npz.close()
