@@ -56,6 +56,7 @@ from m2nist.save import (
 )
 
 REGENERATE = ("none", "sample", "all")
+KAGGLE_FILES = ("combined.npy", "segmented.npy")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -141,7 +142,7 @@ def readers(out: Path, split: str, meta: Metadata) -> dict[str, Callable[[int, i
     at = meta.splits["train"]["images"] if split == "test" and "train" in meta.splits else 0
     for fmt, folder, first in (("kaggle", out / split, 0), ("kaggle-flat", out, at)):
         if fmt in meta.formats:
-            combined, segmented = (np.load(folder / f, mmap_mode="r") for f in _KAGGLE)
+            combined, segmented = (np.load(folder / f, mmap_mode="r") for f in KAGGLE_FILES)
             read[fmt] = lambda a, b, c=combined, s=segmented, f=first: {
                 "combined.npy": c[f + a : f + b],
                 "segmented.npy": s[f + a : f + b],
@@ -155,9 +156,6 @@ def readers(out: Path, split: str, meta: Metadata) -> dict[str, Callable[[int, i
             for folder in PNG_FOLDERS
         }
     return read
-
-
-_KAGGLE = ("combined.npy", "segmented.npy")
 
 
 def _png(path: Path) -> np.ndarray:
