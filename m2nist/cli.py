@@ -13,15 +13,13 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fcnbase.cli import Parser, UsageError, int_arg, run_cli
 from fcnbase.device import available_cores
-from m2nist.generator import check_fits, digit_pool
 from m2nist.mnist import SAMPLE
 from m2nist.params import MAX_PIXELS, ParamError, Params, as_pair
-from m2nist.save import FORMATS, passes, shard_rows, write_dataset
+from m2nist.save import FORMATS, shard_rows, write_dataset
 from m2nist.verifier import REGENERATE, check
 
 PROG = "m2nist-gen"
@@ -150,45 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _validate(args: argparse.Namespace) -> tuple[Params, str | Path | None]:
-    """Check the parameters, the MNIST source and the fit (:func:`write_dataset` checks OUT
-    and ``--preview``, before its first image)."""
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    source = SAMPLE if args.sample else args.mnist_dir
     if (args.out is None) == (args.verify is None):
         raise UsageError("give exactly one of OUT or --verify OUT")
+    if args.verify is not None:
+        report = check(args.verify, regenerate=args.regenerate, source=source)
+        for problem in report.problems:
+            print(f"{PROG}: {problem}", file=sys.stderr)
+        for note in [] if args.quiet or report.problems else [*report.notes, "OK"]:
+            print(f"{args.verify}: {note}")
+        return 1 if report.problems else 0
+    # The parameters are checked here; write_dataset checks the MNIST source, the fit, OUT
+    # and --preview, all before its first image.
     params = Params(args.digits, args.size, args.margin, args.threshold)
     if "kaggle-flat" in args.format and args.shard is not None:
         raise UsageError(
             "--format kaggle-flat puts the test rows after all the train rows, which a shard "
             "cannot: use --format kaggle (per-split files) with --shard"
         )
-    source = SAMPLE if args.sample else args.mnist_dir
-    rows = {split: shard_rows(getattr(args, split), args.shard) for split in ("train", "test")}
-    splits = [split for split, (a, b) in rows.items() if b > a]  # the others need no digits
-    with ThreadPoolExecutor(2) as ex:  # both splits decoded at once (zlib lets go of the GIL)
-        for pool in ex.map(lambda split: digit_pool(split, params, source), splits):
-            check_fits(params, pool)
-    return params, source
-
-
-def _verify(args: argparse.Namespace) -> int:
-    source = SAMPLE if args.sample else args.mnist_dir
-    report = check(args.verify, regenerate=args.regenerate, source=source)
-    for problem in report.problems:
-        print(f"{PROG}: {problem}", file=sys.stderr)
-    if report.problems:
-        return 1
-    if not args.quiet:
-        for note in report.notes:
-            print(f"{args.verify}: {note}")
-        print(f"{args.verify}: OK")
-    return 0
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.verify is not None and args.out is None:
-        return _verify(args)
-    params, source = _validate(args)
     counts = {"train": args.train, "test": args.test}
     total = sum(b - a for a, b in (shard_rows(n, args.shard) for n in counts.values()))
     bar, started = None, time.perf_counter()
@@ -200,7 +179,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if bar is None and not args.quiet:
             from tqdm import tqdm
 
-            rows = total * passes(args.format)  # an npz takes 3 passes (see m2nist.save)
+            rows = total * (3 if "npz" in args.format else 1)  # see m2nist.save.Run.split
             bar = tqdm(total=rows, unit="row", file=sys.stderr, leave=False)
         if bar is not None:
             bar.update(n)
@@ -225,14 +204,12 @@ def _main(argv: Sequence[str] | None) -> int:
         if bar is not None:
             bar.close()
     if not args.quiet:
-        seconds, files = time.perf_counter() - started, metadata["files"]
-        size, count = sum(f["bytes"] for f in files.values()), len(files)
-        count += sum(f.get("count", 1) - 1 for f in files.values())
-        count -= args.preview is not None and args.preview.name in files
+        seconds = time.perf_counter() - started
+        size = sum(f["bytes"] for f in metadata["files"].values())
         splits = ", ".join(f"{s} {v['images']}" for s, v in metadata["splits"].items())
         print(
-            f"wrote {args.out}: {splits} images, {count} files, {size / 1e6:.1f} MB in "
-            f"{seconds:.1f} s ({total / max(seconds, 1e-9):,.0f} img/s)"
+            f"wrote {args.out}: {splits} images, {size / 1e6:.1f} MB in {seconds:.1f} s "
+            f"({total / max(seconds, 1e-9):,.0f} img/s)"
             + (f"; preview {args.preview}" if args.preview is not None else "")
         )
     return 0

@@ -9,7 +9,6 @@ receives that image tensor and a ``target_transform`` that label map.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -77,7 +76,9 @@ class M2NIST(Dataset):
         elif generate_kwargs and not generate:
             raise TypeError("generate_kwargs are only used with generate=True")
         if not npz.is_file():
-            raise FileNotFoundError(missing_split(self.root, split))
+            raise FileNotFoundError(
+                f"{npz} not found: run m2nist-gen {root} (the npz format) or pass generate=True"
+            )
         arrays = load_arrays(self.root, split)
         self.images, self.labels = arrays.images, arrays.labels
         self.instances, self.boxes = arrays.instances, arrays.boxes
@@ -94,50 +95,22 @@ class M2NIST(Dataset):
         return f"M2NIST(root={str(self.root)!r}, split={self.split!r}, n={len(self)})"
 
 
-def missing_split(out: Path, split: str) -> str:
-    """Why ``out/SPLIT.npz`` is not there, with the ``m2nist-gen`` command that makes it."""
-    npz = out / f"{split}.npz"
-    try:
-        meta = json.loads((out / METADATA).read_text())
-        p, splits = meta["params"], meta["splits"]
-        source = meta["source"][split]
-    except FileNotFoundError:
-        return f"{npz} not found: run m2nist-gen {out} or pass generate=True"
-    except (OSError, ValueError, KeyError, TypeError):
-        return f"{npz} not found: the run in {out} made no {split} split, or its metadata is bad"
-    totals = {s: splits.get(s, {}).get("total", 0) for s in ("train", "test")}
-    mnist = "--sample" if source["kind"] == "sample" else f"--mnist-dir {source['path']}"
-    shard = f" --shard {meta['shard'][0]}/{meta['shard'][1]}" if meta["shard"] else ""
-    (lo, hi), (h, w) = p["digits"], p["size"]
-    return (
-        f"{npz} not found: {out} holds the {'/'.join(meta['formats'])} format only; add the "
-        f"npz files (the same rows) with: m2nist-gen {out} --force --format both --train "
-        f"{totals['train']} --test {totals['test']} --seed {meta['seed']} --digits {lo}-{hi} "
-        f"--size {h}x{w} --margin {p['margin']} --threshold {p['threshold']} {mnist}{shard}"
-    )
-
-
 def _generate_dir(
     root: Path,
     *,
     train: int = 5000,
     test: int = 1000,
     seed: int = 0,
-    digits: tuple[int, int] | int | str = (1, 3),
-    size: tuple[int, int] | str = (64, 84),
-    margin: int = Params.margin,
-    threshold: int = 0,
     source: str | os.PathLike | None = None,
     workers: int | None = None,
+    **params: object,
 ) -> None:
-    params = make_params(digits, size, margin, threshold)
-    for split in ("train", "test"):
-        check_fits(params, digit_pool(split, params, source))
+    """``generate=True``: write the npz format; ``params`` as :func:`make_params` takes them."""
     write_dataset(
         root,
         counts={"train": train, "test": test},
         seed=seed,
-        params=params,
+        params=make_params(**params),
         source=source,
         formats=["npz"],
         workers=workers or available_cores(),

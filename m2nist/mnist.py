@@ -109,22 +109,17 @@ def parse_idx(path: Path, base: str) -> tuple[np.ndarray, str, str]:
     """
     raw, md5 = _read_raw(path)
     is_images = "images" in base
-    want_magic = IMAGES_MAGIC if is_images else LABELS_MAGIC
+    want_magic, header = (IMAGES_MAGIC, 16) if is_images else (LABELS_MAGIC, 8)
     kind = "images" if is_images else "labels"
-    if len(raw) < 8:
+    if len(raw) < header:
         raise MnistSourceError(f"{path}: truncated, only {len(raw)} bytes (no IDX header)")
-    magic, count = (int(v) for v in np.frombuffer(raw[:8], ">u4"))
+    magic, count, *frame = (int(v) for v in np.frombuffer(raw[:header], ">u4"))
     if magic != want_magic:
         raise MnistSourceError(
             f"{path}: not an MNIST {kind} file (IDX magic {magic}, expected {want_magic})"
         )
-    header = 16 if is_images else 8
-    if is_images:
-        if len(raw) < 16:
-            raise MnistSourceError(f"{path}: truncated IDX header ({len(raw)} bytes)")
-        rows, cols = (int(v) for v in np.frombuffer(raw[8:16], ">u4"))
-        if (rows, cols) != (28, 28):
-            raise MnistSourceError(f"{path}: images are {rows}x{cols}, expected 28x28")
+    if is_images and frame != [28, 28]:
+        raise MnistSourceError(f"{path}: images are {frame[0]}x{frame[1]}, expected 28x28")
     expected = header + count * (784 if is_images else 1)
     if len(raw) != expected:
         what = "truncated" if len(raw) < expected else "too long"
@@ -230,20 +225,17 @@ def resolve_source(source: str | os.PathLike | None) -> str | Path:
         ) from None
 
 
-@functools.lru_cache(maxsize=8)
-def _load_cached(resolved: str | Path, train: bool) -> MnistSplit:
-    split = load_sample(train) if resolved == SAMPLE else load_idx_folder(resolved, train)
-    for array in (split.images, split.labels):
-        array.flags.writeable = False
-    return split
-
-
 def load_split(train: bool, source: str | os.PathLike | None = None) -> MnistSplit:
     """Digits and provenance of one split; results are cached per source."""
     resolved = resolve_source(source)
-    if isinstance(resolved, Path):
-        resolved = resolved.resolve()
-    return _load_cached(resolved, train)
+    return _load_cached(resolved.resolve() if isinstance(resolved, Path) else resolved, train)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(resolved: str | Path, train: bool) -> MnistSplit:
+    split = load_sample(train) if resolved == SAMPLE else load_idx_folder(resolved, train)
+    split.images.flags.writeable = split.labels.flags.writeable = False
+    return split
 
 
 def load_mnist(

@@ -105,7 +105,9 @@ class Params:
         return self.digits[1]
 
 
-def make_params(digits: object, size: object, margin: object, threshold: object) -> Params:
+def make_params(
+    digits: object = (1, 3), size: object = (64, 84), margin: object = 2, threshold: object = 0
+) -> Params:
     """:class:`Params` from the loose spellings the API accepts (see :func:`as_pair`)."""
     for name, value in (("margin", margin), ("threshold", threshold)):
         if not isinstance(value, int | np.integer) or isinstance(value, bool):

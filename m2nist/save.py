@@ -11,22 +11,17 @@ The formats (``m2nist-gen --format``):
 * ``png``: ``images/<stem>.png`` (grey) and ``masks/<stem>.png`` (pixel = class id),
   ``classes.txt``, ``train.txt`` and ``val.txt`` (stems such as ``train-000042``).
 
-The libraries that own the formats write them: :mod:`zipfile` (each member streamed with
-``ZipFile.open(name, "w", force_zip64=True)``), :mod:`numpy.lib.format` (``.npy`` headers)
-and PIL. Threads compose the next blocks while the main thread writes one, in row order,
-into every format at once; memory stays flat in N (see :meth:`Run.split`, which also says
-why an ``.npz`` takes three passes).
+:mod:`zipfile`, :mod:`numpy.lib.format` and PIL write them. Threads compose the next
+blocks while the main thread writes one, in row order, into every format at once: memory
+stays flat in N (:meth:`Run.split`).
 
-Safety, the same protocol for every format:
-
-* nothing is written before OUT and ``--preview`` are checked (:func:`check_destination`);
-  a run then holds :func:`fcnbase.outputs.lock_dir` on OUT and checks again;
-* every data file and folder is written under a fresh, exclusively created temporary name
-  (:func:`fcnbase.outputs.create_temp`) and all are renamed into place together, only once
-  every split is complete; the preview comes next and ``metadata.json``, which lists every
-  file with its sha256, last: an interrupted run never leaves a directory that verifies;
-* with ``--force`` the previous run's files this run does not rewrite are removed, but only
-  names an m2nist run writes (:func:`stale_outputs`).
+Safety, the same for every format: OUT and ``--preview`` are checked before anything is
+written (:func:`check_destination`), and again under :func:`fcnbase.outputs.lock_dir`;
+every file is written under a fresh temporary name (:class:`Staging`) and all are renamed
+into place together once every split is complete, ``metadata.json`` (every file with its
+sha256) last: an interrupted run never leaves a directory that verifies. ``--force``
+removes the previous run's files that this run does not rewrite, but only names an m2nist
+run writes (:func:`stale_outputs`).
 """
 
 from __future__ import annotations
@@ -39,7 +34,6 @@ import re
 import secrets
 import shutil
 import zipfile
-from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
@@ -60,7 +54,14 @@ from fcnbase.outputs import (
     create_temp,
     lock_dir,
 )
-from m2nist.generator import PLACEMENT_ROUNDS, M2NISTArrays, block_spans, compose, digit_pool
+from m2nist.generator import (
+    PLACEMENT_ROUNDS,
+    M2NISTArrays,
+    block_spans,
+    check_fits,
+    compose,
+    digit_pool,
+)
 from m2nist.mnist import SAMPLE, load_split, resolve_source, sample_path
 from m2nist.params import BLOCK, CLASS_NAMES, NUM_CLASSES, Params
 
@@ -100,11 +101,6 @@ def shard_rows(total: int, shard: tuple[int, int] | None) -> tuple[int, int]:
     """Rows ``[start, stop)`` of shard ``I/N`` (0-based I): contiguous, in order."""
     index, count = shard or (0, 1)
     return index * total // count, (index + 1) * total // count
-
-
-def passes(formats: list[str]) -> int:
-    """Passes a run makes over the rows (:meth:`Run.split`): three when it writes npz."""
-    return 3 if "npz" in formats else 1
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:
@@ -165,12 +161,8 @@ def run_files(folder: Path) -> list[Path]:
 
 
 def load_arrays(out: str | Path, split: str) -> M2NISTArrays:
-    """A generated split, ``OUT/SPLIT.npz``, read into memory by ``np.load``.
-
-    It costs the split's size in memory and one read of the file (16 KB per 64x84 image:
-    0.1 GB for the 6,000 of a course set); zipfile checks each member's CRC-32 on the way,
-    so a damaged file is an error, never data.
-    """
+    """A generated split, ``OUT/SPLIT.npz``, read into memory by ``np.load`` (16 KB per
+    64x84 image); zipfile checks each member's CRC-32, so a damaged file is an error."""
     path = Path(out) / f"{split}.npz"
     try:
         with np.load(path) as npz:
@@ -187,14 +179,17 @@ class Staging:
     def __init__(self) -> None:
         self.pending: list[tuple[Path, Path]] = []
         self.entries: dict[Path, Future[dict]] = {}
+        self.temp_of: dict[BinaryIO, Path] = {}
         self.hasher = ThreadPoolExecutor(1, thread_name_prefix="m2nist-sha256")
 
-    def file(self, final: Path, header: bytes = b"") -> tuple[BinaryIO, Path]:
+    def file(self, final: Path, header: bytes = b"") -> BinaryIO:
+        """A new temporary file for ``final``, open for writing, ``header`` written."""
         fd, tmp = create_temp(final)
         self.pending.append((tmp, final))
         file = os.fdopen(fd, "wb")
+        self.temp_of[file] = tmp
         file.write(header)
-        return file, tmp
+        return file
 
     def folder(self, final: Path) -> Path:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -205,8 +200,13 @@ class Staging:
                 self.pending.append((tmp, final))
                 return tmp
 
-    def done(self, tmp: Path) -> None:
-        self.entries[tmp] = self.hasher.submit(entry_of, tmp)
+    def done(self, *done: BinaryIO | Path) -> None:
+        """Close finished files (and folders) and hash them."""
+        for item in done:
+            if not isinstance(item, Path):
+                item.close()
+            tmp = item if isinstance(item, Path) else self.temp_of[item]
+            self.entries[tmp] = self.hasher.submit(entry_of, tmp)
 
     def commit(self) -> None:
         """Rename every temporary into place; a folder replaces the previous run's (which
@@ -241,22 +241,11 @@ def entry_of(path: Path) -> dict:
 
 
 def _ordered(jobs: list, run: Callable, workers: int) -> Iterator:
-    """``map(run, jobs)`` on ``workers`` threads, in order, a few results in flight; however
-    it ends (an error, Ctrl-C), no job is still running once it has."""
-    if workers <= 1:
-        yield from map(run, jobs)
-        return
-    ex = ThreadPoolExecutor(workers)
-    try:
-        window: deque[Future] = deque()
-        for job in jobs:
-            window.append(ex.submit(run, job))
-            if len(window) > workers:
-                yield window.popleft().result()
-        while window:
-            yield window.popleft().result()
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
+    """``map(run, jobs)`` on ``workers`` threads, in order, a few jobs at a time (memory
+    stays flat); however it ends (an error, Ctrl-C), no job is still running once it has."""
+    with ThreadPoolExecutor(workers) as ex:
+        for at in range(0, len(jobs), 2 * workers):
+            yield from ex.map(run, jobs[at : at + 2 * workers])
 
 
 def npz_member(npz: zipfile.ZipFile, name: str, dtype: type, shape: tuple) -> BinaryIO:
@@ -276,38 +265,38 @@ class Run:
         self.out, self.params, self.formats, self.rows = out, params, formats, rows
         self.staging = Staging()
         total = sum(b - a for a, b in rows.values())
-        self.flat = self._kaggle(out, total) if "kaggle-flat" in formats else {}
+        self.flat = self._kaggle(out, total) if "kaggle-flat" in formats else []
         self.png = {}  # array -> its temporary folder
         if "png" in formats:
             self.png = {kind: self.staging.folder(out / f) for f, kind in PNG_FOLDERS.items()}
 
-    def _kaggle(self, folder: Path, n: int) -> dict[str, tuple[BinaryIO, Path]]:
-        shape = (n, *self.params.size)
-        return {
-            "images": self.staging.file(folder / "combined.npy", npy_header(np.uint8, shape)),
-            "labels": self.staging.file(
-                folder / "segmented.npy", npy_header(np.uint8, (*shape, NUM_CLASSES))
+    def _kaggle(self, folder: Path, n: int) -> list[tuple[BinaryIO, Callable]]:
+        """The two Kaggle files of ``n`` rows in ``folder``, each with what a block gives it."""
+        shape, file = (n, *self.params.size), self.staging.file
+        return [
+            (file(folder / "combined.npy", npy_header(np.uint8, shape)), lambda a: a.images),
+            (
+                file(folder / "segmented.npy", npy_header(np.uint8, (*shape, NUM_CLASSES))),
+                lambda a: one_hot(a.labels),
             ),
-        }
+        ]
 
     def split(
         self, split: str, seed: int, source: Source, workers: int, progress: Callable[[int], object]
     ) -> dict:
         """Write the rows of ``split`` into every format, block by block; return its counts.
 
-        zipfile writes one member at a time, so the first pass over the blocks streams the
-        ``images`` member (and every other format), and the ``labels`` and the
-        ``instances`` are composed again, block by block, for a pass each into their own
-        member: three times the composing, which is cheap next to keeping them (memory
-        would grow with N) or spilling them to disk (the bytes written twice, then read).
-        The ``boxes`` (30 bytes per image) wait in memory.
+        zipfile writes one member at a time, so the first pass streams the ``images``
+        member (and every other format), and ``labels`` and ``instances`` are composed
+        again for a pass each: cheaper than keeping them (memory would grow with N) or
+        spilling them to disk. The ``boxes`` (30 bytes per image) wait in memory.
         """
         (start, stop), params, staging = self.rows[split], self.params, self.staging
         pool = digit_pool(split, params, source) if stop > start else None
-        files = self._kaggle(self.out / split, stop - start) if "kaggle" in self.formats else {}
-        shape, npz, boxes, spans = (stop - start, *params.size), None, [], block_spans(start, stop)
+        sinks = self._kaggle(self.out / split, stop - start) if "kaggle" in self.formats else []
+        shape, boxes, spans = (stop - start, *params.size), [], block_spans(start, stop)
         if "npz" in self.formats:
-            file, npz_tmp = staging.file(self.out / f"{split}.npz")
+            file = staging.file(self.out / f"{split}.npz")
             npz = zipfile.ZipFile(file, "w")
             images = npz_member(npz, "images", np.uint8, shape)
 
@@ -331,49 +320,40 @@ class Run:
             return buffer, arrays
 
         for buffer, arrays in _ordered(spans, run, workers):
-            if npz is not None:
+            if "npz" in self.formats:
                 images.write(arrays.images)
-            for kaggle in (files, self.flat):
-                if kaggle:
-                    kaggle["images"][0].write(arrays.images)
-                    kaggle["labels"][0].write(one_hot(arrays.labels))
+            for sink, what in sinks + self.flat:
+                sink.write(what(arrays))
             boxes.append(arrays.boxes.copy())
             progress(len(arrays))
             free.put(buffer)
         boxes = np.concatenate(boxes) if boxes else np.zeros((0, params.max_digits, 5), np.int16)
-        if npz is not None:
+        if "npz" in self.formats:
             images.close()
             for kind in ("labels", "instances"):
                 with npz_member(npz, kind, np.uint8, shape) as member:
-                    for buffer, arrays in _ordered(spans, lambda s: run(s, png=False), workers):
+                    for buffer, arrays in _ordered(spans, lambda s: run(s, False), workers):
                         member.write(getattr(arrays, kind))
                         progress(len(arrays))
                         free.put(buffer)
             with npz_member(npz, "boxes", np.int16, boxes.shape) as member:
                 member.write(boxes)
             npz.close()
-            file.close()
-            staging.done(npz_tmp)
-        self._close(files)
+            staging.done(file)
+        staging.done(*(sink for sink, _ in sinks))
         per_count = np.bincount((boxes[:, :, 0] >= 0).sum(1), minlength=params.max_digits + 1)
         info = {"start": start, "stop": stop, "images": stop - start}
         return {**info, "per_digit_count": tally(per_count, params)}
 
-    def _close(self, files: dict[str, tuple[BinaryIO, Path]]) -> None:
-        for file, tmp in files.values():
-            file.close()
-            self.staging.done(tmp)
-
     def close(self) -> None:
         """After every split: finish the files that span the splits."""
-        self._close(self.flat)
+        self.staging.done(*(sink for sink, _ in self.flat))
         if self.png:
             texts = {CLASSES_TXT: classes_text()}
             for split, name in SPLIT_LISTS.items():
                 texts[name] = split_list(split, *self.rows.get(split, (0, 0)))
-            self._close({name: self.staging.file(self.out / name, t) for name, t in texts.items()})
-            for tmp in self.png.values():
-                self.staging.done(tmp)
+            self.staging.done(*(self.staging.file(self.out / n, t) for n, t in texts.items()))
+            self.staging.done(*self.png.values())
 
 
 def tally(per_count: np.ndarray, params: Params) -> dict[str, int]:
@@ -404,34 +384,25 @@ def new_metadata(seed: int, params: Params, formats: list[str], shard: tuple | N
     }
 
 
-def source_paths(source: Source) -> list[Path]:
-    """The files (or, for an IDX folder, the folder) a run reads: never to be written."""
-    resolved = resolve_source(source)
-    return [sample_path()] if resolved == SAMPLE else [Path(resolved)]
-
-
 def check_destination(
     out: Path, finals: list[Path], *, source: Source, preview: Path | None, force: bool
 ) -> None:
-    """Everything about OUT and ``--preview`` that can fail, checked before any work.
-
-    OUT must be a writable directory (or creatable) that neither is nor holds the MNIST
-    source, and its outputs must be new unless ``force``. The preview must be a ``.png``.
-    A folder output (``images/``, ``masks/``) may be replaced only when it holds nothing
-    but files a run writes: ``--force`` never deletes a user's file.
-    """
+    """Everything about OUT and ``--preview`` that can fail, checked before any work:
+    OUT a writable directory that neither is nor holds the MNIST source, outputs new unless
+    ``force``, a ``.png`` preview, and a PNG folder replaced only when it holds nothing but
+    a run's files (``--force`` never deletes a user's file)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a directory")
-    for src in source_paths(source):
-        folder = (src if src.is_dir() else src.parent).resolve()
-        if out.resolve() == folder or folder.is_relative_to(out.resolve()):
-            raise UsageError(f"output {out} holds the MNIST source {src}; choose another OUT")
+    src = sample_path() if resolve_source(source) == SAMPLE else Path(resolve_source(source))
+    folder = (src if src.is_dir() else src.parent).resolve()  # what the run reads
+    if out.resolve() == folder or folder.is_relative_to(out.resolve()):
+        raise UsageError(f"output {out} holds the MNIST source {src}; choose another OUT")
     check_writable(out)
     if preview is not None and preview.suffix.lower() != ".png":
         raise UsageError(f"--preview {preview}: must be a .png file")
     folders = [p for p in finals if f"{p.relative_to(out).as_posix()}/" in ALL_OUTPUTS]
     files = [p for p in finals if p not in folders] + ([preview] if preview else [])
-    check_outputs(files, inputs=source_paths(source), force=force)
+    check_outputs(files, inputs=[src], force=force)
     for folder in folders:
         if not (folder.exists() or folder.is_symlink()):
             continue
@@ -486,21 +457,22 @@ def write_dataset(
     progress: Callable[[int], object] | None = None,
     preview: str | Path | None = None,
 ) -> dict:
-    """Generate every split of ``counts`` into ``out`` and write ``metadata.json``; return it.
-
-    ``params`` must be valid already (:class:`~m2nist.params.Params` checks itself). OUT
-    and ``preview`` are checked before any work and again under the lock; killed, the run
-    leaves only ``.partial`` files. ``preview``: a ``.png`` of the first rows.
-    """
+    """Generate every split of ``counts`` into ``out`` and write ``metadata.json``; return
+    it. Killed, the run leaves only ``.partial`` files. ``preview``: a ``.png`` of the first
+    rows."""
     out, preview = Path(out), Path(preview) if preview is not None else None
     splits = [s for s in ("train", "test") if s in counts]
+    rows = {split: shard_rows(counts[split], shard) for split in splits}
+    drawn = [split for split, (a, b) in rows.items() if b > a]  # the others need no digits
+    with ThreadPoolExecutor(2) as ex:  # both splits decoded at once (zlib lets go of the GIL)
+        for pool in ex.map(lambda split: digit_pool(split, params, source), drawn):
+            check_fits(params, pool)
     finals = [out / name.rstrip("/") for name in [*output_names(splits, formats), METADATA]]
     check_destination(out, finals, source=source, preview=preview, force=force)
     with lock_dir(out):
         check_destination(out, finals, source=source, preview=preview, force=force)
         stale = stale_outputs(out, finals + ([preview] if preview is not None else []))
         metadata = new_metadata(seed, params, formats, shard)
-        rows = {split: shard_rows(counts[split], shard) for split in splits}
         run = None
         try:
             run = Run(out, params, formats, rows)
@@ -547,4 +519,4 @@ def _save_preview(
     arrays = compose(digit_pool(split, params, source), params, seed, split, start, stop)
     save_preview(png, arrays, title=f"M2NIST {split}: first {stop - start} images")
     if png.parent.resolve() == out.resolve():
-        metadata["files"][png.name] = {"sha256": file_sha256(png), "bytes": png.stat().st_size}
+        metadata["files"][png.name] = entry_of(png)

@@ -30,7 +30,7 @@ def _broken_mnist(folder: Path) -> Path:
 
 
 OUT = "{tmp}/out"
-CASES = [
+BAD_INPUTS = [
     ([OUT, "--sample", "--digits", "9-9", "--margin", "4"], 2, "cannot guarantee 9 digits"),
     ([OUT, "--sample", "--digits", "3-1"], 2, "MIN <= MAX"),
     ([OUT, "--sample", "--digits", "0-0"], 2, "MAX >= 1"),
@@ -74,7 +74,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "code", "message"), CASES, ids=[c[2] for c in CASES])
+@pytest.mark.parametrize(("argv", "code", "message"), BAD_INPUTS, ids=[c[2] for c in BAD_INPUTS])
 def test_bad_input_is_refused(tmp_path, capsys, argv, code, message):
     _broken_mnist(tmp_path / "broken")
     _small_idx(tmp_path / "small")

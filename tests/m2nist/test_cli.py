@@ -42,7 +42,7 @@ def test_end_to_end_in_a_subprocess(tmp_path, mnist_source):
     )
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(
-        r"wrote .*: train 300, test 100 images, 6 files, .*; preview .*preview\.png\n", done.stdout
+        r"wrote .*: train 300, test 100 images, .* MB in .*; preview .*preview\.png\n", done.stdout
     )
     assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     checked = run_cli("--verify", str(out))
@@ -51,7 +51,7 @@ def test_end_to_end_in_a_subprocess(tmp_path, mnist_source):
     assert again.returncode == 1 and "use --force" in again.stderr
     (out / "train.npz").write_bytes(b"garbage")
     broken = run_cli("--verify", str(out))
-    assert broken.returncode == 1 and "train.npz: 7 bytes, metadata says" in broken.stderr
+    assert broken.returncode == 1 and "bytes 7 differs from metadata.json" in broken.stderr
 
 
 def test_help_has_examples():

@@ -157,14 +157,14 @@ def _relabel(pixels: np.ndarray) -> None:
     pixels[pixels < 10] = (pixels[pixels < 10] + 1) % 10
 
 
-#: Edits of a PNG folder -> (caught without regeneration?, the problem's words).
+#: Edits of a PNG folder -> the problem's words.
 PNG_EDITS = {
-    "changed": (lambda o: (o / "images" / "train-000003.png").write_bytes(b"x"), "bytes in all"),
-    "missing": (lambda o: (o / "masks" / "test-000001.png").unlink(), "missing (1 files"),
+    "changed": (lambda o: (o / "images" / "train-000003.png").write_bytes(b"x"), "a file changed"),
+    "missing": (lambda o: (o / "masks" / "test-000001.png").unlink(), "count 49"),
     "extra": (lambda o: (o / "images" / "extra.png").write_bytes(b"x"), "not listed"),
     "list": (lambda o: _rewrite_list(o, "train.txt", b"train-000000\n"), "train.txt: not the"),
-    "mask value": (lambda o: _rewrite_png(o, "masks/train-000002.png", _eleven), "mask value 11"),
-    # Consistent edits: every check passes but regeneration, which catches them.
+    # Consistent edits (the sha256s fixed up): only regeneration catches them.
+    "mask value": (lambda o: _rewrite_png(o, "masks/train-000002.png", _eleven), "masks/*.png"),
     "relabelled": (lambda o: _rewrite_png(o, "masks/train-000002.png", _relabel), "masks/*.png"),
     "lighter": (lambda o: _rewrite_png(o, "images/test-000004.png", _lighter), "images/*.png"),
 }
@@ -176,7 +176,8 @@ def test_png_verify_catches(tmp_path, edit):
     assert verify(out) == []
     change, problem = PNG_EDITS[edit]
     change(out)
-    assert (verify(out, regenerate="none") == []) is (edit in ("relabelled", "lighter"))
+    consistent = ("mask value", "relabelled", "lighter")
+    assert (verify(out, regenerate="none") == []) is (edit in consistent)
     problems = verify(out)
     assert len(problems) >= 1 and problem in problems[0], problems
 

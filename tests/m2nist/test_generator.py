@@ -22,7 +22,8 @@ from m2nist.generator import (
     render,
 )
 from m2nist.params import BLOCK, ParamError, Params
-from m2nist.verifier import invariant_errors
+
+from .contract import invariant_errors
 
 
 @pytest.fixture(scope="module")

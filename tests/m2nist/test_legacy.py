@@ -201,9 +201,9 @@ def test_measure_reports_every_figure(replay) -> None:
     assert all(0.0 <= v <= 1.0 for k, v in figures.items() if isinstance(v, float))
 
 
-def test_real_mnist_reproduces_the_issue_figures(mnist_dir: Path) -> None:
-    """On the first 42,000 MNIST training digits, seed 1234, 5,000 images (as re-run in the
-    issue that motivated this module), rounded as the issue quotes them (docs/m2nist-2018.md)."""
+def test_real_mnist_reproduces_the_2018_figures(mnist_dir: Path) -> None:
+    """On the first 42,000 MNIST training digits, seed 1234, 5,000 images: the figures of
+    the 2018 generator as docs/m2nist-2018.md quotes them, at its rounding."""
     digits, labels = stand_in_digits(mnist_dir)
     assert len(digits) == 42_000
     _, masks, sources = replay_2018(digits, labels)

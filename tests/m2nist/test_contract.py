@@ -7,7 +7,8 @@ import pytest
 
 import m2nist
 from m2nist.params import Params
-from m2nist.verifier import invariant_errors
+
+from .contract import invariant_errors
 
 
 @pytest.fixture(scope="module")
