@@ -17,6 +17,8 @@ Labels use classes 0-9 for digits and :data:`BACKGROUND` = 10, so there are
 
 import importlib
 
+from fcnbase import __version__
+
 #: Where each public name lives. Nothing is imported until a name is first used, so
 #: ``from m2nist.params import BACKGROUND`` (the label convention) costs no generator,
 #: and ``m2nist-gen`` loads no torch.
@@ -39,10 +41,6 @@ _HOMES = {
 
 def __getattr__(name: str) -> object:
     """Import a public name's module on first use (see :data:`_HOMES`)."""
-    if name == "__version__":
-        import fcnbase
-
-        return fcnbase.__version__
     if name in _HOMES:
         value = globals()[name] = getattr(importlib.import_module(_HOMES[name]), name)
         return value

@@ -20,7 +20,7 @@ from fcnbase.device import available_cores
 from m2nist.mnist import SAMPLE
 from m2nist.params import MAX_PIXELS, ParamError, Params, as_pair
 from m2nist.save import FORMATS, shard_rows, write_dataset
-from m2nist.verifier import REGENERATE, check
+from m2nist.verifier import REGENERATE, verify
 
 PROG = "m2nist-gen"
 EXAMPLES = """\
@@ -60,7 +60,6 @@ def _pair_arg(what: str, sep: str) -> Callable[[str], tuple[int, int]]:
         except ParamError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    parse.__name__ = what
     return parse
 
 
@@ -154,12 +153,13 @@ def _main(argv: Sequence[str] | None) -> int:
     if (args.out is None) == (args.verify is None):
         raise UsageError("give exactly one of OUT or --verify OUT")
     if args.verify is not None:
-        report = check(args.verify, regenerate=args.regenerate, source=source)
-        for problem in report.problems:
+        notes: list[str] = []
+        problems = verify(args.verify, regenerate=args.regenerate, source=source, notes=notes)
+        for problem in problems:
             print(f"{PROG}: {problem}", file=sys.stderr)
-        for note in [] if args.quiet or report.problems else [*report.notes, "OK"]:
+        for note in [] if args.quiet or problems else [*notes, "OK"]:
             print(f"{args.verify}: {note}")
-        return 1 if report.problems else 0
+        return 1 if problems else 0
     # The parameters are checked here; write_dataset checks the MNIST source, the fit, OUT
     # and --preview, all before its first image.
     params = Params(args.digits, args.size, args.margin, args.threshold)

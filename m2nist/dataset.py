@@ -72,7 +72,16 @@ class M2NIST(Dataset):
             raise ValueError(f"split {split!r}: must be 'train' or 'test'")
         npz = self.root / f"{split}.npz"
         if generate and not npz.is_file() and not (self.root / METADATA).exists():
-            _generate_dir(self.root, **generate_kwargs)
+            kw = dict(generate_kwargs)  # what is left after these: make_params's arguments
+            write_dataset(
+                self.root,
+                counts={"train": kw.pop("train", 5000), "test": kw.pop("test", 1000)},
+                seed=kw.pop("seed", 0),
+                source=kw.pop("source", None),
+                workers=kw.pop("workers", None) or available_cores(),
+                formats=["npz"],
+                params=make_params(**kw),
+            )
         elif generate_kwargs and not generate:
             raise TypeError("generate_kwargs are only used with generate=True")
         if not npz.is_file():
@@ -93,28 +102,6 @@ class M2NIST(Dataset):
 
     def __repr__(self) -> str:
         return f"M2NIST(root={str(self.root)!r}, split={self.split!r}, n={len(self)})"
-
-
-def _generate_dir(
-    root: Path,
-    *,
-    train: int = 5000,
-    test: int = 1000,
-    seed: int = 0,
-    source: str | os.PathLike | None = None,
-    workers: int | None = None,
-    **params: object,
-) -> None:
-    """``generate=True``: write the npz format; ``params`` as :func:`make_params` takes them."""
-    write_dataset(
-        root,
-        counts={"train": train, "test": test},
-        seed=seed,
-        params=make_params(**params),
-        source=source,
-        formats=["npz"],
-        workers=workers or available_cores(),
-    )
 
 
 class M2NISTStream(IterableDataset):

@@ -106,16 +106,19 @@ def _placed_pairs(sources: np.ndarray):
             yield k, a, b
 
 
-def _frames_meet(p: np.ndarray, q: np.ndarray) -> bool:
-    return abs(int(p[Y0]) - int(q[Y0])) < MNIST_SIDE and abs(int(p[X0]) - int(q[X0])) < MNIST_SIDE
+def _boxes_overlap(sources: np.ndarray, boxes: np.ndarray) -> float:
+    """Fraction of images in which the boxes ``[y0, x0, y1, x1]`` of two placed digits meet."""
+    hit = np.zeros(len(sources), bool)
+    for k, a, b in _placed_pairs(sources):
+        p, q = boxes[k, a], boxes[k, b]
+        hit[k] |= bool(p[0] < q[2] and q[0] < p[2] and p[1] < q[3] and q[1] < p[3])
+    return float(hit.mean())
 
 
 def frame_overlap(sources: np.ndarray) -> float:
     """Fraction of images in which two placed digits' 28x28 frames share a pixel."""
-    hit = np.zeros(len(sources), bool)
-    for k, a, b in _placed_pairs(sources):
-        hit[k] |= _frames_meet(sources[k, a], sources[k, b])
-    return float(hit.mean())
+    corner = sources[..., [Y0, X0]]
+    return _boxes_overlap(sources, np.concatenate([corner, corner + MNIST_SIDE], -1))
 
 
 def ink_boxes(sources: np.ndarray, digits: np.ndarray) -> np.ndarray:
@@ -134,12 +137,7 @@ def ink_boxes(sources: np.ndarray, digits: np.ndarray) -> np.ndarray:
 
 def ink_box_overlap(sources: np.ndarray, digits: np.ndarray) -> float:
     """Fraction of images in which two placed digits' ink boxes share a pixel."""
-    boxes = ink_boxes(sources, digits)
-    hit = np.zeros(len(sources), bool)
-    for k, a, b in _placed_pairs(sources):
-        p, q = boxes[k, a], boxes[k, b]
-        hit[k] |= bool(p[0] < q[2] and q[0] < p[2] and p[1] < q[3] and q[1] < p[3])
-    return float(hit.mean())
+    return _boxes_overlap(sources, ink_boxes(sources, digits))
 
 
 def ink_pixel_overlap(sources: np.ndarray, digits: np.ndarray) -> float:
@@ -148,7 +146,7 @@ def ink_pixel_overlap(sources: np.ndarray, digits: np.ndarray) -> float:
     hit = np.zeros(len(sources), bool)
     for k, a, b in _placed_pairs(sources):
         p, q = sources[k, a], sources[k, b]
-        if hit[k] or not _frames_meet(p, q):
+        if hit[k]:  # already counted
             continue
         canvas = np.zeros((CANVAS[0] + side, CANVAS[1] + side), np.uint8)
         canvas[p[Y0] : p[Y0] + side, p[X0] : p[X0] + side] += digits[p[SOURCE]] > 0

@@ -28,15 +28,15 @@ import re
 import secrets
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from fcnbase.outputs import is_partial
 from m2nist.generator import M2NISTArrays, block_spans, compose, digit_pool
 from m2nist.mnist import SAMPLE, MnistSourceError, load_split, sample_path
-from m2nist.params import Params, make_params
+from m2nist.params import make_params
 from m2nist.save import (
     ARRAY_NAMES,
     CLASSES_TXT,
@@ -60,22 +60,8 @@ KAGGLE_FILES = ("combined.npy", "segmented.npy")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-@dataclass(frozen=True)
-class Metadata:
-    """The parsed ``metadata.json``."""
-
-    seed: int
-    params: Params
-    formats: list[str]
-    shard: tuple[int, int] | None
-    splits: dict[str, dict]
-    source: dict[str, dict]
-    files: dict[str, dict]
-    version: str
-
-
-def parse_metadata(meta: object) -> Metadata:
-    """The fields of ``metadata.json`` that verification uses, checked; else a ValueError.
+def parse_metadata(meta: object) -> SimpleNamespace:
+    """``metadata.json``, its fields checked (else a ValueError), as attributes.
 
     The fields must be those a run writes (:func:`m2nist.save.new_metadata`) with this
     version's ``params`` (``block`` and ``placement_rounds`` too: regeneration needs them),
@@ -114,7 +100,7 @@ def parse_metadata(meta: object) -> Metadata:
                 raise ValueError(f"files.{name}: not a sha256 and a size")
     except (KeyError, TypeError, AttributeError, IndexError) as exc:
         raise ValueError(f"missing or mistyped field ({type(exc).__name__}: {exc})") from None
-    return Metadata(seed, params, formats, shard, splits, meta["source"], files, meta["version"])
+    return SimpleNamespace(**{**meta, "params": params, "shard": shard})
 
 
 class NpzRows:
@@ -131,7 +117,7 @@ class NpzRows:
         return np.frombuffer(data, self.dtype).reshape(-1, *self.shape[1:])
 
 
-def readers(out: Path, split: str, meta: Metadata) -> dict[str, Callable[[int, int], dict]]:
+def readers(out: Path, split: str, meta: SimpleNamespace) -> dict[str, Callable[[int, int], dict]]:
     """How to read rows ``a:b`` of ``split`` (in increasing order) from each stored format,
     as the arrays the writer wrote: for every format, what regeneration must give back."""
     read: dict[str, Callable[[int, int], dict]] = {}
@@ -174,45 +160,28 @@ def expected(fresh: M2NISTArrays, fmt: str) -> dict[str, np.ndarray]:
     return {"combined.npy": fresh.images, "segmented.npy": one_hot(fresh.labels)}
 
 
-@dataclass
-class Report:
-    """What :func:`check` found: ``problems`` (any means exit 1) and ``notes`` (what was
-    proven beyond the checksums, or why regeneration was skipped)."""
-
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
 def verify(
     out: str | Path,
     max_errors: int = 20,
     *,
     regenerate: str = "sample",
     source: str | os.PathLike | None = None,
+    notes: list[str] | None = None,
 ) -> list[str]:
-    """The problems :func:`check` finds in ``out`` (empty: it is what its metadata says)."""
-    return check(out, max_errors=max_errors, regenerate=regenerate, source=source).problems
-
-
-def check(
-    out: str | Path,
-    *,
-    max_errors: int = 20,
-    regenerate: str = "sample",
-    source: str | os.PathLike | None = None,
-) -> Report:
-    """Verify a generated directory (the three steps of the module docstring).
+    """The problems found in ``out`` (the three steps of the module docstring); empty: it
+    is what its metadata says. Any problem means ``--verify`` exits 1.
 
     ``regenerate``: ``"sample"`` (a few blocks per split), ``"all"`` or ``"none"``.
     ``source``: where to find the recorded MNIST (default: ``$M2NIST_MNIST_DIR``, then
     the folder recorded in the metadata); it is used only if its checksums match.
+    ``notes``, when given, receives what was proven beyond the checksums, or why
+    regeneration was skipped.
     """
     if regenerate not in REGENERATE:
         raise ValueError(f"regenerate={regenerate!r}: expected one of {', '.join(REGENERATE)}")
-    out, report = Path(out), Report()
-    problems = report.problems
+    out, problems, notes = Path(out), [], [] if notes is None else notes
     if not out.is_dir():
-        return Report([f"{out}: not a directory"])
+        return [f"{out}: not a directory"]
     present = sorted(
         Path(d, f).relative_to(out).as_posix() for d, _, files in os.walk(out) for f in files
     )
@@ -221,11 +190,9 @@ def check(
     try:
         meta = parse_metadata(json.loads((out / METADATA).read_text()))
     except FileNotFoundError:
-        return Report(
-            [*problems, f"{out / METADATA}: missing (incomplete or not an m2nist output)"]
-        )
+        return [*problems, f"{out / METADATA}: missing (incomplete or not an m2nist output)"]
     except (OSError, ValueError) as exc:  # a bad field and JSONDecodeError are ValueErrors
-        return Report([*problems, f"{out / METADATA}: invalid ({' '.join(str(exc).split())})"])
+        return [*problems, f"{out / METADATA}: invalid ({' '.join(str(exc).split())})"]
     listed = {*meta.files, *temporary, METADATA}
     for folder in (name for name in meta.files if name.endswith("/")):
         listed |= {
@@ -258,11 +225,10 @@ def check(
         except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             problem, note = [f"{out}: {split}: cannot read ({' '.join(str(exc).split())})"], None
         problems += problem
-        report.notes += [note] if note else []
+        notes += [note] if note else []
         if problems:
             break
-    report.problems = problems[:max_errors]
-    return report
+    return problems[:max_errors]
 
 
 def matching_source(recorded: dict, split: str, source: object) -> tuple[object, str]:
@@ -299,10 +265,10 @@ def matching_source(recorded: dict, split: str, source: object) -> tuple[object,
 
 
 def _check_split(
-    out: Path, split: str, meta: Metadata, regenerate: str, source: object
+    out: Path, split: str, meta: SimpleNamespace, regenerate: str, source: object
 ) -> tuple[list[str], str | None]:
     """Step 3 for ``split``: every stored row is read, block by block, and those of the
-    blocks :func:`check` regenerates are compared with fresh ones."""
+    blocks :func:`verify` regenerates are compared with fresh ones."""
     params, info = meta.params, meta.splits[split]
     start, n = info["start"], info["images"]
     spans = fresh_spans = block_spans(start, info["stop"])

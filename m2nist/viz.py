@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from m2nist.params import BACKGROUND, CLASS_NAMES
-
-if TYPE_CHECKING:
-    from m2nist.generator import M2NISTArrays
 
 
 def label_palette(alpha: float = 1.0) -> np.ndarray:
@@ -109,22 +103,3 @@ def plot_grid(images: np.ndarray, labels: np.ndarray, ncols: int = 4, title: str
     if title:
         fig.suptitle(title)
     return fig
-
-
-def save_preview(png: str | Path, arrays: M2NISTArrays, title: str) -> Path:
-    """Save a grid of ``arrays`` (as the CLI's ``--preview``), written atomically: a
-    failure never leaves half an image."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from fcnbase.outputs import atomic_write
-
-    fig = plot_grid(np.asarray(arrays.images), np.asarray(arrays.labels), title=title)
-    try:
-        with atomic_write(png) as f:
-            fig.savefig(f, dpi=100, format="png")
-    finally:
-        plt.close(fig)
-    return Path(png)

@@ -14,7 +14,7 @@ from PIL import Image
 import m2nist
 from m2nist.cli import main
 from m2nist.params import Params
-from m2nist.save import listing_sha256, load_arrays, write_dataset
+from m2nist.save import entry_of, load_arrays, write_dataset
 from m2nist.verifier import verify
 from tests.cli_table import assert_refused
 
@@ -115,8 +115,9 @@ def test_png_bytes_are_reproducible_and_recorded(tmp_path):
     digests = {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (one / "masks").iterdir()
     }
+    listing = "".join(f"{digests[n]}  {n}\n" for n in sorted(digests))  # sha256sum's output
     assert meta["files"]["masks/"] == {
-        "sha256": listing_sha256(digests),
+        "sha256": hashlib.sha256(listing.encode()).hexdigest(),
         "bytes": sum((one / "masks" / n).stat().st_size for n in digests),
         "count": 50,
     }
@@ -129,11 +130,8 @@ def _rewrite_png(out: Path, name: str, change) -> None:
     change(pixels)
     Image.fromarray(pixels).save(path, format="PNG")
     folder = path.parent
-    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
     meta = json.loads((out / "metadata.json").read_text())
-    meta["files"][f"{folder.name}/"].update(
-        sha256=listing_sha256(digests), bytes=sum(p.stat().st_size for p in folder.iterdir())
-    )
+    meta["files"][f"{folder.name}/"] = entry_of(folder)
     (out / "metadata.json").write_text(json.dumps(meta))
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import m2nist
 from m2nist.params import Params
-from m2nist.save import file_sha256, new_metadata
+from m2nist.save import entry_of, new_metadata
 from m2nist.verifier import parse_metadata, verify
 
 
@@ -52,8 +52,8 @@ def test_the_fields_a_run_writes_are_the_fields_the_parser_accepts(sample_out):
 
 
 @pytest.mark.parametrize("size", [0, 1, 4 << 20, (4 << 20) + 17])
-def test_file_sha256_is_that_of_the_bytes(tmp_path, size):
+def test_a_file_entry_is_the_sha256_and_size_of_its_bytes(tmp_path, size):
     path = tmp_path / "f.bin"
     data = os.urandom(size)
     path.write_bytes(data)
-    assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+    assert entry_of(path) == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": size}

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from m2nist.cli import main
-from m2nist.save import file_sha256, load_arrays
-from m2nist.verifier import check, verify
+from m2nist.save import entry_of, load_arrays
+from m2nist.verifier import verify
 
 from .conftest import SMALL, generate_dir
 from .test_mnist import _small_idx
@@ -44,8 +44,7 @@ def test_verify_regenerates_not_only_checksums(tmp_path):
     labels[labels == 3] = 5
     np.savez(out / "train.npz", **{**vars(arrays), "labels": labels})
     meta = json.loads((out / "metadata.json").read_text())
-    meta["files"]["train.npz"]["sha256"] = file_sha256(out / "train.npz")
-    meta["files"]["train.npz"]["bytes"] = (out / "train.npz").stat().st_size
+    meta["files"]["train.npz"] = entry_of(out / "train.npz")
     (out / "metadata.json").write_text(json.dumps(meta))
     problems = verify(out)
     assert problems and "labels differs from a regeneration" in problems[0]
@@ -119,9 +118,7 @@ def test_regeneration_catches_a_consistent_edit(tmp_path):
     np.savez(out / "train.npz", **{**vars(arrays), "images": images})
     _edit(
         out,
-        lambda m: m["files"]["train.npz"].update(
-            sha256=file_sha256(out / "train.npz"), bytes=(out / "train.npz").stat().st_size
-        ),
+        lambda m: m["files"]["train.npz"].update(entry_of(out / "train.npz")),
     )
     assert verify(out, regenerate="none") == []
     problems = verify(out)
@@ -143,9 +140,9 @@ def test_regeneration_skipped_is_said_not_silent(tmp_path, monkeypatch, capsys):
     assert f"train: 20 of 20 rows regenerated from {folder}: identical" in verified.stdout
     shutil.rmtree(folder)
     monkeypatch.delenv("M2NIST_MNIST_DIR", raising=False)
-    report = check(out, regenerate="all")
-    assert report.problems == [] and len(report.notes) == 2
-    assert all("regeneration skipped" in n and "does not exist" in n for n in report.notes)
+    notes: list[str] = []
+    assert verify(out, regenerate="all", notes=notes) == [] and len(notes) == 2
+    assert all("regeneration skipped" in n and "does not exist" in n for n in notes)
     assert main(["--verify", str(out)]) == 0
     assert "regeneration skipped" in capsys.readouterr().out
 
@@ -163,7 +160,8 @@ def test_verify_all_regenerates_every_row_of_a_shard(tmp_path):
         "--format",
         "kaggle",
     )
-    notes = check(out, regenerate="all").notes
+    notes: list[str] = []
+    assert verify(out, regenerate="all", notes=notes) == []
     assert "train: 4500 of 4500 rows regenerated" in notes[1]
 
 
