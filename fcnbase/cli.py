@@ -229,8 +229,5 @@ def _flush_stdout() -> None:
     try:
         sys.stdout.flush()
     except (OSError, ValueError, AttributeError):
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
+        with suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

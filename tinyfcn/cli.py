@@ -49,6 +49,11 @@ MAX_EPOCHS = 10_000.0
 MAX_SECONDS = 30 * 24 * 3600.0
 
 
+#: The options that are TrainConfig fields of the same name and meaning.
+_SAME_NAMES = ("variant", "seed", "classifier_epochs", "classifier_shift", "epochs")
+_SAME_NAMES += ("batch_size", "lr", "eval_every", "threads")
+
+
 def _parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     images = int_arg(1, MAX_IMAGES)
@@ -60,9 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         "article's decoder.",
         epilog="example:\n  tinyfcn-train --sample --variant fcn1s --seconds 120 --out out/tinyfcn",
     )
-    p.add_argument(
-        "--variant", choices=VARIANTS, default=defaults.variant, help="which tiny FCN to train"
-    )
+    p.add_argument("--variant", choices=VARIANTS, help="which tiny FCN to train")
     p.add_argument("--out", type=Path, default=Path("out/tinyfcn"), help="output folder")
     p.add_argument(
         "--resume",
@@ -85,39 +88,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--test-images", type=images, help=f"M2NIST test images (default {defaults.test_images})"
     )
-    p.add_argument(
-        "--seed", type=int_arg(0, 2**32 - 1), default=defaults.seed, help="data and init seed"
-    )
+    p.add_argument("--seed", type=int_arg(0, 2**32 - 1), help="data and init seed")
     p.add_argument(
         "--classifier-epochs",
         type=float_arg(0, MAX_EPOCHS),
-        default=defaults.classifier_epochs,
         help="epochs of the classifier before conversion",
     )
     p.add_argument(
         "--classifier-shift",
         type=int_arg(0, 14),
-        default=defaults.classifier_shift,
         help="random shifts (pixels) of the digits while training the classifier",
     )
     p.add_argument("--epochs", type=float_arg(0, MAX_EPOCHS), help="FCN epochs (default: seconds)")
     p.add_argument(
         "--seconds",
         type=float_arg(0, MAX_SECONDS),
-        default=defaults.seconds,
         help="wall-clock budget of the whole run (0: epochs only)",
     )
+    p.add_argument("--batch-size", type=int_arg(1, 4096), help="FCN batch size")
+    p.add_argument("--lr", type=float_arg(0, 10), help="FCN Adam learning rate (cosine)")
     p.add_argument(
-        "--batch-size", type=int_arg(1, 4096), default=defaults.batch_size, help="FCN batch size"
-    )
-    p.add_argument(
-        "--lr", type=float_arg(0, 10), default=defaults.lr, help="FCN Adam learning rate (cosine)"
-    )
-    p.add_argument(
-        "--eval-every",
-        type=float_arg(0, MAX_SECONDS),
-        default=defaults.eval_every,
-        help="seconds between evaluations",
+        "--eval-every", type=float_arg(0, MAX_SECONDS), help="seconds between evaluations"
     )
     p.add_argument(
         "--frozen-upsampling", action="store_true", help="keep the bilinear kernels fixed"
@@ -128,11 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads",
         type=int_arg(1, 1024),
-        default=defaults.threads,
         help="torch CPU threads (the tiny nets step fastest on one, busy machine or not)",
     )
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when present)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(**{name: getattr(defaults, name) for name in (*_SAME_NAMES, "seconds")})
     return p
 
 
@@ -141,23 +132,14 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     if args.data is not None and (args.train_images or args.test_images):
         raise UsageError("--data brings its own images: drop --train-images and --test-images")
     defaults = TrainConfig()
-    source = "sample" if args.sample else args.mnist_dir
     return TrainConfig(
-        variant=args.variant,
+        **{name: getattr(args, name) for name in _SAME_NAMES},
         pretrained=not args.no_pretrained,
         learnable_upsampling=not args.frozen_upsampling,
         train_images=args.train_images or defaults.train_images,
         test_images=args.test_images or defaults.test_images,
-        seed=args.seed,
-        source=source,
-        classifier_epochs=args.classifier_epochs,
-        classifier_shift=args.classifier_shift,
-        epochs=args.epochs,
+        source="sample" if args.sample else args.mnist_dir,
         seconds=args.seconds or None,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        eval_every=args.eval_every,
-        threads=args.threads,
     )
 
 

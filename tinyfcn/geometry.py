@@ -133,8 +133,11 @@ def _leaves(modules: Iterable[nn.Module], prefix: str = "") -> Iterator[tuple[st
             yield f"{prefix}{i}", module
 
 
-def _as_modules(modules: nn.Module | Iterable[nn.Module]) -> list[nn.Module]:
-    return [modules] if isinstance(modules, nn.Module) else list(modules)
+def _ops(modules: nn.Module | Iterable[nn.Module]) -> Iterator[tuple[str, nn.Module, _Op]]:
+    """The layers that move pixels, in order, each with its arithmetic."""
+    for name, module in _leaves([modules] if isinstance(modules, nn.Module) else modules):
+        if (op := _op(module)) is not None:
+            yield name, module, op
 
 
 def _layer_map(op: _Op) -> tuple[Fraction, Fraction]:
@@ -156,10 +159,8 @@ def coord_map(modules: nn.Module | Iterable[nn.Module], start: CoordMap | None =
     in a way this module does not model raises instead of being silently ignored.
     """
     cmap = start if start is not None else CoordMap()
-    for _, module in _leaves(_as_modules(modules)):
-        op = _op(module)
-        if op is not None:
-            cmap = cmap.then(*_layer_map(op))
+    for _, _, op in _ops(modules):
+        cmap = cmap.then(*_layer_map(op))
     return cmap
 
 
@@ -216,10 +217,8 @@ def output_size(modules: nn.Module | Iterable[nn.Module], size: tuple[int, int])
     convolutions need at least their receptive field, which is why FCN pads conv1_1.
     """
     h, w = size
-    for _, module in _leaves(_as_modules(modules)):
-        op = _op(module)
-        if op is not None:
-            h, w = _out_len(op, h), _out_len(op, w)
+    for _, _, op in _ops(modules):
+        h, w = _out_len(op, h), _out_len(op, w)
     return h, w
 
 
@@ -237,10 +236,7 @@ def receptive_fields(
     cmap = CoordMap()
     rf = Fraction(1)
     n = input_size
-    for name, module in _leaves(_as_modules(modules)):
-        op = _op(module)
-        if op is None:
-            continue
+    for name, module, op in _ops(modules):
         if op.kind == "deconv":
             rf += (math.ceil(op.kernel / op.stride) - 1) * cmap.stride
         else:
