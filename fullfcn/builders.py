@@ -198,10 +198,9 @@ def load_into(model: FCN, stored: Stored, source: str) -> FCN:
     check_state_dict(model, stored.state, source)
     model.load_state_dict(stored.state)
     model.preprocess = stored.preprocess
-    if stored.classes is not None:
-        model.classes = stored.classes
-    if stored.palette is not None:
-        model.palette = stored.palette
+    for what in ("classes", "palette"):  # None: the file does not say; the model's stay
+        if getattr(stored, what) is not None:
+            setattr(model, what, getattr(stored, what))
     return model
 
 

@@ -94,8 +94,8 @@ def claim_out_dir(config: TrainConfig, out_dir: Path) -> None:
     A trained checkpoint is hours of GPU time: a fresh run into a directory holding a
     previous one is refused unless ``--resume`` (continue it) or ``--force`` (start over,
     removing exactly the files a run writes: checkpoint.pt, log.csv, tensorboard/'s event
-    files; anything else there is the user's). Weights the run reads may never be among
-    the files it would replace.
+    files; anything else there is the user's). :func:`check_inputs_apart` came first:
+    the weights the run reads are never among the files it would replace.
     """
     ckpt, log, board = out_dir / CHECKPOINT, out_dir / LOG, out_dir / TENSORBOARD
     previous = [p for p in (ckpt, log, board) if p.exists() or p.is_symlink()]
@@ -107,7 +107,6 @@ def claim_out_dir(config: TrainConfig, out_dir: Path) -> None:
                 "use --force to start over"
             )
         return
-    check_inputs_apart(config, out_dir)
     if previous and not config.force:
         raise OutputExistsError(
             f"{out_dir} holds a previous run ({names}); use --resume to continue it or "

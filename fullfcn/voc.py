@@ -157,7 +157,12 @@ class VOCSegmentation(_VOCPairs, datasets.VOCSegmentation):
         # the listing is ours (and so is loading, ``load_pair``, checked per label).
         datasets.VisionDataset.__init__(self, str(root), transforms=transforms)
         self.year, self.image_set = "2012", image_set
-        ids = read_list(_split_file(voc, image_set, download))
+        split_file = Path(image_set)  # a file of ids, or the name of a VOC list:
+        if os.path.sep not in image_set and not image_set.endswith(".txt"):
+            split_file = voc / "ImageSets" / "Segmentation" / f"{image_set}.txt"
+            if not split_file.is_file() and image_set == "seg11valid" and download:
+                download_url(SEG11VALID_URL, str(split_file.parent), split_file.name)
+        ids = read_list(split_file)
         self.images = [str(voc / "JPEGImages" / f"{i}.jpg") for i in ids]
         self.targets = [str(voc / "SegmentationClass" / f"{i}.png") for i in ids]
         missing = [p for p in self.images + self.targets if not os.path.isfile(p)]
@@ -200,13 +205,3 @@ class SBDSegmentation(_VOCPairs, datasets.SBDataset):
 
     def label(self, index: int) -> tuple[Image.Image, str]:
         return self._get_target(self.masks[index]), self.masks[index]
-
-
-def _split_file(voc: Path, image_set: str, download: bool) -> Path:
-    """Where the id list of ``image_set`` lives, fetching ``seg11valid`` if allowed."""
-    if os.path.sep in image_set or image_set.endswith(".txt"):
-        return Path(image_set)
-    path = voc / "ImageSets" / "Segmentation" / f"{image_set}.txt"
-    if not path.is_file() and image_set == "seg11valid" and download:
-        download_url(SEG11VALID_URL, str(path.parent), path.name)
-    return path

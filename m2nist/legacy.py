@@ -42,6 +42,7 @@ import numpy as np
 from m2nist.params import MNIST_SIDE
 
 CANVAS = (64, 84)
+SIDE = MNIST_SIDE  # of a digit's frame
 MAX_DIGITS = 3
 #: Digit ``i``'s frame starts in ``[SLOT * i, SLOT * i + JITTER)``.
 SLOT, JITTER = 28, 10
@@ -68,7 +69,6 @@ def replay_2018(
         raise ValueError(f"need as many labels as digits (>0): {len(labels)} vs {len(digits)}")
     rng = np.random.RandomState(seed)
     height, width = CANVAS
-    side = MNIST_SIDE
     masks = np.zeros((n, height, width, DIGIT_CLASSES), np.uint8)
     sources = np.full((n, MAX_DIGITS, 4), -1, np.int64)
     for k in range(n):
@@ -76,9 +76,9 @@ def replay_2018(
         picks = rng.randint(0, len(digits), count)
         for i, src in enumerate(picks):
             x = rng.randint(i * SLOT, i * SLOT + JITTER)
-            y = rng.randint(0, height - side + 1)
-            if x + side <= width and y + side <= height:
-                masks[k, y : y + side, x : x + side, labels[src]] = digits[src]
+            y = rng.randint(0, height - SIDE + 1)
+            if x + SIDE <= width and y + SIDE <= height:
+                masks[k, y : y + SIDE, x : x + SIDE, labels[src]] = digits[src]
                 sources[k, i] = (src, labels[src], y, x)
     images = masks.max(axis=-1)
     np.minimum(masks, 1, out=masks)
@@ -125,9 +125,8 @@ def ink_boxes(sources: np.ndarray, digits: np.ndarray) -> np.ndarray:
     """Canvas box ``[y0, x0, y1, x1]`` (end exclusive) of each placed digit's ink; -1 if none."""
     ink = np.asarray(digits) > 0
     rows, cols = ink.any(2), ink.any(1)  # (N, 28) each: which rows / columns have ink
-    side = MNIST_SIDE
     first = np.stack([rows.argmax(1), cols.argmax(1)], 1)
-    end = side - np.stack([rows[:, ::-1].argmax(1), cols[:, ::-1].argmax(1)], 1)
+    end = SIDE - np.stack([rows[:, ::-1].argmax(1), cols[:, ::-1].argmax(1)], 1)
     local = np.concatenate([first, end], 1)
     src = sources[..., SOURCE]
     boxes = local[np.maximum(src, 0)] + np.tile(sources[..., [Y0, X0]], 2)
@@ -142,15 +141,14 @@ def ink_box_overlap(sources: np.ndarray, digits: np.ndarray) -> float:
 
 def ink_pixel_overlap(sources: np.ndarray, digits: np.ndarray) -> float:
     """Fraction of images in which two placed digits put ink on the same canvas pixel."""
-    side = MNIST_SIDE
     hit = np.zeros(len(sources), bool)
     for k, a, b in _placed_pairs(sources):
         p, q = sources[k, a], sources[k, b]
         if hit[k]:  # already counted
             continue
-        canvas = np.zeros((CANVAS[0] + side, CANVAS[1] + side), np.uint8)
-        canvas[p[Y0] : p[Y0] + side, p[X0] : p[X0] + side] += digits[p[SOURCE]] > 0
-        canvas[q[Y0] : q[Y0] + side, q[X0] : q[X0] + side] += digits[q[SOURCE]] > 0
+        canvas = np.zeros((CANVAS[0] + SIDE, CANVAS[1] + SIDE), np.uint8)
+        canvas[p[Y0] : p[Y0] + SIDE, p[X0] : p[X0] + SIDE] += digits[p[SOURCE]] > 0
+        canvas[q[Y0] : q[Y0] + SIDE, q[X0] : q[X0] + SIDE] += digits[q[SOURCE]] > 0
         hit[k] = bool((canvas > 1).any())
     return float(hit.mean())
 
@@ -162,11 +160,10 @@ def erased_ink(sources: np.ndarray, digits: np.ndarray, masks10: np.ndarray) -> 
     digit should be 1 in its class's channel. In the 2018 code only a later frame of
     the same class can clear it, and the image (the channels' maximum) loses it too.
     """
-    side = MNIST_SIDE
     lost = np.zeros(len(sources), bool)
     for k, i in zip(*np.nonzero(sources[..., SOURCE] >= 0), strict=True):
         src, c, y, x = sources[k, i]
-        frame = masks10[k, y : y + side, x : x + side, c]
+        frame = masks10[k, y : y + SIDE, x : x + SIDE, c]
         lost[k] |= bool((frame[digits[src] > 0] == 0).any())
     return float(lost.mean())
 

@@ -22,6 +22,7 @@ import hashlib
 import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -207,12 +208,10 @@ def resolve_source(source: str | os.PathLike | None) -> str | Path:
     if env:
         return Path(env).expanduser()
     raw = cache_dir() / "MNIST" / "raw"
-    try:
+    with suppress(MnistSourceError):  # all four files in the cache: nothing to download
         for base in (*idx_names(True), *idx_names(False)):
             find_idx(raw, base)
         return raw
-    except MnistSourceError:
-        pass
     try:
         return download_raw_dir()
     except Exception as exc:  # any network/IO failure: explain the alternatives

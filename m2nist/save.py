@@ -246,9 +246,11 @@ def npz_member(npz: zipfile.ZipFile, name: str, dtype: type, shape: tuple) -> Bi
 class Run:
     """The files of one run while they are written: :meth:`split` streams each split in."""
 
-    def __init__(self, out: Path, params: Params, formats: list[str], rows: dict) -> None:
+    def __init__(
+        self, out: Path, params: Params, formats: list[str], rows: dict, staging: Staging
+    ) -> None:
         self.out, self.params, self.formats, self.rows = out, params, formats, rows
-        self.staging = Staging()
+        self.staging = staging
         total = sum(b - a for a, b in rows.values())
         self.flat = self._kaggle(out, total) if "kaggle-flat" in formats else []
         self.png = {}  # array -> its temporary folder
@@ -444,22 +446,22 @@ def write_dataset(
         check_destination(out, finals, source=source, preview=preview, force=force)
         stale = stale_outputs(out, finals + ([preview] if preview is not None else []))
         metadata = new_metadata(seed, params, formats, shard)
-        run = None
+        staging = Staging()  # before Run: what it makes on the way is cleaned up too
         try:
-            run = Run(out, params, formats, rows)
+            run = Run(out, params, formats, rows, staging)
             for split in splits:
                 metadata["source"][split] = load_split(split == "train", source).source
                 info = run.split(split, seed, source, workers, progress or (lambda n: None))
                 metadata["splits"][split] = {"total": counts[split], **info}
             run.close()
-            for tmp, final in run.staging.pending:
+            for tmp, final in staging.pending:
                 name = final.relative_to(out).as_posix() + ("/" if tmp.is_dir() else "")
-                metadata["files"][name] = run.staging.entries[tmp].result()
+                metadata["files"][name] = staging.entries[tmp].result()
             with deferred_interrupts():  # the renames and removals together, or not at all
                 # The old metadata goes first: until the new one is written, OUT must not
                 # verify. Before this point an interrupt leaves the previous run intact.
                 (out / METADATA).unlink(missing_ok=True)
-                run.staging.commit()
+                staging.commit()
                 for path in stale:
                     path.unlink(missing_ok=True)
                     if path.parent != out:
@@ -467,8 +469,7 @@ def write_dataset(
                             path.parent.rmdir()
         finally:
             with deferred_interrupts():  # a second Ctrl-C must not strand temporaries
-                if run is not None:
-                    run.staging.cleanup()
+                staging.cleanup()
         if preview is not None:
             _save_preview(out, preview, metadata, params, source, seed)
         with atomic_write(out / METADATA) as f:

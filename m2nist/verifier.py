@@ -134,21 +134,19 @@ def readers(out: Path, split: str, meta: SimpleNamespace) -> dict[str, Callable[
                 "segmented.npy": s[f + a : f + b],
             }
     if "png" in meta.formats:
+        from PIL import Image  # PIL closes a PNG's file once its pixels are read
+
         start = meta.splits[split]["start"]
         read["png"] = lambda a, b: {
             f"{folder}/*.png": np.stack(
-                [_png(out / folder / f"{stem(split, start + i)}.png") for i in range(a, b)]
+                [
+                    np.asarray(Image.open(out / folder / f"{stem(split, i)}.png"))
+                    for i in range(a + start, b + start)
+                ]
             )
             for folder in PNG_FOLDERS
         }
     return read
-
-
-def _png(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im)
 
 
 def expected(fresh: M2NISTArrays, fmt: str) -> dict[str, np.ndarray]:

@@ -89,28 +89,16 @@ def _op(module: nn.Module) -> _Op | None:
     if isinstance(module, nn.Conv2d):
         if isinstance(module.padding, str):
             raise ValueError(f"padding={module.padding!r} must be numeric to compute geometry")
-        return _Op(
-            "conv",
-            _pair(module.kernel_size),
-            _pair(module.stride),
-            _pair(module.padding),
-            _pair(module.dilation),
-        )
+        sizes = (module.kernel_size, module.stride, module.padding, module.dilation)
+        return _Op("conv", *map(_pair, sizes))
     if isinstance(module, nn.ConvTranspose2d):
         if _pair(module.dilation) != 1 or _pair(module.output_padding) != 0:
             raise ValueError("transposed convs with dilation or output_padding are not supported")
         return _Op("deconv", _pair(module.kernel_size), _pair(module.stride), _pair(module.padding))
     if isinstance(module, nn.MaxPool2d | nn.AvgPool2d):
         stride = module.stride if module.stride is not None else module.kernel_size
-        dilation = getattr(module, "dilation", 1)
-        return _Op(
-            "pool",
-            _pair(module.kernel_size),
-            _pair(stride),
-            _pair(module.padding),
-            _pair(dilation),
-            bool(module.ceil_mode),
-        )
+        sizes = (module.kernel_size, stride, module.padding, getattr(module, "dilation", 1))
+        return _Op("pool", *map(_pair, sizes), bool(module.ceil_mode))
     if isinstance(module, _POINTWISE):
         return None
     raise TypeError(
