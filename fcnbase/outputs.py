@@ -67,7 +67,7 @@ def create_temp(final: str | os.PathLike[str]) -> tuple[int, Path]:
     # a name planted in advance, symlink or not, is never opened; a fresh name is drawn.
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     for _ in range(100):
-        path = final.parent / f"{_temp_prefix(final)}{secrets.token_hex(6)}{PARTIAL}"
+        path = temp_path(final)
         try:
             return os.open(path, flags, 0o666), path
         except FileExistsError:
@@ -77,6 +77,13 @@ def create_temp(final: str | os.PathLike[str]) -> tuple[int, Path]:
 
 def _temp_prefix(final: Path) -> str:
     return f".{final.name}."
+
+
+def temp_path(final: Path) -> Path:
+    """A fresh random name beside ``final``, ``.NAME.<random>.partial``: the one naming rule,
+    which :func:`is_partial` and :func:`leftover_temps` read back. Only the name: whoever
+    creates it must do so exclusively, as :func:`create_temp` does."""
+    return final.parent / f"{_temp_prefix(final)}{secrets.token_hex(6)}{PARTIAL}"
 
 
 def leftover_temps(final: str | os.PathLike[str]) -> list[Path]:

@@ -31,7 +31,6 @@ import io
 import json
 import os
 import re
-import secrets
 import shutil
 import zipfile
 from collections.abc import Callable, Iterator
@@ -45,13 +44,13 @@ import numpy as np
 import fcnbase
 from fcnbase.cli import CliError, UsageError, deferred_interrupts
 from fcnbase.outputs import (
-    PARTIAL,
     OutputExistsError,
     atomic_write,
     check_outputs,
     check_writable,
     create_temp,
     lock_dir,
+    temp_path,
 )
 from m2nist.generator import (
     PLACEMENT_ROUNDS,
@@ -178,7 +177,7 @@ class Staging:
     def folder(self, final: Path) -> Path:
         final.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            tmp = final.parent / f".{final.name}.{secrets.token_hex(6)}{PARTIAL}"
+            tmp = temp_path(final)
             with suppress(FileExistsError):
                 tmp.mkdir()  # exclusive: never an existing folder or a planted symlink
                 self.pending.append((tmp, final))
