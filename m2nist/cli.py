@@ -27,18 +27,14 @@ EXAMPLES = """\
 examples:
   m2nist-gen out/m2nist                           # 5000 train + 1000 test images, npz
   m2nist-gen out/demo --sample --train 2000 --test 500 --preview out/demo/preview.png
-  m2nist-gen out/kaggle --format kaggle --train 5000 --test 0   # SPLIT/combined.npy, ...
   m2nist-gen out/course --format kaggle-flat    # OUT/combined.npy: 5000 train, then 1000 test
   m2nist-gen out/folder --format png            # images/, masks/, classes.txt, train/val.txt
-  m2nist-gen out/big --train 1000000 --workers 2 --mnist-dir ~/data/mnist
   m2nist-gen out/part0 --train 100000 --shard 0/4  # rows 0-24999 of the same 100000
-  m2nist-gen --verify out/m2nist --regenerate all  # checksums, contract, rows regenerated
+  m2nist-gen --verify out/m2nist --regenerate all  # checksums, rows regenerated
 
-kaggle-flat: OUT/combined.npy (N,H,W) and OUT/segmented.npy (N,H,W,11) hold the --train
-rows followed by the --test rows, so code written for the 2018 Kaggle files loads them
-as written. The last --test rows are a test set made from MNIST test digits only; any
-other split of the rows puts images that share source digits on both sides (as every
-split of the 2018 file did).
+kaggle-flat: the --train rows, then the --test rows. The last --test rows are a test set
+made from MNIST test digits only; any other split of the rows puts images that share
+source digits on both sides (as every split of the 2018 file did).
 
 MNIST source: --mnist-dir DIR, else $M2NIST_MNIST_DIR, else the torchvision download
 cache in $M2NIST_HOME (default ~/.cache/m2nist); --sample uses the bundled sample.

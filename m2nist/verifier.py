@@ -136,16 +136,11 @@ def readers(out: Path, split: str, meta: SimpleNamespace) -> dict[str, Callable[
     if "png" in meta.formats:
         from PIL import Image  # PIL closes a PNG's file once its pixels are read
 
-        start = meta.splits[split]["start"]
-        read["png"] = lambda a, b: {
-            f"{folder}/*.png": np.stack(
-                [
-                    np.asarray(Image.open(out / folder / f"{stem(split, i)}.png"))
-                    for i in range(a + start, b + start)
-                ]
-            )
-            for folder in PNG_FOLDERS
-        }
+        def png(folder: str, a: int, b: int, at: int = meta.splits[split]["start"]) -> np.ndarray:
+            names = (out / folder / f"{stem(split, i)}.png" for i in range(a + at, b + at))
+            return np.stack([np.asarray(Image.open(name)) for name in names])
+
+        read["png"] = lambda a, b: {f"{f}/*.png": png(f, a, b) for f in PNG_FOLDERS}
     return read
 
 
