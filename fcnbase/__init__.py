@@ -34,8 +34,8 @@ from fcnbase.outputs import (
     check_writable,
     create_temp,
     is_partial,
-    leftover_temps,
     lock_dir,
+    remove_leftovers,
 )
 
 __all__ = [
@@ -54,9 +54,9 @@ __all__ = [
     "float_arg",
     "int_arg",
     "is_partial",
-    "leftover_temps",
     "lock_dir",
     "pick_device",
+    "remove_leftovers",
     "run_cli",
     "torch_threads",
 ]

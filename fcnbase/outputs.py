@@ -29,6 +29,7 @@ import fcntl
 import glob
 import os
 import secrets
+import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,17 +82,25 @@ def _temp_prefix(final: Path) -> str:
 
 def temp_path(final: Path) -> Path:
     """A fresh random name beside ``final``, ``.NAME.<random>.partial``: the one naming rule,
-    which :func:`is_partial` and :func:`leftover_temps` read back. Only the name: whoever
+    which :func:`is_partial` and :func:`remove_leftovers` read back. Only the name: whoever
     creates it must do so exclusively, as :func:`create_temp` does."""
     return final.parent / f"{_temp_prefix(final)}{secrets.token_hex(6)}{PARTIAL}"
 
 
-def leftover_temps(final: str | os.PathLike[str]) -> list[Path]:
-    """Temporary files of ``final`` that interrupted runs left behind (:func:`create_temp`'s
-    naming rule, kept here beside it). Only a run holding the folder's lock may remove
-    them: without it, one may belong to a writer still running."""
+def remove_leftovers(final: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporaries of ``final`` (files or folders, named by :func:`temp_path`) that
+    killed runs left behind; return them. ``kill -9`` gives a run no chance to clean up, and
+    a leftover would stay beside the next run's outputs (GBs of them, and failing
+    ``m2nist-gen --verify``). Call it only while holding :func:`lock_dir` on the folder:
+    then no running writer owns one."""
     final = Path(final)
-    return sorted(final.parent.glob(f"{glob.escape(_temp_prefix(final))}*{PARTIAL}"))
+    found = sorted(final.parent.glob(f"{glob.escape(_temp_prefix(final))}*{PARTIAL}"))
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return found
 
 
 @contextmanager

@@ -44,12 +44,14 @@ import numpy as np
 import fcnbase
 from fcnbase.cli import CliError, UsageError, deferred_interrupts
 from fcnbase.outputs import (
+    OutputBusyError,
     OutputExistsError,
     atomic_write,
     check_outputs,
     check_writable,
     create_temp,
     lock_dir,
+    remove_leftovers,
     temp_path,
 )
 from m2nist.generator import (
@@ -415,6 +417,18 @@ def stale_outputs(out: Path, keep: list[Path]) -> list[Path]:
     return stale
 
 
+def _remove_dead_runs_leftovers(out: Path) -> None:
+    """Under OUT's lock, remove the temporaries that a killed run (``kill -9``) left for any
+    name a run writes. A subfolder (``train/``) is cleaned only when its own lock is free:
+    another run may be writing into it as its OUT."""
+    for final in (out / name.rstrip("/") for name in [*ALL_OUTPUTS, METADATA]):
+        if final.parent == out:
+            remove_leftovers(final)
+        elif final.parent.is_dir():
+            with suppress(OutputBusyError), lock_dir(final.parent):
+                remove_leftovers(final)
+
+
 def write_dataset(
     out: str | Path,
     *,
@@ -443,6 +457,7 @@ def write_dataset(
     check_destination(out, finals, source=source, preview=preview, force=force)
     with lock_dir(out):
         check_destination(out, finals, source=source, preview=preview, force=force)
+        _remove_dead_runs_leftovers(out)
         stale = stale_outputs(out, finals + ([preview] if preview is not None else []))
         metadata = new_metadata(seed, params, formats, shard)
         staging = Staging()  # before Run: what it makes on the way is cleaned up too

@@ -27,9 +27,9 @@ from fcnbase import (
     UsageError,
     check_outputs,
     check_writable,
-    leftover_temps,
     lock_dir,
     pick_device,
+    remove_leftovers,
     run_cli,
 )
 from fcnbase.cli import float_arg, int_arg
@@ -170,8 +170,7 @@ def _main(argv: Sequence[str] | None) -> int:
         )
         if args.force:  # also what an interrupted run left half-written for our outputs:
             for out in outputs:  # we hold the folder's lock, so no running writer owns it
-                for leftover in leftover_temps(out):
-                    leftover.unlink(missing_ok=True)
+                remove_leftovers(out)
         try:
             result = run(
                 config,

@@ -17,8 +17,9 @@ from fcnbase.outputs import (
     check_writable,
     create_temp,
     is_partial,
-    leftover_temps,
     lock_dir,
+    remove_leftovers,
+    temp_path,
 )
 
 
@@ -132,12 +133,16 @@ def test_no_clobber_write_never_replaces_a_file_that_appeared(tmp_path: Path) ->
     assert final.read_bytes() == b"ours" and final.stat().st_nlink == 1
 
 
-def test_leftover_temps_are_those_of_that_name_only(tmp_path: Path) -> None:
+def test_leftovers_removed_are_those_of_that_name_only(tmp_path: Path) -> None:
     final = tmp_path / "fcn1s.pt"
     mine = [create_temp(final) for _ in range(2)]
     other_fd, other = create_temp(tmp_path / "fcn1s.png")
     for fd, _ in [*mine, (other_fd, other)]:
         os.close(fd)
+    folder = temp_path(tmp_path / "images")  # a dead run's temporary folder, with its files
+    folder.mkdir()
+    (folder / "train-000000.png").write_bytes(b"half")
     (tmp_path / "fcn1s.pt.bak").write_text("the user's")
-    assert leftover_temps(final) == sorted(p for _, p in mine)
-    assert leftover_temps(tmp_path / "fcn1s.png") == [other]
+    assert remove_leftovers(final) == sorted(p for _, p in mine)
+    assert remove_leftovers(tmp_path / "images") == [folder]
+    assert sorted(tmp_path.iterdir()) == sorted([tmp_path / "fcn1s.pt.bak", other])

@@ -119,6 +119,10 @@ def test_kill_midway_leaves_nothing_that_verifies(tmp_path):
     assert any(p.name.endswith(".partial") for p in out.iterdir())
     problems = verify(out)
     assert problems and main(["--verify", str(out)]) == 1
+    # The rerun removes what the dead run left (its lock died with it) and verifies.
+    assert main([str(out), "--sample", "--train", "20", "--test", "5", "--quiet"]) == 0
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+    assert verify(out) == []
 
 
 @pytest.mark.slow

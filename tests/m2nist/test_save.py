@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import m2nist
-from fcnbase.outputs import lock_dir
+from fcnbase.outputs import lock_dir, temp_path
 from m2nist.cli import main
 from m2nist.save import load_arrays
 from m2nist.verifier import verify
@@ -208,3 +208,21 @@ def test_same_arguments_twice_give_the_same_bytes(tmp_path):
     one, two = generate_dir(tmp_path / "one", *args), generate_dir(tmp_path / "two", *args)
     files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
     assert files and all((one / f).read_bytes() == (two / f).read_bytes() for f in files)
+
+
+def test_a_dead_run_s_temporaries_go_and_nothing_else(tmp_path):
+    out = tmp_path / "o"
+    dead = [temp_path(out / "images"), temp_path(out / "train" / "combined.npy")]
+    dead[0].mkdir(parents=True)
+    (dead[0] / "train-000000.png").write_bytes(b"half")
+    dead[1].parent.mkdir()
+    dead[1].write_bytes(b"half")
+    kept = [out / ".notes.partial", out / "train" / ".mine.0123456789ab.partial"]
+    for path in kept:
+        path.write_text("the user's")
+    generate_dir(out, *SMALL, "--format", "kaggle")
+    assert not any(p.exists() for p in dead) and all(p.exists() for p in kept)
+    with lock_dir(out / "train"):  # a run writing into train/ as its own OUT: left alone
+        dead[1].write_bytes(b"live")
+        generate_dir(out, *SMALL, "--format", "npz", "--force")
+    assert dead[1].exists()
