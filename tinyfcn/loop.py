@@ -35,7 +35,7 @@ PACE_STEPS = 3
 #: What a history point holds besides the metrics: when (on the training clock), after how
 #: many steps, and the wall time spent evaluating so far (the clock's pauses).
 HISTORY_KEYS = ("seconds", "step", "eval_seconds")
-#: Progress bars redraw at most once a second: a long run writes kilobytes, not megabytes.
+#: Progress bars redraw at most once a second, not once a step: a minute writes a few kB.
 BAR = {"leave": False, "mininterval": 1.0}
 
 
