@@ -32,24 +32,50 @@ def as_tensors(data: Split) -> tuple[Tensor, Tensor]:
     """A split as a net takes it: float images (N, 1, H, W) in [0, 1], int64 labels (N, H, W).
 
     ``M2NISTArrays`` and the ``M2NIST`` Dataset both hold their split's uint8 ``images`` and
-    ``labels``, converted here by m2nist's own :func:`m2nist.to_tensors` (the
-    Dataset's transforms are for a DataLoader and are not applied); a pair of tensors is
-    taken as it is.
+    ``labels`` (the Dataset's transforms are for a DataLoader and are not applied); a pair
+    may be numpy arrays or tensors. uint8 images are scaled to [0, 1] as
+    :func:`m2nist.to_tensors` does, (N, H, W) images get their channel axis, one-hot labels
+    (N, H, W, 11), Kaggle's ``segmented.npy``, become class indices.
+
+    This is where ``fit``, ``run`` and ``evaluate`` check their data, once, before any
+    training: anything else is refused in one line that says what was expected.
     """
-    images, labels = (data.images, data.labels) if hasattr(data, "images") else data
-    if not isinstance(images, Tensor):
-        images, labels = m2nist.to_tensors(np.asarray(images), np.asarray(labels))
-    if (
-        not isinstance(labels, Tensor)
-        or images.dim() != 4
-        or images.shape[1] != 1
-        or labels.shape != (images.shape[0], *images.shape[2:])
-    ):
+    pair = (data.images, data.labels) if hasattr(data, "images") else data
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
         raise ValueError(
-            f"expected images (N, 1, H, W) and labels (N, H, W), got {tuple(images.shape)} and "
-            f"{tuple(labels.shape)}"
+            f"expected a split (M2NISTArrays, M2NIST or an (images, labels) pair), got "
+            f"{type(data).__name__}"
         )
-    return images, labels
+    images, labels = (a if isinstance(a, Tensor) else torch.from_numpy(np.array(a)) for a in pair)
+    images = images.float().div_(255) if images.dtype == torch.uint8 else images
+    images = images.unsqueeze(1) if images.dim() == 3 else images
+    if labels.dim() == 4 and labels.shape[-1] == NUM_CLASSES:
+        labels = labels.argmax(-1)
+    problem = _problem(images, labels)
+    if problem:
+        raise ValueError(problem)
+    return images.float(), labels.long()
+
+
+def _problem(images: Tensor, labels: Tensor) -> str | None:
+    """What is wrong with a split (None: nothing), as the one line a student reads."""
+    if images.dim() != 4 or images.shape[1] != 1 or not len(images):
+        return f"expected images of shape (N, 1, H, W) or (N, H, W), got {tuple(images.shape)}"
+    shape, want = tuple(labels.shape), (len(images), *images.shape[2:])
+    if not images.is_floating_point():
+        return f"expected uint8 (0-255) or float (0-1) images, got {images.dtype}"
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        return f"expected integer labels (class indices), got {labels.dtype}"
+    if shape != want:
+        return f"expected labels of shape {want} (a class per pixel), got {shape}"
+    if images.min() < 0 or images.max() > 1:
+        return f"expected images in [0, 1], got {float(images.min()):g} to {float(images.max()):g}"
+    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+        return (
+            f"expected labels 0-{NUM_CLASSES - 1} ({BACKGROUND} = background), got "
+            f"{int(labels.min())} to {int(labels.max())}"
+        )
+    return None
 
 
 def load_m2nist(

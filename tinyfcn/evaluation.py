@@ -14,12 +14,19 @@ from tinyfcn.data import CLASS_NAMES, NUM_CLASSES, Split, as_tensors
 from tinyfcn.metrics import ConfusionMatrix
 
 
-def check_scores(scores: Tensor, images: Tensor) -> None:
+def check_scores(scores: object, images: Tensor) -> None:
     """Refuse a net whose output is not one score per class and pixel of its input: a wrong
     class count or output size is one line here, not an error deep inside the loss."""
-    expected = (len(images), NUM_CLASSES, *images.shape[-2:])
-    if tuple(scores.shape) != expected:
-        raise ValueError(f"expected {expected} scores, got {tuple(scores.shape)}")
+    n, (h, w) = len(images), images.shape[-2:]
+    if isinstance(scores, Tensor) and scores.shape == (n, NUM_CLASSES, h, w):
+        return
+    if not isinstance(scores, Tensor):
+        got = f"a {type(scores).__name__}"
+    elif scores.dim() and len(scores) == n:  # say N, as the expected shape does
+        got = "(" + ", ".join(["N", *map(str, scores.shape[1:])]) + ")"
+    else:
+        got = str(tuple(scores.shape))
+    raise ValueError(f"expected scores of shape (N, {NUM_CLASSES}, {h}, {w}), got {got}")
 
 
 @torch.no_grad()

@@ -32,8 +32,11 @@ from tinyfcn.evaluation import check_scores, evaluate, evaluate_classifier
 
 #: Classifier steps timed before judging its pace: the first ones pay for warm-up.
 PACE_STEPS = 3
-#: What a history point holds besides the metrics: when, and after how many steps.
-HISTORY_KEYS = ("seconds", "step")
+#: What a history point holds besides the metrics: when (on the training clock), after how
+#: many steps, and the wall time spent evaluating so far (the clock's pauses).
+HISTORY_KEYS = ("seconds", "step", "eval_seconds")
+#: Progress bars redraw at most once a second, not once a step: a minute writes a few kB.
+BAR = {"leave": False, "mininterval": 1.0}
 
 
 class BudgetError(CliError):
@@ -60,11 +63,14 @@ class Budget:
     ``steps`` is the epochs budget counted in steps (None: seconds only), ``seconds`` the
     wall-clock budget (None: epochs only) and ``elapsed`` the time already spent on it
     (by the data and the classifier, or before a resume); the clock runs from here.
-    Evaluating is not training: the loop evaluates inside :meth:`paused`.
+    Evaluating is not training: the loop evaluates inside :meth:`paused`, and
+    ``paused_seconds`` adds up the wall time it took (``paused``: that of earlier runs).
     """
 
-    def __init__(self, steps: int | None, seconds: float | None, elapsed: float = 0.0) -> None:
-        self.steps, self.seconds = steps, seconds
+    def __init__(
+        self, steps: int | None, seconds: float | None, elapsed: float = 0.0, paused: float = 0.0
+    ) -> None:
+        self.steps, self.seconds, self.paused_seconds = steps, seconds, paused
         self._start = time.perf_counter() - elapsed
 
     @property
@@ -78,7 +84,9 @@ class Budget:
         try:
             yield
         finally:
-            self._start += time.perf_counter() - start
+            spent = time.perf_counter() - start
+            self._start += spent
+            self.paused_seconds += spent
 
     def fraction(self, step: int) -> float:
         """How much of the budget is spent, in [0, 1]: the larger of steps and time."""
@@ -170,7 +178,7 @@ def train_classifier(
         raise BudgetError(_no_room(config, "making the data"))
     step = 0
     model.train()
-    bar = tqdm(total=total, desc="classifier", disable=not progress, leave=False)
+    bar = tqdm(total=total, desc="classifier", disable=not progress, **BAR)
     budget = Budget(total, None)
     try:
         for idx, fraction in batches(len(images), batch_size, budget, step, generator):
@@ -181,7 +189,7 @@ def train_classifier(
                 step += 1
             if progress:  # loss.item() waits for the device: only when someone looks
                 bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}", s=f"{budget.elapsed:.0f}")
+                bar.set_postfix(loss=f"{loss.item():.3f}", s=f"{budget.elapsed:.0f}", refresh=False)
             if deadline is not None:  # will the pace so far end the stage in time?
                 now = time.perf_counter()
                 if step == 1:
@@ -224,9 +232,10 @@ def train_fcn(
     same names are read). ``elapsed`` is wall time already spent by the run (data,
     classifier) and counts against ``config.seconds``. ``state`` resumes from a checkpoint's
     training state. Returns the new training state: optimizer state, step, elapsed seconds
-    and the history, a list of ``{"seconds", "step", **metrics}`` (the clock is paused while
-    evaluating), one point per evaluation and none repeated: the final evaluation is
-    skipped when the last point already scored the final weights.
+    and the history, a list of ``{"seconds", "step", "eval_seconds", **metrics}`` (the clock
+    is paused while evaluating; ``eval_seconds`` is the wall time those pauses added up
+    to, resumed runs included), one point per evaluation and none repeated: the final
+    evaluation is skipped when the last point already scored the final weights.
     """
     device = pick_device(device)
     model.to(device)
@@ -249,7 +258,9 @@ def train_fcn(
 
     def point() -> dict[str, object]:
         with budget.paused():  # evaluating is not training
-            return {"seconds": budget.elapsed, "step": step, **evaluate(model, test)}
+            metrics = evaluate(model, test)
+        when = {"seconds": budget.elapsed, "step": step, "eval_seconds": budget.paused_seconds}
+        return {**when, **metrics}
 
     def reached() -> dict[str, object]:
         return {
@@ -260,8 +271,9 @@ def train_fcn(
         }
 
     label = getattr(model, "variant", type(model).__name__)  # a student's net has no variant
-    bar = tqdm(total=total, initial=step, desc=label, disable=not progress, leave=False)
-    budget = Budget(total, config.seconds, float(state.get("elapsed", elapsed)))
+    bar = tqdm(total=total, initial=step, desc=label, disable=not progress, **BAR)
+    evaluated = float(history[-1].get("eval_seconds", 0.0)) if history else 0.0
+    budget = Budget(total, config.seconds, float(state.get("elapsed", elapsed)), evaluated)
     next_eval = budget.elapsed + config.eval_every
     model.train()
     try:
@@ -275,7 +287,7 @@ def train_fcn(
                 step += 1
             if progress:  # loss.item() waits for the device: only when someone looks
                 bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}", s=f"{budget.elapsed:.0f}")
+                bar.set_postfix(loss=f"{loss.item():.3f}", s=f"{budget.elapsed:.0f}", refresh=False)
             if evaluating and budget.elapsed >= next_eval:  # a point of the history
                 next_eval += config.eval_every
                 history.append(point())

@@ -142,16 +142,22 @@ def fit(
 
     ``model`` maps (N, 1, H, W) images in [0, 1] to (N, 11, H, W) scores: a
     :class:`~tinyfcn.model.TinyFCN`, a :func:`~tinyfcn.bundled.pretrained` one to
-    fine-tune, or a student's own ``nn.Module`` -- nothing else is asked of it (a net of the
-    wrong output shape is refused before training). ``train`` and ``test`` are splits in
-    any form :func:`~tinyfcn.data.as_tensors` takes. The net is trained in place (Adam,
-    per-pixel cross-entropy, a cosine learning rate over the budget: exactly
-    :func:`~tinyfcn.loop.train_fcn`) for ``seconds`` of wall clock and/or ``epochs`` of
+    fine-tune, or a student's own ``nn.Module`` -- nothing else is asked of it. ``train``
+    and ``test`` are splits in any form :func:`~tinyfcn.data.as_tensors` takes. The net is
+    trained in place (Adam, per-pixel cross-entropy, a cosine learning rate over the budget:
+    exactly :func:`~tinyfcn.loop.train_fcn`) for ``seconds`` of training and/or ``epochs`` of
     ``train``, whichever runs out first (give at least one; epochs alone are deterministic
     for a seed and a thread count on CPU). With a ``test`` split, the history holds its
     metrics every ``eval_every`` seconds and once at the end, as ``{"seconds", "step",
-    "mean_iou", ...}``; without one it is empty. ``threads``: torch's CPU threads for the
-    run (None: as torch has them).
+    "eval_seconds", "mean_iou", ...}``; without one it is empty. ``threads``: torch's CPU
+    threads for the run (None: as torch has them).
+
+    ``seconds`` is training time: the clock stops while the net is evaluated, so a budget
+    means the same training whatever ``eval_every`` is. The wall time is longer by the
+    evaluations, and the history says by how much: ``history[-1]["eval_seconds"]``.
+    The model and the data are checked before training: a net whose scores are not
+    (N, 11, H, W) for (N, 1, H, W) images, or data of the wrong shape, type or label
+    range, is a one-line ``ValueError`` that says what was expected and what it got.
     """
     config = FitConfig(
         epochs=epochs,

@@ -8,12 +8,14 @@ M2NIST (the IDX files, else the bundled sample) and score through ``evaluate``.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fcnbase import UsageError
+from tests.tinyfcn.toys import toy_data, toy_splits
 from tinyfcn import (
     BACKGROUND,
     NUM_CLASSES,
@@ -96,10 +98,76 @@ def test_fit_needs_a_budget() -> None:
         fit(EncDec(), train)
 
 
-def test_a_net_with_the_wrong_class_count_is_refused_in_one_line() -> None:
-    """The bare converted classifier scores ten digits and no background."""
+class _DictNet(nn.Conv2d):
+    """torchvision's segmentation nets answer ``{"out": scores}``, not the scores."""
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        return {"out": super().forward(x)}
+
+
+def _mistakes() -> list[tuple[object, object, str]]:
+    """A student's mistakes: (net, train split, the line that answers them)."""
     train, _ = load_m2nist(n_train=4, n_test=1, source="sample")
-    with pytest.raises(
-        ValueError, match=r"expected \(1, 11, 64, 84\) scores, got \(1, 10, 64, 84\)"
-    ):
-        fit(nn.Conv2d(1, 10, 1), train, epochs=1)
+    images, labels = train.images, train.labels
+    good = EncDec()
+    shape = "expected scores of shape (N, 11, 64, 84), got"
+    return [
+        (nn.Conv2d(1, 10, 1), train, f"{shape} (N, 10, 64, 84)"),
+        (nn.Conv2d(1, 11, 3), train, f"{shape} (N, 11, 62, 82)"),
+        (_DictNet(1, 11, 1), train, f"{shape} a dict"),
+        (good, images,
+         "expected a split (M2NISTArrays, M2NIST or an (images, labels) pair), got ndarray"),
+        (good, (images, labels + 1), "expected labels 0-10 (10 = background), got 1 to 11"),
+        (good, (images, labels[:2]),
+         "expected labels of shape (4, 64, 84) (a class per pixel), got (2, 64, 84)"),
+        (good, (images[0], labels[0]),
+         "expected images of shape (N, 1, H, W) or (N, H, W), got (64, 84)"),
+        (good, (images, labels.astype("float32")),
+         "expected integer labels (class indices), got torch.float32"),
+        (good, (images.astype("float32"), labels), "expected images in [0, 1], got 0 to 255"),
+        (good, (images.astype("int64"), labels),
+         "expected uint8 (0-255) or float (0-1) images, got torch.int64"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", range(len(_mistakes())))
+def test_a_student_s_mistake_is_answered_in_one_line_before_training(case: int) -> None:
+    """Not PyTorch's IndexError from inside the loss, nor a tuple's missing attribute: what
+    was expected and what it got, before a step is made."""
+    model, train, message = _mistakes()[case]
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ValueError) as refused:
+        fit(model, train, epochs=1, progress=False)
+    assert str(refused.value) == message
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_the_obvious_forms_of_a_split_train(mnist_source: str) -> None:
+    """numpy arrays as m2nist writes them, float images in [0, 1] without a channel axis,
+    Kaggle's one-hot ``segmented.npy``: each is a split ``fit`` and ``evaluate`` take."""
+    train, test = load_m2nist(n_train=8, n_test=4, source=mnist_source)
+    one_hot = np.eye(NUM_CLASSES, dtype=np.uint8)[test.labels]  # (N, 64, 84, 11)
+    history = fit(
+        EncDec(), (train.images, train.labels), (test.images / 255, one_hot),
+        epochs=1, batch_size=8, progress=False,
+    )  # fmt: skip
+    assert [h["step"] for h in history] == [1] and 0 <= history[0]["mean_iou"] <= 1
+
+
+def test_the_history_says_how_long_evaluating_took() -> None:
+    """The budget is training time; each point adds up the wall time evaluations paused it."""
+    train, test = toy_splits()
+    history = fit(EncDec(), train, test, epochs=3, eval_every=1e-9, progress=False)
+    evaluating = [h["eval_seconds"] for h in history]
+    assert len(evaluating) == 6 and 0 < evaluating[0] < evaluating[-1]
+    assert evaluating == sorted(evaluating)
+
+
+def test_the_progress_bar_writes_a_few_lines_not_one_per_step(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """tqdm redraws at most once a second: 400 steps write a line or two, where a redraw
+    per step wrote some 80 bytes a step (139 kB for a minute's training)."""
+    fit(nn.Conv2d(1, NUM_CLASSES, 1), toy_data(8), epochs=200, progress=True)
+    written = len(capsys.readouterr().err.encode())
+    assert 0 < written < 4_000, written

@@ -144,5 +144,5 @@ def test_a_run_keeps_its_thread_count_and_gives_the_caller_s_back(
 def test_a_net_of_the_wrong_shape_is_refused_before_training() -> None:
     """Ten classes (the bare converted classifier's count) instead of eleven: one line."""
     train, test = toy_splits()
-    with pytest.raises(ValueError, match=r"expected \(1, 11, 32, 36\) scores, got \(1, 10,"):
+    with pytest.raises(ValueError, match=r"shape \(N, 11, 32, 36\), got \(N, 10, 32, 36\)$"):
         train_fcn(nn.Conv2d(1, 10, 1), train, test, toy_config(), progress=False)

@@ -54,6 +54,8 @@ def test_resume_continues_training(tmp_path: Path) -> None:
     assert saved["train_state"]["step"] == 2
     assert resumed.history[-1]["step"] == 4
     assert [h["step"] for h in resumed.history] == [2, 4]  # the old history is kept
+    first, last = (h["eval_seconds"] for h in resumed.history)
+    assert 0 < first < last  # the wall time spent evaluating adds up across the resume
     assert "state" in saved["train_state"]["optimizer"]  # Adam moments were saved
 
 
