@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -214,6 +214,7 @@ def train_fcn(
     progress: bool = True,
     state: dict[str, object] | None = None,
     elapsed: float = 0.0,
+    callback: Callable[[nn.Module, int, list[dict[str, object]]], None] | None = None,
 ) -> dict[str, object]:
     """Train ``model`` on ``train`` within the config's budget, evaluating ``test`` now and then.
 
@@ -227,6 +228,9 @@ def train_fcn(
     and the history, a list of ``{"seconds", "step", **metrics}`` (the clock is paused while
     evaluating), one point per evaluation and none repeated: the final evaluation is
     skipped when the last point already scored the final weights.
+
+    ``callback(model, step, history)``, when given, runs after every step: a live curve, or
+    a stop button (a ``KeyboardInterrupt`` raised there stops the run as Ctrl-C does).
     """
     device = pick_device(device)
     model.to(device)
@@ -280,6 +284,8 @@ def train_fcn(
                 next_eval += config.eval_every
                 history.append(point())
                 model.train()
+            if callback is not None:
+                callback(model, step, history)
     except KeyboardInterrupt:
         raise TrainingInterrupted(reached(), step - first) from None
     finally:
