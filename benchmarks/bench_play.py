@@ -69,7 +69,7 @@ def serving(play: Playground) -> Iterator[str]:
 
 
 @contextmanager
-def chromium(width: int = 1400, height: int = 1000) -> Iterator[object]:
+def chromium(width: int = 1400, height: int = 760) -> Iterator[object]:
     """Headless Debian chromium under selenium, with a fresh profile and nothing that
     reaches the network by itself (no sync, no updates, no QUIC)."""
     from selenium import webdriver
@@ -92,10 +92,12 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator[object]:
 
 
 def draw(driver: object, strokes: list[list[tuple[float, float]]]) -> None:
-    """Draw ``strokes`` on ``#draw`` with the mouse, each segment cut into 8 moves."""
+    """Draw ``strokes`` on ``#draw`` with the mouse, each segment cut into 8 moves, once the
+    page is ready (it has shown its first results)."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
+    wait_for(driver, "return document.querySelector('[data-variant=fcn1s]').dataset.digits != null")
     canvas = driver.find_element(By.ID, "draw")
     w, h = canvas.size["width"], canvas.size["height"]
 

@@ -24,7 +24,7 @@ from PIL import Image
 import m2nist
 from benchmarks.bench_play import DIGITS_17, chromium, draw, missing, serving, wait_for
 from tinyfcn import BACKGROUND, NUM_CLASSES, ConfusionMatrix, TrainConfig
-from tinyfcn.play import MAX_BODY, SAMPLES, SHOWN, SIZE, Playground
+from tinyfcn.play import MAX_BODY, SAMPLES, SHOWN, SIZE, Playground, Server, main
 
 JSON = {"Content-Type": "application/json"}
 PNG = {"Content-Type": "image/png"}
@@ -265,6 +265,23 @@ def test_command_serves_until_ctrl_c() -> None:
     finally:
         child.kill()
     assert child.stderr.read() == "tinyfcn-play: interrupted; server stopped\n"
+
+
+def test_a_host_other_machines_reach_is_warned_about(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def ctrl_c(self: Server) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Server, "serve_forever", ctrl_c)
+    assert main(["--host", "0.0.0.0", "--no-browser"]) == 130
+    out, err = capsys.readouterr()
+    assert re.fullmatch(r"playground at http://127\.0\.0\.1:\d+/ \(Ctrl-C stops it\)\n", out)
+    assert err.splitlines() == [
+        "tinyfcn-play: warning: listening on 0.0.0.0: other machines can reach the playground "
+        "and use this computer's CPU",
+        "tinyfcn-play: interrupted; server stopped",
+    ]
 
 
 def test_page_in_a_real_browser(server: str) -> None:
