@@ -154,9 +154,8 @@ class Playground:
 
     def sample(self, index: int) -> dict[str, object]:
         image, labels = self.samples.images[index], self.samples.labels[index]
-        return {"index": index, "image": image.tolist(), "labels": labels.tolist()} | (
-            self.segment(image, labels)
-        )
+        answer = {"index": index, "image": image.tolist(), "labels": labels.tolist()}
+        return answer | self.segment(image, labels)
 
     def start_training(self, variant: object, seconds: object) -> None:
         """Train ``variant`` from scratch for ``seconds`` in a background thread; one at a time."""
@@ -213,12 +212,12 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], play: Playground) -> None:
-        super().__init__(address, Handler)
-        self.play, self.name = play, address[0]
-        self.files = {
+        self.files = {  # read first: a broken install is not a port in use
             path: (resources.files("tinyfcn").joinpath("play_static", name).read_bytes(), kind)
             for path, (name, kind) in PAGE.items()
         }
+        self.play, self.name = play, address[0]
+        super().__init__(address, Handler)
 
     def handle_error(self, request: object, client_address: object) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):
