@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -222,6 +222,7 @@ def train_fcn(
     progress: bool = True,
     state: dict[str, object] | None = None,
     elapsed: float = 0.0,
+    callback: Callable[[nn.Module, int, list[dict[str, object]]], None] | None = None,
 ) -> dict[str, object]:
     """Train ``model`` on ``train`` within the config's budget, evaluating ``test`` now and then.
 
@@ -236,6 +237,9 @@ def train_fcn(
     is paused while evaluating; ``eval_seconds`` is the wall time those pauses added up
     to, resumed runs included), one point per evaluation and none repeated: the final
     evaluation is skipped when the last point already scored the final weights.
+
+    ``callback(model, step, history)``, when given, runs after every step: a live curve, or
+    a stop button (a ``KeyboardInterrupt`` raised there stops the run as Ctrl-C does).
     """
     device = pick_device(device)
     model.to(device)
@@ -292,6 +296,8 @@ def train_fcn(
                 next_eval += config.eval_every
                 history.append(point())
                 model.train()
+            if callback is not None:
+                callback(model, step, history)
     except KeyboardInterrupt:
         raise TrainingInterrupted(reached(), step - first) from None
     finally:

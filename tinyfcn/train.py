@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,7 @@ def run(
     device: torch.device | None = None,
     progress: bool = True,
     data: tuple[Split, Split] | None = None,
+    callback: Callable[[nn.Module, int, list[dict[str, object]]], None] | None = None,
 ) -> RunResult:
     """Classifier -> conversion -> FCN on M2NIST -> evaluation, from scratch or resumed.
 
@@ -66,6 +68,7 @@ def run(
     :func:`load_m2nist` splits the config describes: a homework's own set, or the
     :class:`m2nist.M2NIST` splits of a folder ``m2nist-gen`` wrote (any split
     :func:`~tinyfcn.data.as_tensors` takes). The run uses ``config.threads`` CPU threads.
+    ``callback`` is :func:`~tinyfcn.loop.train_fcn`'s: called after every FCN step.
 
     A seconds budget covers the whole recipe, so the classifier stage is held to it (see
     :func:`train_classifier`'s ``deadline``) and a run that made no FCN step raises
@@ -98,7 +101,7 @@ def run(
         try:
             state = train_fcn(
                 model, train, test, config, device=device, progress=progress, state=state,
-                elapsed=time.perf_counter() - start,
+                elapsed=time.perf_counter() - start, callback=callback,
             )  # fmt: skip
         except TrainingInterrupted as stop:
             if not stop.new_steps:

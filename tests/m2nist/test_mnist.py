@@ -207,6 +207,8 @@ def test_wheel_contains_the_sample_and_the_pretrained_nets(tmp_path):
         assert "m2nist/data/PROVENANCE.md" in names
         weights = {f"tinyfcn/weights/{v}.pt" for v in ("fcn4s", "fcn2s", "fcn1s", "article")}
         assert weights | {"tinyfcn/weights/provenance.json", "fcnbase/cli.py"} <= set(names)
+        page = {f"tinyfcn/play_static/{f}" for f in ("index.html", "play.js", "play.css")}
+        assert page <= set(names)  # tinyfcn-play's page
         sample = zf.read("m2nist/data/mnist_sample.npz")
     assert sample == mnist.sample_path().read_bytes()
 

@@ -1,4 +1,4 @@
-"""The table of bad inputs ``tinyfcn-train`` refuses.
+"""The tables of bad inputs ``tinyfcn-train`` and ``tinyfcn-play`` refuse.
 
 Each case: exit status, one stderr line naming the problem (never a traceback), and nothing
 changed in the test's folder but the run's own fresh outputs (``tests/cli_table.assert_refused``).
@@ -9,6 +9,7 @@ m2nist's) are made for each case by :func:`_bad_inputs`.
 from __future__ import annotations
 
 import pathlib
+import socket
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from tests.cli_table import assert_refused
 from tests.tinyfcn.conftest import IMAGES, TINY, mnist_args
 from tinyfcn import TinyFCN, TrainConfig, save_checkpoint
 from tinyfcn.cli import main
+from tinyfcn.play import Server
+from tinyfcn.play import main as play_main
 
 
 class Hostile:
@@ -140,3 +143,37 @@ def test_bad_input_is_refused(
     fresh = [tmp_path / "out", tmp_path / "empty-cache"]
     assert_refused(capsys, main, args, code, message, root=tmp_path, fresh=fresh)
     assert not (tmp_path / "pwned").exists()
+
+
+# tinyfcn-play: (argv, exit code, message); "{busy}" is a port another socket listens on.
+PLAY_BAD_INPUTS = [
+    (["--port", "70000"], 2, "argument --port: 70000 is outside 0..65535"),
+    (["--port", "http"], 2, "argument --port: expected an integer"),
+    (["--threads", "0"], 2, "argument --threads: 0 is outside"),
+    (["--mnist-dir", "{root}/nowhere"], 1, "nowhere"),
+    (["--port", "{busy}"], 1, "cannot listen on 127.0.0.1:{busy}: [Errno 98]"),
+    (["--host", "192.0.2.1"], 1, "cannot listen on 192.0.2.1:0: [Errno 99]"),  # not this machine
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"), PLAY_BAD_INPUTS, ids=[c[2][:40] for c in PLAY_BAD_INPUTS]
+)
+def test_play_bad_input_is_refused(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    code: int,
+    message: str,
+) -> None:
+    def serve_forever(self: Server) -> None:  # a case that fails to fail must not hang
+        raise AssertionError("the playground started serving")
+
+    monkeypatch.setattr(Server, "serve_forever", serve_forever)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        names = {"root": tmp_path, "busy": busy.getsockname()[1]}
+        args = ["--no-browser", *(arg.format(**names) for arg in argv)]
+        assert_refused(capsys, play_main, args, code, message.format(**names), root=tmp_path)

@@ -20,7 +20,7 @@ from tinyfcn import (
     train_fcn,
 )
 from tinyfcn.data import load_digits
-from tinyfcn.loop import PACE_STEPS, Budget, BudgetError, batches
+from tinyfcn.loop import PACE_STEPS, Budget, BudgetError, TrainingInterrupted, batches
 
 
 def test_batches_are_full_shuffled_and_stop_with_the_budget() -> None:
@@ -112,6 +112,24 @@ def test_the_history_never_repeats_its_last_point() -> None:
     train, test = toy_splits()
     state = train_fcn(TinyFCN("fcn2s"), train, test, toy_config(eval_every=1e-9), progress=False)
     assert [h["step"] for h in state["history"]] == [1, 2, 3, 4]
+
+
+def test_the_callback_sees_every_step_and_can_stop_the_run() -> None:
+    """``callback`` runs after each step with the history so far (a live curve); raising
+    KeyboardInterrupt there stops training between two steps, as Ctrl-C does."""
+    train, test = toy_splits()
+    seen: list[tuple[int, int]] = []
+
+    def callback(model: nn.Module, step: int, history: list[dict[str, object]]) -> None:
+        seen.append((step, len(history)))
+        if step == 3:
+            raise KeyboardInterrupt
+
+    config = toy_config(eval_every=1e-9)
+    with pytest.raises(TrainingInterrupted) as stop:
+        train_fcn(TinyFCN("fcn2s"), train, test, config, progress=False, callback=callback)
+    assert seen == [(1, 1), (2, 2), (3, 3)]
+    assert stop.value.new_steps == 3 and stop.value.state["step"] == 3
 
 
 class ThreadSpy(TinyFCN):
