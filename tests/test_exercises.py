@@ -147,7 +147,7 @@ def hardest() -> str:
 
 def sizes_of(net: nn.Module) -> list[str]:
     with torch.no_grad():
-        return [str(tuple(net(torch.zeros(1, 1, *s)).shape[-2:])) for s in exercises._SIZES]
+        return [str(tuple(net(torch.zeros(1, 1, *s)).shape[-2:])) for s in exercises.SIZES]
 
 
 FCN16S = {"score_pool4": 5, "upscore16": 27}

@@ -9,6 +9,9 @@ known set of equally likely draws, a crop that lines two maps up), run the stude
 function on cases, or run the student's net -- and the reference answers appear nowhere
 in the student's notebook or in this module's messages.
 
+One file holds the checks of all five notebooks (a section each), so they share one
+convention and a few helpers; that makes it longer than a teaching file.
+
 Graders: under ``NBGRADER_EXECUTION`` (set by nbgrader's autograde, and by
 ``scripts/grade_notebooks.py``) an unanswered exercise raises :class:`NotAnswered`, so it
 earns no points; in a student's Jupyter it only prints.
@@ -191,12 +194,13 @@ def box_gap(answer: Any, boxes: np.ndarray, margin: int) -> None:
 
 # --- 02: from a classifier to an FCN -----------------------------------------------------------
 
-_SIZES = [(28, 28), (31, 29), (64, 84), (100, 37), (57, 90)]
+#: Image sizes the size checks try: the least, odd, M2NIST's, tall and wide.
+SIZES = [(28, 28), (31, 29), (64, 84), (100, 37), (57, 90)]
 
 
 def _size_function(answer: Any, net: nn.Module, what: str, hint: str) -> None:
     _require(callable(answer), f"answer is a function (h, w) -> (rows, cols) giving {what}")
-    for size in _SIZES:
+    for size in SIZES:
         with torch.no_grad():
             truth = tuple(net(torch.zeros(1, 1, *size)).shape[-2:])
         got = tuple(answer(*size))
@@ -298,10 +302,11 @@ def least_padding(answer: Any) -> None:
 # --- 03: training the tiny FCNs ----------------------------------------------------------------
 
 
-def _scores(matrix: np.ndarray) -> dict[str, Any]:
-    reference = ConfusionMatrix(len(matrix))
-    reference.matrix = torch.as_tensor(matrix, dtype=torch.int64)
-    return reference.compute()
+def _matrix(n: np.ndarray) -> ConfusionMatrix:
+    """The metrics' own class holding the counts ``n``: the formulas the checks hold to."""
+    matrix = ConfusionMatrix(len(n))
+    matrix.matrix = torch.as_tensor(n, dtype=torch.int64)
+    return matrix
 
 
 @exercise
@@ -320,7 +325,7 @@ def all_background(answer: Any, test_labels: torch.Tensor) -> None:
     for case, t in cases.items():
         matrix = np.zeros((k, k), np.int64)
         matrix[:, BACKGROUND] = t.numpy()  # every pixel predicted background
-        truth = _scores(matrix)
+        truth = _matrix(matrix).compute()
         pa, miu = (float(v) for v in answer(t.clone()))
         _require(
             _close(pa, truth["pixel_accuracy"]),
@@ -355,7 +360,7 @@ def mean_iu(answer: Any) -> None:
         "a 4-class matrix whose class 3 is predicted but never true": never_true,
     }
     for case, n in cases.items():
-        truth = _scores(n)
+        truth = _matrix(n).compute()
         got = float(answer(n.copy()))
         _require(
             not math.isnan(got),
@@ -461,16 +466,14 @@ def dice(answer: Any) -> None:
     empty = noisy.copy()
     empty[4, :] = empty[:, 4] = 0
     for case, n in {"a 6-class matrix": noisy, "one whose class 4 never occurs": empty}.items():
-        reference = ConfusionMatrix(len(n))
-        reference.matrix = torch.as_tensor(n, dtype=torch.int64)
-        truth = np.array(reference.dice())
+        truth = np.array(_matrix(n).dice())
         got = np.asarray(answer(n.copy()), dtype=np.float64)
         _require(got.shape == truth.shape, f"on {case}: one Dice per class, got shape {got.shape}")
         _require(
             np.array_equal(np.isnan(got), np.isnan(truth)),
             f"on {case}: Dice is nan exactly where a class is neither true nor predicted",
         )
-        iou = np.array(_scores(n)["iou"])
+        iou = np.array(_matrix(n).compute()["iou"])
         _require(
             not np.allclose(got, iou, equal_nan=True),
             f"on {case} you computed IU: Dice counts the overlap twice, over t_i + sum_j n_ji",
