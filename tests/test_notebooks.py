@@ -176,3 +176,18 @@ def test_the_grader_writes_scores_and_refuses_to_overwrite(tmp_path: Path) -> No
     ]
     assert grade.main([str(submitted), "--csv", str(scores)]) == 1  # exists: --force needed
     assert grade.main([str(submitted), "--csv", str(scores), "--force"]) == 0
+
+
+def test_the_instructors_points_table_is_the_metadata() -> None:
+    """docs/instructors.md's points per notebook are the ones its cells carry."""
+    text = (ROOT / "docs" / "instructors.md").read_text(encoding="utf-8")
+    for path in NOTEBOOKS:
+        graded = [grading(c) for c in nbformat.read(path, as_version=4).cells]
+        checks = [g["points"] for g in graded if g.get("grade") and not g["solution"]]
+        whys = [g for g in graded if g.get("grade") and g["solution"]]
+        exercises = ", ".join(g["grade_id"].removeprefix("ex").removesuffix("-why") for g in whys)
+        row = (
+            f"| {path.stem[:2]} | {len(checks)} x {checks[0]} | {len(whys)} x {whys[0]['points']} "
+            f"(ex. {exercises}) | {sum(checks) + sum(g['points'] for g in whys)} |"
+        )
+        assert row in text, row
