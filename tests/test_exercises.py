@@ -126,17 +126,20 @@ def dice(n: np.ndarray) -> np.ndarray:
 
 
 @cache
-def trained_frozen() -> tuple[nn.Module, TinyFCN]:
+def barely_trained(learnable: bool) -> TinyFCN:
+    """A few steps from a random classifier: its zero-initialised layers moved, no more."""
     torch.manual_seed(0)
-    classifier = MnistClassifier()
-    net = TinyFCN("fcn1s", classifier, learnable_upsampling=False)
+    net = TinyFCN("fcn1s", MnistClassifier(), learnable_upsampling=learnable)
     fit(net, small(16), epochs=0.5, progress=False)
-    return classifier, net
+    return net
 
 
-def trained_learnable() -> TinyFCN:
-    net = TinyFCN("fcn1s", trained_frozen()[0])
-    fit(net, small(16), epochs=0.5, progress=False)
+def frozen_and_trained() -> TinyFCN:
+    """Frozen bilinear upsampling around the shipped fcn1s's other trained layers."""
+    net = TinyFCN("fcn1s", learnable_upsampling=False)
+    shipped = pretrained("fcn1s").state_dict()
+    kept = {k: v for k, v in shipped.items() if not k.startswith(("upscore2", "upscore_pool1"))}
+    net.load_state_dict(kept, strict=False)
     return net
 
 
@@ -251,9 +254,9 @@ CASES: dict[str, tuple[Callable, Callable[[], tuple], list, list, Callable[[], l
     ),
     "03-3 frozen upsampling": (
         exercises.frozen_upsampling,
-        lambda: (trained_frozen()[0],),
-        [trained_frozen()[1]],
-        [TinyFCN("fcn1s", learnable_upsampling=False), trained_learnable()],
+        lambda: (MnistClassifier(), small()),
+        [frozen_and_trained()],
+        [TinyFCN("fcn1s", learnable_upsampling=False), barely_trained(True), barely_trained(False)],
         lambda: [],
     ),
     "03-4 hardest digit": (
