@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from fractions import Fraction
 from functools import cache
 from typing import Any
 
@@ -212,22 +213,22 @@ CASES: dict[str, tuple[Callable, Callable[[], tuple], list, list, Callable[[], l
     "02-2 receptive field": (
         exercises.cut_receptive_field,
         lambda: (),
-        [20],
-        [28, 24, 12, 20.0],
+        [20, np.int64(20), 20.0],  # a whole number of any type
+        [28, 24, 12, 20.5, "20"],
         lambda: [20],
     ),
     "02-3 crops of fcn2s": (
         exercises.crops,
         lambda: (TinyFCN("fcn2s"),),
-        [{"score_pool1": 4, "score": 3}],
+        [{"score_pool1": 4, "score": 3}, {"score_pool1": Fraction(8, 2), "score": np.int64(3)}],
         [{"score_pool1": 3, "score": 3}, {"score_pool1": 4, "score": 12}, {"score": 3}],
         lambda: [4],
     ),
     "02-4 least padding": (
         exercises.least_padding,
         lambda: (),
-        [13],
-        [10, 12, 14, 20, -1],
+        [13, np.int64(13)],
+        [10, 12, 14, 20, -1, True],
         lambda: [13],
     ),
     "03-1 all background": (
@@ -300,8 +301,8 @@ CASES: dict[str, tuple[Callable, Callable[[], tuple], list, list, Callable[[], l
     "05-1 decoder parameters": (
         exercises.decoder_parameters,
         lambda: (EncDec,),
-        [38_443],
-        [38_400, sum(p.numel() for p in EncDec().parameters()), 32_800, 38_443.0],
+        [38_443, 38_443.0],
+        [38_400, sum(p.numel() for p in EncDec().parameters()), 32_800, "38443"],
         lambda: [38_443, 38443],
     ),
     "05-2 score size": (

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import numbers
 import os
 from collections.abc import Callable
 from typing import Any
@@ -76,6 +77,13 @@ def _require(condition: object, hint: str) -> None:
 def _number(answer: Any, what: str) -> float:
     _require(isinstance(answer, int | float | np.number) or torch.is_tensor(answer), what)
     return float(answer)
+
+
+def _whole(value: Any, hint: str) -> int:
+    """``value`` as an int when it is a whole number of any type (3, numpy's 3, 3.0, 6/2)."""
+    whole = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    _require(whole and math.isfinite(value) and value == int(value), hint)
+    return int(value)
 
 
 def _close(a: float, b: float) -> bool:
@@ -229,7 +237,7 @@ def _cut_net() -> nn.Module:
 @exercise
 def cut_receptive_field(answer: Any) -> None:
     """How many pixels one cell of the cut net sees, along one side."""
-    _require(isinstance(answer, int), "answer is an int: pixels along one side")
+    answer = _whole(answer, "answer is a whole number: pixels along one side")
     field = int(receptive_fields(_cut_net())[-1].receptive_field)
     _require(answer != 28, "28 is what the 5x5 kernel sees; a 3x3 kernel reaches less far")
     _require(
@@ -249,11 +257,9 @@ def crops(answer: Any, net: nn.Module) -> None:
         f"answer is a dict with one crop per name: {sorted(paths)}",
     )
     for name, (src, ref) in paths.items():
-        c = answer[name]
-        _require(
-            isinstance(c, int) and c >= 0,
-            f"crop {name}={c!r}: a crop is a whole, non-negative number of pixels",
-        )
+        hint = f"crop {name}={answer[name]!r}: a crop is a whole, non-negative number of pixels"
+        c = _whole(answer[name], hint)
+        _require(c >= 0, hint)
         source, target = coord_map(src), coord_map(ref)
         where = source.offset + source.stride * c  # pixel 0 of the cropped map, in the image
         joins = "the map it is added to" if ref else "the image"
@@ -289,7 +295,8 @@ def _segments_every_size(net: TinyFCN, padding: int) -> str | None:
 @exercise
 def least_padding(answer: Any) -> None:
     """fcn4s's least conv1 padding: padded so, the net segments every size; one less fails."""
-    _require(isinstance(answer, int) and answer >= 0, "answer is a non-negative int")
+    answer = _whole(answer, "answer is a whole number of pixels")
+    _require(answer >= 0, "a padding is not negative")
     net = TinyFCN("fcn4s")
     failure = _segments_every_size(net, answer)
     _require(failure is None, failure)
@@ -454,7 +461,8 @@ def score_fr_size(answer: Any, net: nn.Module, size: tuple[int, int]) -> None:
 def smallest_unpadded_side(answer: Any, net: nn.Module) -> None:
     """The least square side with an fc6 output once conv1_1 pads by 1: that side gives one,
     one pixel less gives none."""
-    _require(isinstance(answer, int) and answer > 0, "answer is a positive int: a side")
+    answer = _whole(answer, "answer is a whole number: a side in pixels")
+    _require(answer > 0, "a side is at least one pixel")
     trunk = copy.deepcopy(net.trunk())
     trunk.conv1_1.padding = (1, 1)
     _require(
@@ -501,7 +509,7 @@ def dice(answer: Any) -> None:
 @exercise
 def decoder_parameters(answer: Any, net_class: type[nn.Module]) -> None:
     """The number of parameters of ``net_class().decoder``."""
-    _require(isinstance(answer, int), "answer is an int: the decoder's parameters")
+    answer = _whole(answer, "answer is a whole number: the decoder's parameters")
     decoder = net_class().decoder
     weights = sum(p.numel() for name, p in decoder.named_parameters() if name.endswith("weight"))
     total = sum(p.numel() for p in decoder.parameters())
