@@ -88,8 +88,10 @@ def _main(argv: Sequence[str] | None) -> int:
     for path in args.notebooks:
         try:
             nb = nbformat.read(path, as_version=4)
-        except (OSError, ValueError) as exc:
-            raise CliError(f"{path}: not a readable notebook ({exc})") from exc
+        except OSError as exc:
+            raise CliError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
+        except ValueError as exc:  # nbformat's: not JSON, or not a notebook
+            raise CliError(f"{path}: not a notebook ({exc})") from exc
         with tempfile.TemporaryDirectory() as scratch:
             execute(nb, scratch, args.timeout)
         rows = score(nb)

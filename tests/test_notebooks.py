@@ -148,7 +148,9 @@ def test_every_notebook_has_solutions(path: Path) -> None:
     assert (ROOT / "docs" / "solutions" / f"{path.stem}_solutions.ipynb").is_file()
 
 
-def test_the_grader_writes_scores_and_refuses_to_overwrite(tmp_path: Path) -> None:
+def test_the_grader_writes_scores_and_refuses_to_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The command itself, on a notebook small enough to run in seconds: one exercise
     answered right, one wrong, one unanswered, one "say why"."""
     nb = nbformat.v4.new_notebook()
@@ -176,6 +178,13 @@ def test_the_grader_writes_scores_and_refuses_to_overwrite(tmp_path: Path) -> No
     ]
     assert grade.main([str(submitted), "--csv", str(scores)]) == 1  # exists: --force needed
     assert grade.main([str(submitted), "--csv", str(scores), "--force"]) == 0
+    (tmp_path / "torn.ipynb").write_text("{")
+    capsys.readouterr()
+    for bad in ("missing.ipynb", "torn.ipynb"):  # one line naming the file, exit status 1
+        assert grade.main([str(tmp_path / bad)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"grade_notebooks: error: {tmp_path / bad}: ")
+        assert err.count("\n") == 1
 
 
 def test_the_instructors_points_table_is_the_metadata() -> None:
