@@ -27,7 +27,8 @@ def plot_predictions(
     count = len(images)
     pred = predict(model, images)
     legend_in = 0.8  # room below the panels for two rows of the class legend
-    fig, axes = plt.subplots(count, 3, figsize=(7.5, 1.9 * count + legend_in), squeeze=False)
+    # Rows taller than a 64x84 panel is at this width: a gap between images, not one strip.
+    fig, axes = plt.subplots(count, 3, figsize=(7.5, 2.3 * count + legend_in), squeeze=False)
     for row in range(count):
         panels = (
             images[row, 0].numpy(),

@@ -39,6 +39,17 @@ def test_the_four_metrics_by_hand() -> None:
     assert m["iou"] == pytest.approx(iou)
 
 
+def test_dice_by_hand_is_2iou_over_1_plus_iou() -> None:
+    cm = ConfusionMatrix(4)  # class 3 never occurs, never predicted: no Dice
+    cm.update(PRED, TRUTH)
+    # Dice_i = 2 n_ii / (t_i + predicted_i): rows (4, 3, 3), columns (5, 3, 2).
+    dice = cm.dice()
+    assert dice[:3] == pytest.approx([6 / 9, 4 / 6, 4 / 5])
+    assert math.isnan(dice[3])
+    iou = torch.tensor(cm.compute()["iou"][:3])
+    assert dice[:3] == pytest.approx((2 * iou / (1 + iou)).tolist())
+
+
 def test_accumulates_over_batches() -> None:
     whole, parts = ConfusionMatrix(3), ConfusionMatrix(3)
     whole.update(PRED, TRUTH)
