@@ -12,6 +12,7 @@ from PIL import Image
 import fullfcn
 from fullfcn.folder import FolderError, SegmentationFolder, split_stems
 from fullfcn.pairs import SegmentationPairs
+from fullfcn.predict import load_image
 from fullfcn.transforms import TORCHVISION, eval_transforms, train_transforms
 from fullfcn.voc import VOC_CLASSES, VOCSegmentation, voc_palette
 from m2nist import BACKGROUND, CLASS_NAMES
@@ -85,3 +86,31 @@ def test_sixteen_bit_index_masks(tmp_path: Path) -> None:
     Image.fromarray(mask).save(root / "masks" / "a.png")
     _, read = SegmentationFolder(root, "train", num_classes=8, val_fraction=0.0)[0]
     assert set(np.unique(np.asarray(read)).tolist()) == {7, 255}
+
+
+def _exif_photo(path: Path, size: tuple[int, int]) -> Image.Image:
+    """A JPEG as a phone saves it: the sensor's pixels (left half red) and EXIF Orientation 6
+    ("turn 90 degrees clockwise to show"); returns the upright picture a viewer shows."""
+    pixels = np.zeros((size[1], size[0], 3), np.uint8)
+    pixels[..., 2] = 255
+    pixels[:, : size[0] // 2] = (255, 0, 0)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels).save(path, quality=95, exif=exif)
+    return Image.fromarray(pixels).transpose(Image.Transpose.ROTATE_270)
+
+
+@pytest.mark.parametrize("size", [(40, 40), (40, 30)], ids=["square", "non-square"])
+def test_exif_orientation_is_applied_as_the_mask_was_drawn(
+    size: tuple[int, int], tmp_path: Path
+) -> None:
+    """The mask is drawn on the picture as shown (labelme shows it upright): a square pair
+    must not train 90 degrees out of line, a non-square one must not be refused."""
+    make_folder(tmp_path, {})
+    upright = _exif_photo(tmp_path / "images" / "p.jpg", size)
+    red = np.asarray(upright)[..., 0] > 128
+    Image.fromarray(red.astype(np.uint8)).save(tmp_path / "masks" / "p.png")
+    image, mask = SegmentationFolder(tmp_path, "train", num_classes=2, val_fraction=0.0)[0]
+    assert image.size == mask.size == upright.size == size[::-1]
+    assert np.array_equal(np.asarray(image)[..., 0] > 128, np.asarray(mask) == 1)
+    assert load_image(tmp_path / "images" / "p.jpg").size == size[::-1]  # fullfcn-predict's
