@@ -123,6 +123,13 @@ def _folders(root: Path) -> None:
     for stem in "ab":  # binary masks as the web stores them: 255 = object, not "ignore"
         _pair(value=255)[1].save(folder("binary") / "masks" / f"{stem}.png")
     (root / "no_dirs").mkdir()
+    truncated = folder("truncated")  # in the validation split: it must fail before training
+    (truncated / "images" / "b.png").unlink()
+    noise = np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(jpeg := truncated / "images" / "b.jpg", quality=95)
+    jpeg.write_bytes(jpeg.read_bytes()[:1500])  # the header reads, the pixels do not
+    (truncated / "train.txt").write_text("a\n")
+    (truncated / "val.txt").write_text("b\n")
 
 
 def make_bad_inputs(root: Path) -> dict[str, Path]:
@@ -286,6 +293,10 @@ BAD_INPUTS: list[Case] = [
                 "classes.txt names 3 classes, but --classes says 5",
             ),
             (["--data", "{no_classes}"], "has no classes.txt: give --classes N"),
+            (
+                ["--data", "{truncated}", "--classes", "2"],
+                "images/b.jpg is not an image PIL can read",
+            ),
             (
                 ["--data", "{binary}", "--classes", "2"],
                 "binary masks (0 background, 255 object) give --mask-values 0,255",

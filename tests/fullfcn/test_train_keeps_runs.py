@@ -16,7 +16,7 @@ import torch
 from fcnbase import is_partial, lock_dir
 from fullfcn import cli
 from fullfcn import train as train_module
-from tests.fullfcn.conftest import WIDTH
+from tests.fullfcn.conftest import WIDTH, make_voc
 
 
 def _train_argv(voc: Path, out: Path, *extra: str) -> list[str]:
@@ -99,3 +99,26 @@ def test_double_ctrl_c_waits_for_the_save(
     assert err == [f"fullfcn-train: interrupted; checkpoint saved to {out / 'checkpoint.pt'}"]
     assert _iteration(out) == 2
     assert not [p for p in out.iterdir() if is_partial(p.name)]
+
+
+def test_a_failure_after_training_saves_a_resumable_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A photo that breaks at the first validation must not cost the steps trained: the
+    run saves them, as Ctrl-C does, says so in its one line, and --resume continues."""
+    voc = make_voc(tmp_path / "voc", {"train": 2, "val": 1})
+    photo = next((voc / "VOC2012" / "JPEGImages").glob("*_val_*.jpg"))
+    good = photo.read_bytes()
+    photo.write_bytes(good[: len(good) // 2])  # truncated: the header reads, the pixels do not
+    out = tmp_path / "run"
+    argv = _train_argv(
+        voc, out, "--val-split", "val", "--val-every", "2", "--checkpoint-every", "100"
+    )
+    assert cli.train_main([*argv, "--iterations", "3"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "truncated" in err[0]
+    assert err[0].endswith(f"checkpoint saved to {out / 'checkpoint.pt'} (iteration 2: --resume)")
+    assert _iteration(out) == 2
+    photo.write_bytes(good)
+    assert cli.train_main([*argv, "--iterations", "3", "--resume"]) == 0
+    assert _iteration(out) == 3
