@@ -266,7 +266,7 @@ class SegmentationFolder(SegmentationPairs, VisionDataset):
         both = sorted(set(train) & set(val))
         if both:
             raise FolderError(
-                f"{lists[0]} and {lists[1]} both list {both[0]!r} ({len(both)} stems in all): "
+                f"{lists[0]} and {lists[1]} both list {both[0]!r} ({len(both)} in all): "
                 "a validation image must not be trained on"
             )
         for path, stems in zip(lists, (train, val), strict=True):
