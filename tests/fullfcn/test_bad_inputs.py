@@ -294,6 +294,11 @@ BAD_INPUTS: list[Case] = [
             ),
             (["--data", "{no_classes}"], "has no classes.txt: give --classes N"),
             (
+                ["--data", "{named3}", "--images", "photos", "--masks", "masks"],
+                "photos is not a directory (expected DIR/images/",
+            ),
+            (["--data", "{named3}", "--images", "images"], "give both --images and --masks"),
+            (
                 ["--data", "{truncated}", "--classes", "2"],
                 "images/b.jpg is not an image PIL can read",
             ),
