@@ -406,9 +406,12 @@ def _predict_folder(args: argparse.Namespace, model: FCN) -> int:
     """Every image of the folder ``args.image`` into the folder ``args.output``: a file that
     cannot be segmented, or whose outputs exist (without --force), is one line and skipped."""
     out_dir, refused, done = Path(args.output), [], 0
+    files = sorted(p for p in Path(args.image).glob("[!.]*") if p.is_file())
+    if not files:
+        raise CliError(f"{args.image} holds no files to segment")
     out_dir.mkdir(parents=True, exist_ok=True)
     stems: dict[str, Path] = {}
-    for path in sorted(p for p in Path(args.image).glob("[!.]*") if p.is_file()):
+    for path in files:
         out, over = out_dir / f"{path.stem}.png", out_dir / f"{path.stem}_overlay.png"
         try:
             if path.stem in stems:
@@ -419,7 +422,7 @@ def _predict_folder(args: argparse.Namespace, model: FCN) -> int:
             check_outputs([out, over], inputs=[path, args.weights], force=args.force)
             print(_segment(model, load_image(path, args.max_pixels), args, out, over), flush=True)
             done += 1
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, RuntimeError) as err:  # RuntimeError: CliError too
             refused.append(path)
             print(f"fullfcn-predict: refused {path}: {one_line(err)}", file=sys.stderr, flush=True)
     if refused:

@@ -419,6 +419,7 @@ BAD_INPUTS: list[Case] = [
         ],
         *_OUT,
     ),
+    (cli.predict_main, ["{empty}", "-o", "{new}"], 1, "empty holds no files to segment", []),
 ]
 
 
