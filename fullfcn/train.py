@@ -286,7 +286,7 @@ def _train(
     train_set, val_set = data
     set_transforms(config, model, train_set, val_set)
     stream = batches(train_set, config, rank, world, start, pin=device.type == "cuda")
-    log = TrainLog(out_dir, rank == 0, config.tensorboard)
+    log = TrainLog(out_dir, rank == 0, config.tensorboard, start)
     losses: list[float] = []
     metrics, confusion = None, None
     iteration, t0 = start, time.perf_counter()

@@ -122,3 +122,19 @@ def test_a_failure_after_training_saves_a_resumable_checkpoint(
     photo.write_bytes(good)
     assert cli.train_main([*argv, "--iterations", "3", "--resume"]) == 0
     assert _iteration(out) == 3
+
+
+def test_resume_after_a_kill_cuts_the_log_back_to_the_checkpoint(
+    tiny_voc: Path, tmp_path: Path
+) -> None:
+    """``kill -9`` after iteration 3 of a run that saved at 2 leaves rows 1..3 in log.csv;
+    the resumed run computes 3 again, and the log must hold each iteration once."""
+    out = tmp_path / "run"
+    assert cli.train_main(_train_argv(tiny_voc, out, "--iterations", "2")) == 0
+    with (out / "log.csv").open("a") as f:  # what the killed run logged after its save
+        f.write("3,0.5,0.01,1.0,,,,\n")
+    argv = _train_argv(tiny_voc, out, "--iterations", "4", "--resume")
+    assert cli.train_main(argv) == 0
+    rows = list(csv.reader((out / "log.csv").open()))
+    assert [r[0] for r in rows] == ["iteration", "1", "2", "3", "4"]
+    assert rows[3][1] != "0.5"  # the resumed run's row 3, not the dead one's
