@@ -117,7 +117,8 @@ class Stored:
     classes: tuple[str, ...] | None = None  # None: the file does not say (VOC's then)
     palette: list[int] | None = None
     mask_values: tuple[int, ...] | None = None  # None: the masks stored class ids
-    trained_on: tuple[str, ...] | None = None  # the folder's pairs it was trained on
+    trained_on: tuple[str, ...] | None = None  # the folder's pairs it was trained on ...
+    trained_in: str | None = None  # ... and the folder, resolved
 
 
 def _labels(raw: Mapping[str, Any], num_classes: int, source: str) -> dict[str, Any]:
@@ -139,7 +140,7 @@ def _labels(raw: Mapping[str, Any], num_classes: int, source: str) -> dict[str, 
         ):
             raise ValueError(f"{source}: 'palette' is not 768 values 0..255 (256 RGB colours)")
         labels["palette"] = palette
-    values, stems = raw.get("mask_values"), raw.get("trained_on")
+    values, stems, folder = (raw.get(k) for k in ("mask_values", "trained_on", "trained_in"))
     if values is not None:
         if not (
             isinstance(values, list | tuple)
@@ -152,6 +153,10 @@ def _labels(raw: Mapping[str, Any], num_classes: int, source: str) -> dict[str, 
         if not (isinstance(stems, list | tuple) and all(isinstance(s, str) for s in stems)):
             raise ValueError(f"{source}: 'trained_on' is not a list of stems")
         labels["trained_on"] = tuple(stems)
+    if folder is not None:
+        if not isinstance(folder, str):
+            raise ValueError(f"{source}: 'trained_in' is not a folder")
+        labels["trained_in"] = folder
     return labels
 
 

@@ -66,10 +66,6 @@ def _values_arg(text: str) -> tuple[int, ...]:
     return values
 
 
-def _values(values: Sequence[int]) -> str:
-    return ",".join(map(str, values))
-
-
 def _add_data(p: argparse.ArgumentParser) -> None:
     """``--voc-root`` or ``--data``, the same for training and evaluation: checked to be a
     folder at parse time, before any model is built."""
@@ -277,7 +273,9 @@ def _eval(argv: Sequence[str] | None) -> int:
         args.split = args.split or "val"
         trained = model.mask_values  # the masks are read as the net was trained to read them
         if args.mask_values and trained and args.mask_values != trained:
-            raise ValueError(f"{args.weights} was trained with --mask-values {_values(trained)}")
+            raise ValueError(
+                f"{args.weights} was trained with --mask-values {','.join(map(str, trained))}"
+            )
         # the folder's own classes.txt, else --classes, else the class count the model scores
         known = args.classes is not None or (args.data / CLASSES_FILE).is_file()
         dataset: SegmentationFolder | VOCSegmentation = SegmentationFolder(
@@ -292,12 +290,21 @@ def _eval(argv: Sequence[str] | None) -> int:
             progress=args.progress,
         )
         seen = set(stored.trained_on or ()) & set(dataset.ids)
-        if seen and args.split != "train":  # a score of the training pairs is no validation
+        trained_here = stored.trained_in == str(args.data.resolve())
+        said = f"{len(seen)} of the {len(dataset)} pairs of split {args.split!r} of {args.data}"
+        if seen and trained_here and args.split != "train":  # no validation, then
             raise ValueError(
-                f"{len(seen)} of the {len(dataset)} pairs of split {args.split!r} of {args.data} "
-                f"were trained on by {args.weights}, e.g. {min(seen)!r} (a seeded split "
-                "moves when pairs are added: keep train.txt and val.txt)"
+                f"{said} were trained on by {args.weights}, e.g. {min(seen)!r} (a seeded "
+                "split moves when pairs are added: keep train.txt and val.txt)"
             )
+        if seen and not trained_here:  # numbered stems recur; a copied folder too
+            print(
+                f"fullfcn-eval: warning: {said} have the stems of pairs {args.weights} was "
+                f"trained on in {stored.trained_in}, e.g. {min(seen)!r}: if they are the same "
+                "images, this is not a held-out score",
+                file=sys.stderr,
+            )
+            seen = set()  # not known to be trained on
     else:
         args.split = args.split or "seg11valid"
         dataset = VOCSegmentation(

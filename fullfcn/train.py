@@ -270,7 +270,10 @@ def _train(
     )
     model.classes, model.palette = data[0].classes, data[0].palette
     model.mask_values = getattr(data[0], "mask_values", None)  # a folder's (0, 255) ...
-    trained_on = getattr(data[0], "ids", None)  # ... and its pairs, for fullfcn-eval
+    trained = {  # ... and its pairs, for fullfcn-eval to tell held-out pairs from them
+        "trained_on": getattr(data[0], "ids", None),
+        "trained_in": str(Path(config.data).resolve()) if config.data else None,
+    }
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     optimizer = _optimizer(model, config)
@@ -311,7 +314,7 @@ def _train(
                 iteration,
                 config,
                 states,
-                trained_on,
+                trained,
             )
 
     rng = rng_state()  # as the last finished step left them, for an interrupt or a failure

@@ -184,11 +184,11 @@ def save_checkpoint(
     iteration: int,
     config: TrainConfig,
     rng: list[dict[str, Any]],
-    trained_on: list[str] | None = None,
+    trained: Mapping[str, Any] | None = None,
 ) -> None:
     """Everything :func:`resume` needs to continue bit for bit, written atomically, and
     what ``fullfcn-eval`` and ``-predict`` need to read a folder's masks: the mask value of
-    each class, the pairs the net was trained on."""
+    each class, and ``trained``: the pairs the net was trained on and their folder."""
     state = {
         "variant": model.variant,
         "width_divisor": model.width_divisor,
@@ -196,7 +196,7 @@ def save_checkpoint(
         "classes": list(model.classes),  # plain lists: weights_only=True reads them
         "palette": model.palette,
         "mask_values": model.mask_values,
-        "trained_on": trained_on,
+        **(trained or {}),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),

@@ -5,6 +5,7 @@ lists that overlap are refused before training."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,11 @@ def test_the_checkpoint_records_what_it_trained_on_and_eval_refuses_it(
     assert "1 of the 1 pairs of split 'val'" in err and "were trained on by" in err
     assert _eval(folder, ckpt, "--split", "train") == 0  # asked for: scored, and said
     assert "4 images, 4 of them trained on" in capsys.readouterr().out
+    copy = shutil.copytree(folder, tmp_path / "copy")  # or another set with numbered stems
+    assert _eval(copy, ckpt) == 0
+    err = capsys.readouterr().err
+    assert "fullfcn-eval: warning: 1 of the 1 pairs of split 'val'" in err
+    assert f"have the stems of pairs {ckpt} was trained on in {folder.resolve()}" in err
 
 
 def test_pairs_added_after_training_move_the_seeded_split(
