@@ -55,7 +55,7 @@ def staged_init(target: FCN, source: FCN) -> FCN:
         for key, value in target.state_dict().items():
             if key in source_state and source_state[key].shape == value.shape:
                 value.copy_(source_state[key])
-    for what in ("preprocess", "classes", "palette"):  # the same input and labels, too
+    for what in ("preprocess", "classes", "palette", "mask_values"):  # the same input, labels
         setattr(target, what, getattr(source, what))
     return target
 
@@ -116,10 +116,14 @@ class Stored:
     num_classes: int
     classes: tuple[str, ...] | None = None  # None: the file does not say (VOC's then)
     palette: list[int] | None = None
+    mask_values: tuple[int, ...] | None = None  # None: the masks stored class ids
+    trained_on: tuple[str, ...] | None = None  # the folder's pairs it was trained on ...
+    trained_in: str | None = None  # ... and the folder, resolved
 
 
 def _labels(raw: Mapping[str, Any], num_classes: int, source: str) -> dict[str, Any]:
-    """The class names and palette a ``fullfcn-train`` checkpoint stores, checked."""
+    """The class names, palette, mask values and training pairs a ``fullfcn-train``
+    checkpoint stores, checked."""
     labels: dict[str, Any] = {}
     classes, palette = raw.get("classes"), raw.get("palette")
     if classes is not None:
@@ -136,6 +140,23 @@ def _labels(raw: Mapping[str, Any], num_classes: int, source: str) -> dict[str, 
         ):
             raise ValueError(f"{source}: 'palette' is not 768 values 0..255 (256 RGB colours)")
         labels["palette"] = palette
+    values, stems, folder = (raw.get(k) for k in ("mask_values", "trained_on", "trained_in"))
+    if values is not None:
+        if not (
+            isinstance(values, list | tuple)
+            and len(values) == num_classes
+            and all(isinstance(v, int) and 0 <= v <= 255 for v in values)
+        ):
+            raise ValueError(f"{source}: 'mask_values' is not {num_classes} mask values")
+        labels["mask_values"] = tuple(values)
+    if stems is not None:
+        if not (isinstance(stems, list | tuple) and all(isinstance(s, str) for s in stems)):
+            raise ValueError(f"{source}: 'trained_on' is not a list of stems")
+        labels["trained_on"] = tuple(stems)
+    if folder is not None:
+        if not isinstance(folder, str):
+            raise ValueError(f"{source}: 'trained_in' is not a folder")
+        labels["trained_in"] = folder
     return labels
 
 
@@ -198,14 +219,20 @@ def load_into(model: FCN, stored: Stored, source: str) -> FCN:
     check_state_dict(model, stored.state, source)
     model.load_state_dict(stored.state)
     model.preprocess = stored.preprocess
-    for what in ("classes", "palette"):  # None: the file does not say; the model's stay
+    for what in ("classes", "palette", "mask_values"):  # None: the file does not say
         if getattr(stored, what) is not None:
             setattr(model, what, getattr(stored, what))
     return model
 
 
 def load_model(path: str | os.PathLike[str], variant: str | None = None) -> FCN:
-    """The FCN stored in ``path``, its variant (and width, class count) read from the file.
+    """The FCN stored in ``path``, its variant (and width, class count) read from the file
+    (:func:`load_checkpoint` without what the file says beside the model)."""
+    return load_checkpoint(path, variant)[0]
+
+
+def load_checkpoint(path: str | os.PathLike[str], variant: str | None = None) -> tuple[FCN, Stored]:
+    """The FCN stored in ``path`` and what the file says about it (:class:`Stored`).
 
     ``variant`` states what the caller expects; a file holding another variant is an
     error naming both. FCN-8s and FCN-8s at-once have the very same keys and shapes but
@@ -227,7 +254,7 @@ def load_model(path: str | os.PathLike[str], variant: str | None = None) -> FCN:
     if variant is not None and variant != found:
         raise ValueError(f"{path} holds a {found} model, not {variant}")
     model = _voc_fcn(found, stored.num_classes, width_divisor=stored.width_divisor)
-    return load_into(model, stored, str(path))
+    return load_into(model, stored, str(path)), stored
 
 
 def _voc_fcn(variant: str, num_classes: int, **options: Any) -> FCN:

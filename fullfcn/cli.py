@@ -17,19 +17,22 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import torch
 import torch.distributed as dist
+from PIL import Image
 from torch.utils.data import Dataset
 
-from fcnbase import Parser, UsageError, atomic_write, check_outputs, pick_device, run_cli
-from fcnbase.cli import float_arg, int_arg
+from fcnbase import CliError, Parser, UsageError, atomic_write, check_outputs, pick_device, run_cli
+from fcnbase.cli import float_arg, int_arg, one_line
 from fcnbase.device import available_cores
-from fullfcn.builders import build, load_model
+from fullfcn.builders import build, load_checkpoint, load_model
 from fullfcn.evaluate import confusion_matrix, eval_loader
 from fullfcn.folder import CLASSES_FILE, SegmentationFolder
-from fullfcn.model import VARIANTS, WIDTH_DIVISORS
+from fullfcn.model import FCN, VARIANTS, WIDTH_DIVISORS
 from fullfcn.pairs import IGNORE_INDEX
 from fullfcn.predict import MAX_PIXELS, load_image, overlay, predict
 from fullfcn.train import DEFAULT_WORKERS, RECIPES, TrainConfig, train
@@ -50,6 +53,17 @@ def _folder_arg(what: str) -> Callable[[str], Path]:
         return Path(value)
 
     return folder
+
+
+def _values_arg(text: str) -> tuple[int, ...]:
+    """argparse type of ``--mask-values``: distinct PNG sample values, comma-separated."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of integers like 0,255") from None
+    if len(set(values)) != len(values) or not all(0 <= v <= 255 for v in values):
+        raise argparse.ArgumentTypeError(f"{text}: the values must be distinct, 0..255")
+    return values
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -75,6 +89,15 @@ def _add_data(p: argparse.ArgumentParser) -> None:
         help="--data's class count when it has no classes.txt",
     )
     p.add_argument(
+        "--mask-values",
+        type=_values_arg,
+        metavar="V,V,...",
+        help="--data's mask value of each class, in class order, when the values are not the "
+        "class ids: 0,255 for binary masks (nothing is ignored then)",
+    )
+    p.add_argument("--images", metavar="DIR", help="--data's photos folder, if not images/")
+    p.add_argument("--masks", metavar="DIR", help="--data's masks folder, if not masks/")
+    p.add_argument(
         "--val-fraction",
         type=float_arg(0.0, 0.99),
         metavar="F",
@@ -98,10 +121,15 @@ def _add_run(p: argparse.ArgumentParser) -> None:
 
 
 def _data_options(args: argparse.Namespace) -> None:
-    """--classes and --val-fraction describe a --data folder; with VOC they are a mistake."""
-    folder_only = args.classes is not None or args.val_fraction != TrainConfig.val_fraction
+    """--classes, --val-fraction ... describe a --data folder; with VOC they are a mistake."""
+    folder_only = args.val_fraction != TrainConfig.val_fraction or any(
+        getattr(args, k) is not None for k in ("classes", "mask_values", "images", "masks")
+    )
     if args.voc_root and folder_only:
-        raise UsageError("--classes and --val-fraction are for --data, not --voc-root")
+        raise UsageError(
+            "--classes, --mask-values, --images, --masks and --val-fraction are for --data, "
+            "not --voc-root"
+        )
     if args.data and args.download:
         raise UsageError("--download fetches VOC; it does not go with --data")
 
@@ -181,6 +209,8 @@ def _train(argv: Sequence[str] | None) -> int:
             f"{held_out}",
             flush=True,
         )
+        for note in getattr(train_set, "label_warnings", list)():
+            print(f"fullfcn-train: warning: {note}", file=sys.stderr, flush=True)
     try:
         result = train(config, data)
     finally:
@@ -236,19 +266,45 @@ def _eval(argv: Sequence[str] | None) -> int:
     device = pick_device(args.device)
     if args.voc_root and not args.download:
         find_voc2012(args.voc_root)  # fail before reading a 500 MB weights file
-    model = load_model(args.weights, args.variant)
+    model, stored = load_checkpoint(args.weights, args.variant)
     transforms = eval_transforms(model.preprocess)
+    seen: set[str] = set()
     if args.data:
         args.split = args.split or "val"
+        trained = model.mask_values  # the masks are read as the net was trained to read them
+        if args.mask_values and trained and args.mask_values != trained:
+            raise ValueError(
+                f"{args.weights} was trained with --mask-values {','.join(map(str, trained))}"
+            )
         # the folder's own classes.txt, else --classes, else the class count the model scores
         known = args.classes is not None or (args.data / CLASSES_FILE).is_file()
         dataset: SegmentationFolder | VOCSegmentation = SegmentationFolder(
             args.data,
             args.split,
             transforms,
-            num_classes=args.classes if known else model.num_classes,
+            num_classes=args.classes if known or args.mask_values else model.num_classes,
             val_fraction=args.val_fraction,
+            mask_values=args.mask_values or trained,
+            images=args.images,
+            masks=args.masks,
+            progress=args.progress,
         )
+        seen = set(stored.trained_on or ()) & set(dataset.ids)
+        trained_here = stored.trained_in == str(args.data.resolve())
+        said = f"{len(seen)} of the {len(dataset)} pairs of split {args.split!r} of {args.data}"
+        if seen and trained_here and args.split != "train":  # no validation, then
+            raise ValueError(
+                f"{said} were trained on by {args.weights}, e.g. {min(seen)!r} (a seeded "
+                "split moves when pairs are added: keep train.txt and val.txt)"
+            )
+        if seen and not trained_here:  # numbered stems recur; a copied folder too
+            print(
+                f"fullfcn-eval: warning: {said} have the stems of pairs {args.weights} was "
+                f"trained on in {stored.trained_in}, e.g. {min(seen)!r}: if they are the same "
+                "images, this is not a held-out score",
+                file=sys.stderr,
+            )
+            seen = set()  # not known to be trained on
     else:
         args.split = args.split or "seg11valid"
         dataset = VOCSegmentation(
@@ -270,8 +326,10 @@ def _eval(argv: Sequence[str] | None) -> int:
     metrics = matrix.compute()
     counts = matrix.matrix.cpu()
     print(
-        f"{model.variant} on {args.split} ({len(dataset)} images, {int(counts.sum()):,} "
-        f"labelled pixels, {model.preprocess.name} preprocessing)"
+        f"{model.variant} on {args.split} ({len(dataset)} images"
+        f"{f', {len(seen)} of them trained on' if seen else ''}, {int(counts.sum()):,} "
+        f"labelled pixels counted, {int(matrix.ignored):,} ignored, "
+        f"{model.preprocess.name} preprocessing)"
     )
     print(format_metrics(metrics, list(dataset.classes)))
     if args.json:
@@ -281,6 +339,7 @@ def _eval(argv: Sequence[str] | None) -> int:
             "classes": list(dataset.classes),
             **metrics,
             "confusion": counts.tolist(),  # [truth][prediction] pixel counts
+            "ignored": int(matrix.ignored),  # pixels labelled 255, not counted
         }
         with atomic_write(args.json, replace=args.force) as f:
             f.write(json.dumps(report, indent=2).encode())
@@ -296,10 +355,17 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _predict_parser() -> Parser:
-    p = Parser(prog="fullfcn-predict", description="Segment one image with a VGG16 FCN.")
-    p.add_argument("image")
+    p = Parser(
+        prog="fullfcn-predict",
+        description="Segment an image, or every image of a folder, with a VGG16 FCN.",
+    )
+    p.add_argument("image", help="an image, or a folder of images")
     p.add_argument(
-        "-o", "--output", required=True, help="mask PNG (the palette the weights were trained with)"
+        "-o",
+        "--output",
+        required=True,
+        help="mask PNG (the palette the weights were trained with); for a folder of images, "
+        "the folder of OUT_DIR/<stem>.png and <stem>_overlay.png",
     )
     p.add_argument("--overlay", help="overlay PNG (default: OUT_overlay.png)")
     p.add_argument(
@@ -324,9 +390,66 @@ def _predict_parser() -> Parser:
     return p
 
 
+def _segment(
+    model: FCN, image: Image.Image, args: argparse.Namespace, out: Path, over: Path
+) -> str:
+    """Write the mask and the overlay of ``image``; returns what the command prints."""
+    mask = predict(model, image, device=args.device, amp=args.amp)
+    # the class names and colours of the training data, stored in the checkpoint (VOC's
+    # for the published models and for checkpoints that do not say), and its mask values
+    background = model.classes.index("background") if "background" in model.classes else None
+    found = [model.classes[c] for c in mask.unique().tolist() if c != background]
+    if model.mask_values:  # written as the training masks were: 0 and 255, say
+        values = torch.tensor(model.mask_values)
+        mask, background = values[mask], None if background is None else int(values[background])
+    with atomic_write(out, replace=args.force) as f:
+        colorize(mask, model.palette).save(f, format="PNG")
+    with atomic_write(over, replace=args.force) as f:
+        overlay(image, mask, model.palette, background).save(f, format="PNG")
+    return f"fullfcn-predict: {out} and {over} ({', '.join(found) or 'background only'})"
+
+
+def _predict_folder(args: argparse.Namespace, model: FCN) -> int:
+    """Every image of the folder ``args.image`` into the folder ``args.output``: a file that
+    cannot be segmented, or whose outputs exist (without --force), is one line and skipped."""
+    out_dir, refused, done = Path(args.output), [], 0
+    files = sorted(p for p in Path(args.image).glob("[!.]*") if p.is_file())
+    if not files:
+        raise CliError(f"{args.image} holds no files to segment")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stems: dict[str, Path] = {}
+    for path in files:
+        out, over = out_dir / f"{path.stem}.png", out_dir / f"{path.stem}_overlay.png"
+        try:
+            if path.stem in stems:
+                raise ValueError(
+                    f"it shares the stem of {stems[path.stem]}, whose masks it would take"
+                )
+            stems[path.stem] = path
+            check_outputs([out, over], inputs=[path, args.weights], force=args.force)
+            print(_segment(model, load_image(path, args.max_pixels), args, out, over), flush=True)
+            done += 1
+        except (OSError, ValueError, RuntimeError) as err:  # RuntimeError: CliError too
+            refused.append(path)
+            print(f"fullfcn-predict: refused {path}: {one_line(err)}", file=sys.stderr, flush=True)
+    if refused:
+        raise CliError(f"{len(refused)} of {len(refused) + done} files refused (listed above)")
+    return 0
+
+
 def _predict_cli(argv: Sequence[str] | None) -> int:
     args = _predict_parser().parse_args(argv)
     output = Path(args.output)
+    if Path(args.image).is_dir():
+        if args.overlay or output.suffix.lower() == ".png":
+            raise UsageError("for a folder of images, -o names a folder; --overlay is not used")
+        args.device = pick_device(args.device)
+        model = (
+            load_model(args.weights, args.variant)
+            if args.weights
+            else build(args.variant or "fcn8s")
+        )
+        return _predict_folder(args, model)
     over = Path(args.overlay) if args.overlay else output.with_name(f"{output.stem}_overlay.png")
     # Every output check comes before the image is decoded or the model read: the photo
     # and the weights are inputs, and an existing file is replaced only with --force.
@@ -335,20 +458,11 @@ def _predict_cli(argv: Sequence[str] | None) -> int:
         if path.suffix.lower() != ".png":
             raise UsageError(f"output {path} must be a .png (the palette needs lossless PNG)")
     image = load_image(args.image, args.max_pixels)
-    device = pick_device(args.device)
+    args.device = pick_device(args.device)
     model = (
         load_model(args.weights, args.variant) if args.weights else build(args.variant or "fcn8s")
     )
-    mask = predict(model, image, device=device, amp=args.amp)
-    # the class names and colours of the training data, stored in the checkpoint (VOC's
-    # for the published models and for checkpoints that do not say)
-    background = model.classes.index("background") if "background" in model.classes else None
-    with atomic_write(output, replace=args.force) as f:
-        colorize(mask, model.palette).save(f, format="PNG")
-    with atomic_write(over, replace=args.force) as f:
-        overlay(image, mask, model.palette, background).save(f, format="PNG")
-    found = [model.classes[c] for c in mask.unique().tolist() if c != background]
-    print(f"fullfcn-predict: {output} and {over} ({', '.join(found) or 'background only'})")
+    print(_segment(model, image, args, output, over))
     return 0
 
 

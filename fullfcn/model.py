@@ -121,8 +121,9 @@ class FCN(nn.Module):
     each score map, by the layer whose output is cropped), ``preprocess`` (the input
     normalisation the loaded weights expect), ``width_divisor``, ``classes`` (a name per
     score channel; ``"0"``, ``"1"`` ... unless given) and ``palette`` (flat RGB list drawing
-    class ``c`` in colour ``c``; ``None``: VOC's colour map). Both are kept in checkpoints
-    for ``fullfcn-predict``.
+    class ``c`` in colour ``c``; ``None``: VOC's colour map), ``mask_values`` (the mask
+    value of each class when the training masks did not store class ids, e.g. ``(0, 255)``;
+    ``None``: they did). All three are kept in checkpoints for ``fullfcn-predict``.
     """
 
     def __init__(
@@ -144,6 +145,7 @@ class FCN(nn.Module):
         self.preprocess: Preprocess = TORCHVISION
         self.classes = tuple(classes) if classes else tuple(map(str, range(num_classes)))
         self.palette = palette
+        self.mask_values: tuple[int, ...] | None = None
         backbone = convolutionalize(_vgg16(imagenet, width_divisor), _IMAGENET_SIZE)
         layers = list(paper_named_layers(backbone))
         for name, module in layers:

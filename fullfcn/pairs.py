@@ -36,6 +36,53 @@ class LabelError(ValueError):
         super().__init__(message)
 
 
+def decode_mask(mask: Image.Image, what: str, error: type[LabelError]) -> tuple[np.ndarray, ...]:
+    """The distinct values of ``mask`` and how many pixels hold each (this decodes it)."""
+    try:
+        return np.unique(np.asarray(mask), return_counts=True)
+    except OSError as err:  # truncated or corrupt pixel data
+        raise error(f"{what} is not an image PIL can read") from err
+
+
+def check_size(
+    mask: Image.Image, size: tuple[int, int], what: str, error: type[LabelError]
+) -> None:
+    """A mask resized apart from its photo would train on wrong targets without an error."""
+    if mask.size != size:
+        raise error(f"{what} is {mask.width}x{mask.height}, its image {size[0]}x{size[1]}")
+
+
+def check_ids(
+    values: np.ndarray, what: str, num_classes: int, owner: str, error: type[LabelError]
+) -> None:
+    """Refuse a class id that ``owner``'s ``num_classes`` classes (and ``IGNORE_INDEX``) lack."""
+    bad = [int(v) for v in values if (v < 0 or v >= num_classes) and v != IGNORE_INDEX]
+    if bad:
+        raise error(
+            f"{what} holds class {bad[0]}, but {owner} has {num_classes} classes "
+            f"(0..{num_classes - 1}, and {IGNORE_INDEX} = ignore)"
+        )
+
+
+def check_palette(
+    palette: list[int] | None,
+    values: np.ndarray,
+    reference: list[int],
+    what: str,
+    owner: str,
+    error: type[LabelError] = LabelError,
+) -> None:
+    """Refuse a mask's ``palette`` (None: it has none) that draws one of the indices
+    ``values`` otherwise than ``reference``, the palette of ``owner``: two palettes that
+    disagree are two labelings, and index 3 would mean "boat" in one, "cat" in the other."""
+    for v in values.tolist() if palette is not None else []:
+        mine, theirs = tuple(palette[3 * v : 3 * v + 3]), tuple(reference[3 * v : 3 * v + 3])
+        if mine != theirs:
+            raise error(
+                f"{what} does not use the palette of {owner}: index {v} is {mine}, not {theirs}"
+            )
+
+
 def check_mask(
     mask: Image.Image,
     image: Image.Image,
@@ -46,30 +93,33 @@ def check_mask(
 ) -> np.ndarray:
     """The class ids ``mask`` (``what``: its kind and path) holds; raises ``error`` unless it
     has ``image``'s size and only ``owner``'s ids ``0 .. num_classes - 1`` and ``IGNORE_INDEX``.
-
-    A mask resized apart from its photo, or holding a class the data does not have, would
-    train and evaluate without any error, on wrong targets. Checking the ids decodes it.
     """
-    if mask.size != image.size:
-        raise error(f"{what} is {mask.width}x{mask.height}, its image {image.width}x{image.height}")
-    try:
-        values = np.unique(np.asarray(mask))
-    except OSError as err:  # truncated or corrupt pixel data
-        raise error(f"{what} is not an image PIL can read") from err
-    bad = [int(v) for v in values if (v < 0 or v >= num_classes) and v != IGNORE_INDEX]
-    if bad:
-        raise error(
-            f"{what} holds class {bad[0]}, but {owner} has {num_classes} classes "
-            f"(0..{num_classes - 1}, and {IGNORE_INDEX} = ignore)"
-        )
+    check_size(mask, image.size, what, error)
+    values, _ = decode_mask(mask, what, error)
+    check_ids(values, what, num_classes, owner, error)
     return values
 
 
-def read_list(path: Path) -> list[str]:
-    """The non-blank lines of a list file (a split's ids, class names), stripped."""
+def read_list(path: Path, *, blank_lines: bool = True) -> list[str]:
+    """The lines of a list file (a split's ids, class names), stripped, as people write
+    them: UTF-8 with or without a byte-order mark, trailing blank lines dropped. A blank line
+    inside is skipped, or refused with its number when ``blank_lines`` is False (in
+    ``classes.txt`` the line number is the class id: a blank one would shift the rest)."""
     if not path.is_file():
         raise FileNotFoundError(f"split list {path} not found")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise LabelError(
+            f"{path} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
+            f"{err.start}): save it as UTF-8"
+        ) from None
+    lines = [line.strip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    if not blank_lines and "" in lines:
+        raise LabelError(f"{path} line {lines.index('') + 1} is blank: name every class")
+    return [line for line in lines if line]
 
 
 class SegmentationPairs:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fullfcn.evaluate import autocast
 from fullfcn.model import FCN
@@ -35,7 +35,8 @@ _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open ``path`` as 8-bit RGB, or raise ValueError saying why it cannot be segmented.
+    """Open ``path`` as 8-bit RGB, upright (its EXIF orientation applied), or raise
+    ValueError saying why it cannot be segmented.
 
     The size is checked from the header, before any pixel is decoded, so a decompression
     bomb (a small file that expands to gigapixels) or a photo too large for memory is one
@@ -71,7 +72,9 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
                     f"{path} has {'32-bit integer' if image.mode == 'I' else 'floating-point'}"
                     " pixels of unknown range; convert it to an 8- or 16-bit image first"
                 )
-            return image.convert("RGB")
+            # upright, as a viewer (and the tool that drew its mask) shows it: a phone
+            # stores the sensor's pixels and says in EXIF how to turn them
+            return ImageOps.exif_transpose(image).convert("RGB")
         except OSError as err:  # truncated or corrupt pixel data
             raise ValueError(f"{path} is not an image PIL can read ({err})") from None
 

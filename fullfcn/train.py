@@ -15,7 +15,8 @@ the rank and world size).
 Exact resume: a checkpoint holds the model, optimizer (momentum buffers), scheduler,
 gradient scaler, iteration and every rank's random generators, and the data order and
 augmentation are pure functions of (seed, epoch, index) -- so a resumed run continues
-bit for bit like one that was never stopped. An interrupt (Ctrl-C, SIGTERM) saves first.
+bit for bit like one that was never stopped. An interrupt (Ctrl-C, SIGTERM) saves first,
+and so does a failure after the run has trained.
 
 What the loop keeps around itself (processes, random state, checkpoints, logs) is in
 :mod:`fullfcn.train_utils`, its data in :mod:`fullfcn.train_data`, the command line in
@@ -38,7 +39,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from fcnbase import UsageError, check_writable, deferred_interrupts, lock_dir
+from fcnbase import CliError, UsageError, check_writable, deferred_interrupts, lock_dir
+from fcnbase.cli import one_line
 from fcnbase.device import available_cores
 from fullfcn.builders import build, check_stage, load_model
 from fullfcn.evaluate import autocast, confusion_matrix, eval_loader
@@ -98,6 +100,9 @@ class TrainConfig:
     voc_root: str = ""  # PASCAL VOC; or, instead:
     data: str | None = None  # a folder of images/ and masks/ (fullfcn.folder)
     classes: int | None = None  # data's class count when it has no classes.txt
+    mask_values: tuple[int, ...] | None = None  # data's mask value of each class (0, 255)
+    images: str | None = None  # data's photos and masks folders, when not found by name
+    masks: str | None = None
     val_fraction: float = 0.2  # data's seeded validation share without train/val.txt
     sbd_root: str | None = None  # train on SBD (the paper's 8,498 images) instead of VOC
     train_split: str = "train"
@@ -137,6 +142,8 @@ class TrainConfig:
             )
         if self.data and (self.sbd_root or self.val_split or self.download):
             raise UsageError("--sbd-root, --val-split and --download are for --voc-root")
+        if not self.data and (self.mask_values or self.images or self.masks):
+            raise UsageError("--mask-values, --images and --masks are for --data")
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; choose from {tuple(RECIPES)}")
         recipe = RECIPES[self.recipe]
@@ -262,6 +269,11 @@ def _train(
         width_divisor=config.width_divisor,
     )
     model.classes, model.palette = data[0].classes, data[0].palette
+    model.mask_values = getattr(data[0], "mask_values", None)  # a folder's (0, 255) ...
+    trained = {  # ... and its pairs, for fullfcn-eval to tell held-out pairs from them
+        "trained_on": getattr(data[0], "ids", None),
+        "trained_in": str(Path(config.data).resolve()) if config.data else None,
+    }
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     optimizer = _optimizer(model, config)
@@ -277,7 +289,7 @@ def _train(
     train_set, val_set = data
     set_transforms(config, model, train_set, val_set)
     stream = batches(train_set, config, rank, world, start, pin=device.type == "cuda")
-    log = TrainLog(out_dir, rank == 0, config.tensorboard)
+    log = TrainLog(out_dir, rank == 0, config.tensorboard, start)
     losses: list[float] = []
     metrics, confusion = None, None
     iteration, t0 = start, time.perf_counter()
@@ -294,18 +306,27 @@ def _train(
         states = gather(rng, world) if collective else [rng]
         if rank == 0:
             save_checkpoint(
-                ckpt_path, model, optimizer, scheduler, scaler, iteration, config, states
+                ckpt_path,
+                model,
+                optimizer,
+                scheduler,
+                scaler,
+                iteration,
+                config,
+                states,
+                trained,
             )
 
+    rng = rng_state()  # as the last finished step left them, for an interrupt or a failure
     try:
         end = min(config.iterations, config.stop_at or config.iterations)
         while iteration < end:
-            rng = rng_state()  # as the last finished step left them, for an interrupt
             image, label = next(stream)
             image = image.to(device, memory_format=memory_format, non_blocking=True)
             label = label.to(device, non_blocking=True)
             value = train_step(net, image, label, optimizer, scheduler, scaler, config, device)
             iteration += 1
+            rng = rng_state()
             if not math.isfinite(value):
                 raise FloatingPointError(f"loss became {value} at iteration {iteration}")
             losses.append(value)
@@ -331,14 +352,19 @@ def _train(
                 bar.write(f"iteration {iteration}: mean IU {metrics['mean_iou']:.4f}")
             log.write(iteration, **row)
             if iteration % config.checkpoint_every == 0 or iteration == end:
-                save(rng_state())
-    except KeyboardInterrupt:
-        if iteration > start:  # an interrupt must not lose the steps since the last save
-            with deferred_interrupts(reraise=False):  # a second Ctrl-C waits for the save
-                save(rng, collective=False)
-            if rank == 0:
-                raise KeyboardInterrupt(f"checkpoint saved to {ckpt_path}") from None
-        raise
+                save(rng)
+    except (KeyboardInterrupt, Exception) as err:
+        # Neither an interrupt nor a failure (a photo that no longer reads, a full disk
+        # at validation) may lose the steps since the last save; a non-finite loss has
+        # spoilt the weights, and the last save is what it leaves.
+        if iteration == start or isinstance(err, FloatingPointError):
+            raise
+        with deferred_interrupts(reraise=False):  # a second Ctrl-C waits for the save
+            save(rng, collective=False)
+        saved = f"checkpoint saved to {ckpt_path}"
+        if isinstance(err, KeyboardInterrupt):
+            raise KeyboardInterrupt(saved) from None
+        raise CliError(f"{one_line(err)}; {saved} (iteration {iteration}: --resume)") from err
     finally:
         bar.close()
         log.close()

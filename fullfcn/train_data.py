@@ -80,12 +80,23 @@ def datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
     """The training and validation sets, listed (and their files checked) *before* VGG16
     is built or downloaded; :func:`set_transforms` adds the model's preprocessing.
 
-    A ``data`` folder validates on its ``val`` split unless it has no ``val.txt`` and
-    ``val_fraction`` is 0 (everything trains)."""
+    A ``data`` folder validates on its ``val`` split unless it has neither ``val.txt`` nor
+    split folders and ``val_fraction`` is 0 (everything trains)."""
     if config.data:
-        folder = dict(num_classes=config.classes, val_fraction=config.val_fraction)
+        folder: dict[str, Any] = dict(
+            num_classes=config.classes,
+            val_fraction=config.val_fraction,
+            mask_values=config.mask_values,
+            images=config.images,
+            masks=config.masks,
+            progress=config.progress,
+        )
         train_set = SegmentationFolder(config.data, "train", **folder)
-        validate = config.val_fraction > 0 or (Path(config.data) / "val.txt").is_file()
+        validate = (  # a split folder (train/<stem>) or list says, else the fraction
+            "/" in train_set.ids[0]
+            or (Path(config.data) / "val.txt").is_file()
+            or config.val_fraction > 0
+        )
         return train_set, SegmentationFolder(config.data, "val", **folder) if validate else None
     if config.sbd_root:
         train_set: Dataset = SBDSegmentation(config.sbd_root, "train", download=config.download)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -183,14 +184,19 @@ def save_checkpoint(
     iteration: int,
     config: TrainConfig,
     rng: list[dict[str, Any]],
+    trained: Mapping[str, Any] | None = None,
 ) -> None:
-    """Everything :func:`resume` needs to continue bit for bit, written atomically."""
+    """Everything :func:`resume` needs to continue bit for bit, written atomically, and
+    what ``fullfcn-eval`` and ``-predict`` need to read a folder's masks: the mask value of
+    each class, and ``trained``: the pairs the net was trained on and their folder."""
     state = {
         "variant": model.variant,
         "width_divisor": model.width_divisor,
         "preprocess": model.preprocess.name,
         "classes": list(model.classes),  # plain lists: weights_only=True reads them
         "palette": model.palette,
+        "mask_values": model.mask_values,
+        **(trained or {}),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -212,17 +218,30 @@ class TrainLog:
     FIELDS = ("iteration", "loss", "lr", "seconds")
     FIELDS += ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou")  # at validations
 
-    def __init__(self, out_dir: Path, enabled: bool, tensorboard: bool) -> None:
+    def __init__(self, out_dir: Path, enabled: bool, tensorboard: bool, start: int = 0) -> None:
+        """A run resumed at iteration ``start`` continues the log of the run it resumes,
+        cut back to ``start``: a run killed outright (``kill -9``, a lost node) logged the
+        steps after its last checkpoint, which the resumed run computes and logs again."""
         self.path, self.writer = (out_dir / LOG if enabled else None), None
         if self.path is not None and not self.path.exists():
             with self.path.open("w", newline="") as f:
                 csv.writer(f).writerow(self.FIELDS)
+        elif self.path is not None:
+            with self.path.open(newline="") as f:
+                rows = list(csv.reader(f))
+            kept = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= start]
+            if kept != rows:
+                text = io.StringIO()
+                csv.writer(text).writerows(kept)
+                with atomic_write(self.path, replace=True) as f:
+                    f.write(text.getvalue().encode())
         if self.path is not None and tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # TensorBoard is optional
                 return
-            self.writer = SummaryWriter(str(out_dir / TENSORBOARD))
+            # purge_step: TensorBoard drops the dead run's events after ``start`` likewise
+            self.writer = SummaryWriter(str(out_dir / TENSORBOARD), purge_step=start + 1)
 
     def write(self, iteration: int, **values: float) -> None:
         if self.path is None:

@@ -23,7 +23,7 @@ from PIL import Image
 from torchvision import datasets
 from torchvision.datasets.utils import download_url
 
-from fullfcn.pairs import LabelError, SegmentationPairs, check_mask, read_list
+from fullfcn.pairs import LabelError, SegmentationPairs, check_mask, check_palette, read_list
 
 VOC_CLASSES: tuple[str, ...] = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -101,15 +101,7 @@ def check_label(image: Image.Image, label: Image.Image, label_path: str) -> None
             "whose indices are the classes"
         )
     values = check_mask(label, image, f"label {label_path}", NUM_CLASSES, "VOC")
-    palette = label.getpalette() if label.mode == "P" else None
-    if palette is not None:
-        voc = voc_palette()
-        for v in values.tolist():
-            if palette[3 * v : 3 * v + 3] != voc[3 * v : 3 * v + 3]:
-                raise LabelError(
-                    f"label {label_path} does not use the VOC palette: index {v} is "
-                    f"{tuple(palette[3 * v : 3 * v + 3])}, VOC's is {tuple(voc[3 * v : 3 * v + 3])}"
-                )
+    check_palette(label.getpalette(), values, voc_palette(), f"label {label_path}", "VOC")
 
 
 class _VOCPairs(SegmentationPairs):

@@ -13,7 +13,8 @@ Accumulating the matrix over a whole split and computing the metrics once at the
 what makes mean IoU a *dataset* statistic (averaging per-image IoUs gives a different,
 noisier number). Pixels labelled ``ignore_index`` (255 in VOC: object borders and
 "difficult" regions) are dropped before counting. Classes that never occur in the truth
-and are never predicted have an undefined IoU (nan) and are left out of the means.
+and are never predicted have an undefined IoU (nan) and are left out of the means; the
+report says so (``absent``), or a class nobody labelled would read as perfectly learnt.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ class ConfusionMatrix:
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+        self.ignored = torch.zeros((), dtype=torch.int64, device=device)  # pixels dropped
 
     def reset(self) -> None:
         self.matrix.zero_()
+        self.ignored.zero_()
 
     @torch.no_grad()
     def update(self, pred: Tensor, target: Tensor) -> None:
@@ -50,6 +53,7 @@ class ConfusionMatrix:
         target = target.reshape(-1).to(self.matrix.device, torch.int64)
         pred = pred.reshape(-1).to(self.matrix.device, torch.int64)
         keep = target != self.ignore_index
+        self.ignored += keep.numel() - keep.sum()
         target, pred = target[keep], pred[keep]
         if target.numel() and (int(target.min()) < 0 or int(target.max()) >= k):
             raise ValueError(f"target holds labels outside 0..{k - 1} (and {self.ignore_index})")
@@ -64,6 +68,7 @@ class ConfusionMatrix:
 
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(self.matrix, op=dist.ReduceOp.SUM)
+            dist.all_reduce(self.ignored, op=dist.ReduceOp.SUM)
 
     def dice(self) -> list[float]:
         """Per-class Dice (the F1 score), ``2 n_ii / (t_i + sum_j n_ji)``; nan where a class is
@@ -122,5 +127,14 @@ def format_metrics(metrics: dict[str, float | list], class_names: list[str] | No
     assert isinstance(ious, list)
     names = class_names or metrics.get("class_names") or [str(i) for i in range(len(ious))]
     width = max(len(n) for n in names)
-    lines += [f"  {name:<{width}}  IoU {iou:.4f}" for name, iou in zip(names, ious, strict=True)]
+    absent = [name for name, iou in zip(names, ious, strict=True) if math.isnan(iou)]
+    if absent:
+        lines.append(
+            f"means over {len(ious) - len(absent)} of {len(ious)} classes: {', '.join(absent)} "
+            "absent (no pixel labelled or predicted)"
+        )
+    lines += [
+        f"  {name:<{width}}  " + ("absent" if math.isnan(iou) else f"IoU {iou:.4f}")
+        for name, iou in zip(names, ious, strict=True)
+    ]
     return "\n".join(lines)

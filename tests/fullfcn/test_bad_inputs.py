@@ -115,8 +115,21 @@ def _folders(root: Path) -> None:
     _pair(value=37)[1].save(folder("class_folder") / "masks" / "b.png")
     (root / "class_folder" / "classes.txt").write_text("\n".join("abcdefghijk"))
     (folder("named3") / "classes.txt").write_text("sky\nroad\ncar\n")
+    three = np.zeros((30, 40), np.uint8)
+    three[:, 10:], three[:, 20:] = 1, 2
+    for stem in "ab":  # every class occurs in each split
+        Image.fromarray(three).save(root / "named3" / "masks" / f"{stem}.png")
     folder("no_classes")
+    for stem in "ab":  # binary masks as the web stores them: 255 = object, not "ignore"
+        _pair(value=255)[1].save(folder("binary") / "masks" / f"{stem}.png")
     (root / "no_dirs").mkdir()
+    truncated = folder("truncated")  # in the validation split: it must fail before training
+    (truncated / "images" / "b.png").unlink()
+    noise = np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(jpeg := truncated / "images" / "b.jpg", quality=95)
+    jpeg.write_bytes(jpeg.read_bytes()[:1500])  # the header reads, the pixels do not
+    (truncated / "train.txt").write_text("a\n")
+    (truncated / "val.txt").write_text("b\n")
 
 
 def make_bad_inputs(root: Path) -> dict[str, Path]:
@@ -186,6 +199,9 @@ BAD_INPUTS: list[Case] = [
             ([*_VOC, "--seed", "x"], "expected an integer"),
             ([*_VOC, "--resume", "--force"], "give one of them"),
             ([*_VOC, "--classes", "3"], "are for --data"),
+            ([*_VOC, "--mask-values", "0,255"], "are for --data"),
+            (["--data", "{binary}", "--mask-values", "0,0"], "must be distinct, 0..255"),
+            (["--data", "{binary}", "--mask-values", "0,x"], "not a list of integers"),
             (["--data", "{missing}"], "data folder"),
             (["--data", "{named3}", *_VOC], "not allowed with"),
             (["--data", "{named3}", "--classes", "256"], "outside"),
@@ -253,7 +269,10 @@ BAD_INPUTS: list[Case] = [
         cli.train_main,
         1,
         [
-            (["--data", "{no_dirs}", "--classes", "2"], "has no images/ folder"),
+            (
+                ["--data", "{no_dirs}", "--classes", "2"],
+                "has no images/ and masks/ folders: expected DIR/images/",
+            ),
             (["--data", "{no_mask}", "--classes", "2"], "images/b.png has no mask"),
             (["--data", "{no_image}", "--classes", "2"], "masks/b.png has no image"),
             (["--data", "{size_folder}", "--classes", "2"], "masks/b.png is 20x30, its image"),
@@ -274,6 +293,27 @@ BAD_INPUTS: list[Case] = [
                 "classes.txt names 3 classes, but --classes says 5",
             ),
             (["--data", "{no_classes}"], "has no classes.txt: give --classes N"),
+            (
+                ["--data", "{named3}", "--images", "photos", "--masks", "masks"],
+                "photos is not a directory (expected DIR/images/",
+            ),
+            (["--data", "{named3}", "--images", "images"], "give both --images and --masks"),
+            (
+                ["--data", "{truncated}", "--classes", "2"],
+                "images/b.jpg is not an image PIL can read",
+            ),
+            (
+                ["--data", "{binary}", "--classes", "2"],
+                "binary masks (0 background, 255 object) give --mask-values 0,255",
+            ),
+            (
+                ["--data", "{binary}", "--mask-values", "0,1"],
+                "holds value 255, which --mask-values 0,1 does not list",
+            ),
+            (
+                ["--data", "{binary}", "--mask-values", "0,255", "--classes", "3"],
+                "--mask-values names 2 classes, but --classes says 3",
+            ),
             (
                 ["--data", "{named3}", "--init-from", "{classes11.pt}"],
                 "scores 11 classes, the fcn32s to train 3: staged training keeps the classes",
@@ -318,7 +358,7 @@ BAD_INPUTS: list[Case] = [
         1,
         [
             ([*_W32, "--voc-root", "{empty}"], "no PASCAL VOC 2012 found"),
-            ([*_W32, "--voc-root", "{palette_voc}", *_EVAL], "does not use the VOC palette"),
+            ([*_W32, "--voc-root", "{palette_voc}", *_EVAL], "does not use the palette of VOC"),
             ([*_W32, "--voc-root", "{size_voc}", *_EVAL], "is 40x30, its image 96x72"),
             (
                 [*_W32, "--voc-root", "{class_voc}", *_EVAL, "--workers", "1"],
@@ -379,6 +419,7 @@ BAD_INPUTS: list[Case] = [
         ],
         *_OUT,
     ),
+    (cli.predict_main, ["{empty}", "-o", "{new}"], 1, "empty holds no files to segment", []),
 ]
 
 

@@ -16,7 +16,7 @@ import torch
 from fcnbase import is_partial, lock_dir
 from fullfcn import cli
 from fullfcn import train as train_module
-from tests.fullfcn.conftest import WIDTH
+from tests.fullfcn.conftest import WIDTH, make_voc
 
 
 def _train_argv(voc: Path, out: Path, *extra: str) -> list[str]:
@@ -99,3 +99,42 @@ def test_double_ctrl_c_waits_for_the_save(
     assert err == [f"fullfcn-train: interrupted; checkpoint saved to {out / 'checkpoint.pt'}"]
     assert _iteration(out) == 2
     assert not [p for p in out.iterdir() if is_partial(p.name)]
+
+
+def test_a_failure_after_training_saves_a_resumable_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A photo that breaks at the first validation must not cost the steps trained: the
+    run saves them, as Ctrl-C does, says so in its one line, and --resume continues."""
+    voc = make_voc(tmp_path / "voc", {"train": 2, "val": 1})
+    photo = next((voc / "VOC2012" / "JPEGImages").glob("*_val_*.jpg"))
+    good = photo.read_bytes()
+    photo.write_bytes(good[: len(good) // 2])  # truncated: the header reads, the pixels do not
+    out = tmp_path / "run"
+    argv = _train_argv(
+        voc, out, "--val-split", "val", "--val-every", "2", "--checkpoint-every", "100"
+    )
+    assert cli.train_main([*argv, "--iterations", "3"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "truncated" in err[0]
+    assert err[0].endswith(f"checkpoint saved to {out / 'checkpoint.pt'} (iteration 2: --resume)")
+    assert _iteration(out) == 2
+    photo.write_bytes(good)
+    assert cli.train_main([*argv, "--iterations", "3", "--resume"]) == 0
+    assert _iteration(out) == 3
+
+
+def test_resume_after_a_kill_cuts_the_log_back_to_the_checkpoint(
+    tiny_voc: Path, tmp_path: Path
+) -> None:
+    """``kill -9`` after iteration 3 of a run that saved at 2 leaves rows 1..3 in log.csv;
+    the resumed run computes 3 again, and the log must hold each iteration once."""
+    out = tmp_path / "run"
+    assert cli.train_main(_train_argv(tiny_voc, out, "--iterations", "2")) == 0
+    with (out / "log.csv").open("a") as f:  # what the killed run logged after its save
+        f.write("3,0.5,0.01,1.0,,,,\n")
+    argv = _train_argv(tiny_voc, out, "--iterations", "4", "--resume")
+    assert cli.train_main(argv) == 0
+    rows = list(csv.reader((out / "log.csv").open()))
+    assert [r[0] for r in rows] == ["iteration", "1", "2", "3", "4"]
+    assert rows[3][1] != "0.5"  # the resumed run's row 3, not the dead one's

@@ -68,6 +68,18 @@ def test_absent_class_is_nan_and_left_out_of_means() -> None:
     three.update(PRED, TRUTH)
     assert math.isnan(m["iou"][3])
     assert m["mean_iou"] == pytest.approx(three.compute()["mean_iou"])
+    text = format_metrics(m, ["bg", "cat", "dog", "cow"])  # said, not a silent "nan"
+    assert "means over 3 of 4 classes: cow absent" in text and "  cow  absent" in text
+
+
+def test_ignored_pixels_are_counted_apart() -> None:
+    cm = ConfusionMatrix(3)
+    truth = TRUTH.clone()
+    truth[0, :2] = 255
+    cm.update(PRED, truth)
+    assert int(cm.ignored) == 4 and int(cm.matrix.sum()) == TRUTH.numel() - 4  # 2 + 2
+    cm.reset()
+    assert int(cm.ignored) == 0
 
 
 def test_perfect_prediction() -> None:
