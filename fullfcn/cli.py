@@ -26,7 +26,16 @@ import torch.distributed as dist
 from PIL import Image
 from torch.utils.data import Dataset
 
-from fcnbase import CliError, Parser, UsageError, atomic_write, check_outputs, pick_device, run_cli
+from fcnbase import (
+    CliError,
+    Parser,
+    UsageError,
+    atomic_write,
+    check_outputs,
+    check_writable,
+    pick_device,
+    run_cli,
+)
 from fcnbase.cli import float_arg, int_arg, one_line
 from fcnbase.device import available_cores
 from fullfcn.builders import build, load_checkpoint, load_model
@@ -443,6 +452,9 @@ def _predict_cli(argv: Sequence[str] | None) -> int:
     if Path(args.image).is_dir():
         if args.overlay or output.suffix.lower() == ".png":
             raise UsageError("for a folder of images, -o names a folder; --overlay is not used")
+        if output.resolve() == Path(args.image).resolve():  # its masks would be read next time
+            raise UsageError(f"-o {output} is the folder of images; choose another folder")
+        check_writable(output)
         args.device = pick_device(args.device)
         model = (
             load_model(args.weights, args.variant)

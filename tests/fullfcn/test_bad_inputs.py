@@ -420,6 +420,13 @@ BAD_INPUTS: list[Case] = [
         *_OUT,
     ),
     (cli.predict_main, ["{empty}", "-o", "{new}"], 1, "empty holds no files to segment", []),
+    (
+        cli.predict_main,
+        ["{named3}/images", "-o", "{named3}/images/"],
+        2,
+        "images is the folder of images; choose another folder",
+        [],
+    ),
 ]
 
 
