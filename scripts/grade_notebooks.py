@@ -30,7 +30,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from fcnbase import atomic_write, run_cli
+from fcnbase import atomic_write, check_outputs, run_cli
 from fcnbase.cli import CliError, Parser, int_arg
 
 PROG = "grade_notebooks"
@@ -82,8 +82,8 @@ def _main(argv: Sequence[str] | None) -> int:
     parser.add_argument("--force", action="store_true", help="replace an existing --csv file")
     parser.add_argument("--timeout", type=int_arg(1), default=600, help="seconds per cell")
     args = parser.parse_args(argv)
-    if args.csv and args.csv.exists() and not args.force:
-        raise CliError(f"{args.csv}: exists; --force replaces it")
+    if args.csv:  # before hours of grading: new (or --force), writable, not a submission
+        check_outputs([args.csv], inputs=args.notebooks, force=args.force)
     table = []
     for path in args.notebooks:
         try:

@@ -178,6 +178,9 @@ def test_the_grader_writes_scores_and_refuses_to_overwrite(
     ]
     assert grade.main([str(submitted), "--csv", str(scores)]) == 1  # exists: --force needed
     assert grade.main([str(submitted), "--csv", str(scores), "--force"]) == 0
+    before = submitted.read_bytes()  # a submission is never an output, --force or not
+    assert grade.main([str(submitted), "--csv", str(submitted), "--force"]) == 2
+    assert submitted.read_bytes() == before
     (tmp_path / "torn.ipynb").write_text("{")
     capsys.readouterr()
     for bad in ("missing.ipynb", "torn.ipynb"):  # one line naming the file, exit status 1
