@@ -277,7 +277,9 @@ class Run:
         zipfile writes one member at a time, so the first pass streams the ``images``
         member (and every other format), and ``labels`` and ``instances`` are composed
         again for a pass each: cheaper than keeping them (memory would grow with N) or
-        spilling them to disk. The ``boxes`` (30 bytes per image) wait in memory.
+        spilling them to disk. A split that fits in :func:`_ordered`'s window is the
+        exception: its blocks are kept from the first pass, which holds no more memory than
+        the window did. The ``boxes`` (30 bytes per image) wait in memory.
         """
         (start, stop), params, staging = self.rows[split], self.params, self.staging
         pool = digit_pool(split, params, source) if stop > start else None
@@ -295,7 +297,10 @@ class Run:
                     (folder / f"{stem(split, span[0] + i)}.png").write_bytes(encode_png(image))
             return arrays
 
+        kept = [] if len(spans) <= 2 * workers else None
         for arrays in _ordered(spans, run, workers):
+            if kept is not None:
+                kept.append(arrays)
             if "npz" in self.formats:
                 images.write(arrays.images)
             for sink, what in sinks + self.flat:
@@ -307,7 +312,7 @@ class Run:
             images.close()
             for kind in ("labels", "instances"):
                 with npz_member(npz, kind, np.uint8, shape) as member:
-                    for arrays in _ordered(spans, lambda s: run(s, False), workers):
+                    for arrays in kept or _ordered(spans, lambda s: run(s, False), workers):
                         member.write(getattr(arrays, kind))
                         progress(len(arrays))
             with npz_member(npz, "boxes", np.int16, boxes.shape) as member:
