@@ -455,7 +455,9 @@ def write_dataset(
     splits = [s for s in ("train", "test") if s in counts]
     rows = {split: shard_rows(counts[split], shard) for split in splits}
     drawn = [split for split, (a, b) in rows.items() if b > a]  # the others need no digits
-    with ThreadPoolExecutor(2) as ex:  # both splits decoded at once (zlib lets go of the GIL)
+    if "train" in drawn:  # the longest inflate alone: the rest overlaps its ink boxes
+        load_split(True, source)
+    with ThreadPoolExecutor(2) as ex:  # both pools made at once (numpy and zlib let go of the GIL)
         for pool in ex.map(lambda split: digit_pool(split, params, source), drawn):
             check_fits(params, pool)
     finals = [out / name.rstrip("/") for name in [*output_names(splits, formats), METADATA]]
