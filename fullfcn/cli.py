@@ -21,9 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
 import torch.distributed as dist
-from PIL import Image
 from torch.utils.data import Dataset
 
 from fcnbase import (
@@ -43,11 +41,11 @@ from fullfcn.evaluate import confusion_matrix, eval_loader
 from fullfcn.folder import CLASSES_FILE, SegmentationFolder
 from fullfcn.model import FCN, VARIANTS, WIDTH_DIVISORS
 from fullfcn.pairs import IGNORE_INDEX
-from fullfcn.predict import MAX_PIXELS, load_image, overlay, predict
+from fullfcn.predict import MAX_PIXELS, load_image, predict_folder, save_prediction
 from fullfcn.train import DEFAULT_WORKERS, RECIPES, TrainConfig, train
 from fullfcn.train_data import datasets
 from fullfcn.transforms import eval_transforms
-from fullfcn.voc import VOCSegmentation, colorize, find_voc2012
+from fullfcn.voc import VOCSegmentation, find_voc2012
 from tinyfcn.metrics import format_metrics
 
 # -- shared options --------------------------------------------------------------------------
@@ -399,50 +397,26 @@ def _predict_parser() -> Parser:
     return p
 
 
-def _segment(
-    model: FCN, image: Image.Image, args: argparse.Namespace, out: Path, over: Path
-) -> str:
-    """Write the mask and the overlay of ``image``; returns what the command prints."""
-    mask = predict(model, image, device=args.device, amp=args.amp)
-    # the class names and colours of the training data, stored in the checkpoint (VOC's
-    # for the published models and for checkpoints that do not say), and its mask values
-    background = model.classes.index("background") if "background" in model.classes else None
-    found = [model.classes[c] for c in mask.unique().tolist() if c != background]
-    if model.mask_values:  # written as the training masks were: 0 and 255, say
-        values = torch.tensor(model.mask_values)
-        mask, background = values[mask], None if background is None else int(values[background])
-    with atomic_write(out, replace=args.force) as f:
-        colorize(mask, model.palette).save(f, format="PNG")
-    with atomic_write(over, replace=args.force) as f:
-        overlay(image, mask, model.palette, background).save(f, format="PNG")
+def _said(found: list[str], out: Path, over: Path) -> str:
     return f"fullfcn-predict: {out} and {over} ({', '.join(found) or 'background only'})"
 
 
 def _predict_folder(args: argparse.Namespace, model: FCN) -> int:
-    """Every image of the folder ``args.image`` into the folder ``args.output``: a file that
-    cannot be segmented, or whose outputs exist (without --force), is one line and skipped."""
-    out_dir, refused, done = Path(args.output), [], 0
-    files = sorted(p for p in Path(args.image).glob("[!.]*") if p.is_file())
-    if not files:
-        raise CliError(f"{args.image} holds no files to segment")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stems: dict[str, Path] = {}
-    for path in files:
-        out, over = out_dir / f"{path.stem}.png", out_dir / f"{path.stem}_overlay.png"
-        try:
-            if path.stem in stems:
-                raise ValueError(
-                    f"it shares the stem of {stems[path.stem]}, whose masks it would take"
-                )
-            stems[path.stem] = path
-            check_outputs([out, over], inputs=[path, args.weights], force=args.force)
-            print(_segment(model, load_image(path, args.max_pixels), args, out, over), flush=True)
+    """Print a line per file of the folder, to stdout when segmented, to stderr when
+    refused (:func:`fullfcn.predict.predict_folder` goes on past it); exit 1 if any was."""
+    refused = done = 0
+    for path, (out, over), result in predict_folder(
+        model, args.image, args.output, device=args.device, amp=args.amp,
+        max_pixels=args.max_pixels, replace=args.force, inputs=[args.weights],
+    ):  # fmt: skip
+        if isinstance(result, Exception):
+            refused += 1
+            print(f"fullfcn-predict: refused {path}: {one_line(result)}", file=sys.stderr)
+        else:
             done += 1
-        except (OSError, ValueError, RuntimeError) as err:  # RuntimeError: CliError too
-            refused.append(path)
-            print(f"fullfcn-predict: refused {path}: {one_line(err)}", file=sys.stderr, flush=True)
+            print(_said(result, out, over), flush=True)
     if refused:
-        raise CliError(f"{len(refused)} of {len(refused) + done} files refused (listed above)")
+        raise CliError(f"{refused} of {refused + done} files refused (listed above)")
     return 0
 
 
@@ -474,7 +448,10 @@ def _predict_cli(argv: Sequence[str] | None) -> int:
     model = (
         load_model(args.weights, args.variant) if args.weights else build(args.variant or "fcn8s")
     )
-    print(_segment(model, image, args, output, over))
+    found = save_prediction(
+        model, image, output, over, device=args.device, amp=args.amp, replace=args.force
+    )
+    print(_said(found, output, over))
     return 0
 
 

@@ -7,7 +7,8 @@ be compared with ground truth directly, in the colours of the data the weights w
 trained on (stored in a ``fullfcn-train`` checkpoint; VOC's otherwise) -- plus
 ``OUT_overlay.png``, the mask blended over the photo.
 
-The command (:func:`fullfcn.cli.predict_main`) loses nothing to a mistyped line: ``-o``
+:func:`predict_folder` does the same for every image of a folder. The command
+(:func:`fullfcn.cli.predict_main`) loses nothing to a mistyped line: ``-o``
 and ``--overlay`` may not name the photo, the weights or each other, and an existing file
 is replaced only with ``--force``.
 """
@@ -15,12 +16,14 @@ is replaced only with ``--force``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fcnbase import CliError, atomic_write, check_outputs
 from fullfcn.evaluate import autocast
 from fullfcn.model import FCN
 from fullfcn.voc import colorize
@@ -115,3 +118,69 @@ def overlay(
         return blended
     untouched = Image.fromarray((mask.numpy() == background).astype("uint8") * 255, mode="L")
     return Image.composite(image, blended, untouched)
+
+
+def save_prediction(
+    model: FCN,
+    image: Image.Image,
+    out: Path,
+    over: Path,
+    *,
+    device: torch.device | str | None = None,
+    amp: bool = False,
+    replace: bool = False,
+) -> list[str]:
+    """Segment ``image`` into the palette PNG ``out`` and the overlay ``over`` (each written
+    atomically; an existing file replaced only with ``replace``); return the names of the
+    classes found besides background. The names, colours and mask values are those of the
+    training data, stored in the checkpoint (VOC's for the published models)."""
+    mask = predict(model, image, device=device, amp=amp)
+    background = model.classes.index("background") if "background" in model.classes else None
+    found = [model.classes[c] for c in mask.unique().tolist() if c != background]
+    if model.mask_values:  # written as the training masks were: 0 and 255, say
+        values = torch.tensor(model.mask_values)
+        mask, background = values[mask], None if background is None else int(values[background])
+    with atomic_write(out, replace=replace) as f:
+        colorize(mask, model.palette).save(f, format="PNG")
+    with atomic_write(over, replace=replace) as f:
+        overlay(image, mask, model.palette, background).save(f, format="PNG")
+    return found
+
+
+def predict_folder(
+    model: FCN,
+    folder: str | Path,
+    out_dir: str | Path,
+    *,
+    device: torch.device | str | None = None,
+    amp: bool = False,
+    max_pixels: int = MAX_PIXELS,
+    replace: bool = False,
+    inputs: Iterable[str | Path | None] = (),
+) -> Iterator[tuple[Path, tuple[Path, Path], list[str] | Exception]]:
+    """Segment every file of ``folder`` into ``out_dir/<stem>.png`` and
+    ``<stem>_overlay.png``, one at a time, yielding each file, its two outputs and the
+    classes found -- or the exception that refused it: not an image, a stem another file
+    took, an output that exists (without ``replace``) or is one of ``inputs``. A refused
+    file is skipped, not the folder: one bad photo must not cost the other thousand."""
+    files = sorted(p for p in Path(folder).glob("[!.]*") if p.is_file())
+    if not files:
+        raise CliError(f"{folder} holds no files to segment")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    stems: dict[str, Path] = {}
+    for path in files:
+        outputs = Path(out_dir) / f"{path.stem}.png", Path(out_dir) / f"{path.stem}_overlay.png"
+        try:
+            if path.stem in stems:
+                raise ValueError(
+                    f"it shares the stem of {stems[path.stem]}, whose masks it would take"
+                )
+            stems[path.stem] = path
+            check_outputs(outputs, inputs=[path, *inputs], force=replace)
+            image = load_image(path, max_pixels)
+            result: list[str] | Exception = save_prediction(
+                model, image, *outputs, device=device, amp=amp, replace=replace
+            )
+        except (OSError, ValueError, RuntimeError) as err:  # RuntimeError: CliError too
+            result = err
+        yield path, outputs, result

@@ -11,6 +11,7 @@ from PIL import Image
 
 from fullfcn import cli
 from fullfcn.builders import build
+from fullfcn.predict import predict_folder
 from fullfcn.pytorch_fcn import to_pytorch_fcn
 from tests.fullfcn.conftest import WIDTH
 
@@ -45,3 +46,18 @@ def test_a_folder_of_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert cli.predict_main([*argv, "--force"]) == 0
     assert Image.open(out / "c.png").mode == "P"
     assert cli.predict_main([str(photos), "-o", str(tmp_path / "m.png")]) == 2
+
+
+def test_predict_folder_from_python_goes_on_past_a_refused_file(tmp_path: Path) -> None:
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    Image.new("RGB", (40, 30), (90, 120, 30)).save(photos / "a.jpg")
+    (photos / "b.txt").write_text("not an image")
+    Image.new("RGB", (30, 20), (10, 20, 30)).save(photos / "c.png")
+    model = build("fcn32s", width_divisor=WIDTH)
+    results = list(predict_folder(model, photos, out, device="cpu"))
+    assert [path.name for path, _, _ in results] == ["a.jpg", "b.txt", "c.png"]
+    assert isinstance(results[1][2], ValueError)
+    for _, (mask, overlay), found in (results[0], results[2]):
+        assert isinstance(found, list) and mask.is_file() and overlay.is_file()
+    assert Image.open(out / "c.png").size == (30, 20)
