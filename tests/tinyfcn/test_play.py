@@ -12,6 +12,7 @@ import io
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -125,11 +126,19 @@ def test_sample_comes_with_its_truth_and_scores(server: str, play: Playground) -
 
 
 def _chunked(url: str) -> tuple[int, dict]:
+    """A chunked body, sent whole in one write: http.client sends each chunk on its own, and
+    a write after the server has answered and closed fails with a broken pipe (a race of
+    the client's, not a server error)."""
     host, port = url.split("/")[2].split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=60)
-    connection.request("POST", "/api/segment", iter([b"[1]"]), JSON, encode_chunked=True)
-    answer = connection.getresponse()
-    return answer.status, json.loads(answer.read())
+    request = (
+        f"POST /api/segment HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json"
+        "\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n[1]\r\n0\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(request.encode())
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        return answer.status, json.loads(answer.read())
 
 
 ROWS = [[0] * SIZE[1]] * SIZE[0]
