@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.distributed as dist
 
-from fcnbase import OutputExistsError, atomic_write, check_outputs, pick_device
+from fcnbase import (
+    OutputExistsError,
+    atomic_write,
+    check_outputs,
+    pick_device,
+    remove_leftovers,
+)
 from fullfcn.builders import Stored, load_into, read_stored, read_weights
 from fullfcn.model import FCN
 
@@ -96,7 +102,8 @@ def claim_out_dir(config: TrainConfig, out_dir: Path) -> None:
     previous one is refused unless ``--resume`` (continue it) or ``--force`` (start over,
     removing exactly the files a run writes: checkpoint.pt, log.csv, tensorboard/'s event
     files; anything else there is the user's). :func:`check_inputs_apart` came first:
-    the weights the run reads are never among the files it would replace.
+    the weights the run reads are never among the files it would replace. Either way, the
+    half-written temporaries of a run killed outright (``kill -9``) go: the lock is ours.
     """
     ckpt, log, board = out_dir / CHECKPOINT, out_dir / LOG, out_dir / TENSORBOARD
     previous = [p for p in (ckpt, log, board) if p.exists() or p.is_symlink()]
@@ -107,12 +114,15 @@ def claim_out_dir(config: TrainConfig, out_dir: Path) -> None:
                 f"--resume: {out_dir} holds {names} but no {CHECKPOINT} to continue; "
                 "use --force to start over"
             )
-        return
-    if previous and not config.force:
+    elif previous and not config.force:
         raise OutputExistsError(
             f"{out_dir} holds a previous run ({names}); use --resume to continue it or "
             "--force to start over"
         )
+    for path in (ckpt, log):
+        remove_leftovers(path)
+    if config.resume:
+        return
     for path in previous:
         if path == board and path.is_dir() and not path.is_symlink():
             for event in path.glob("events.out.tfevents.*"):

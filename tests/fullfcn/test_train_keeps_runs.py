@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from fcnbase import is_partial, lock_dir
+from fcnbase.outputs import temp_path
 from fullfcn import cli
 from fullfcn import train as train_module
 from tests.fullfcn.conftest import WIDTH, make_voc
@@ -133,8 +134,12 @@ def test_resume_after_a_kill_cuts_the_log_back_to_the_checkpoint(
     assert cli.train_main(_train_argv(tiny_voc, out, "--iterations", "2")) == 0
     with (out / "log.csv").open("a") as f:  # what the killed run logged after its save
         f.write("3,0.5,0.01,1.0,,,,\n")
+    half = temp_path(out / "checkpoint.pt")  # and the save it was killed in the middle of
+    half.write_bytes(b"half a checkpoint")
+    (out / "notes.partial").write_text("the user's")
     argv = _train_argv(tiny_voc, out, "--iterations", "4", "--resume")
     assert cli.train_main(argv) == 0
+    assert not half.exists() and (out / "notes.partial").exists()
     rows = list(csv.reader((out / "log.csv").open()))
     assert [r[0] for r in rows] == ["iteration", "1", "2", "3", "4"]
     assert rows[3][1] != "0.5"  # the resumed run's row 3, not the dead one's
