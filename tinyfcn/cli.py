@@ -168,9 +168,8 @@ def _main(argv: Sequence[str] | None) -> int:
             force=args.force or continues,
             hint="--force, or --resume of that checkpoint",
         )
-        if args.force:  # also what an interrupted run left half-written for our outputs:
-            for out in outputs:  # we hold the folder's lock, so no running writer owns it
-                remove_leftovers(out)
+        for out in outputs:  # what a killed run left half-written for our outputs: we hold
+            remove_leftovers(out)  # the folder's lock, so no running writer owns it
         try:
             result = run(
                 config,

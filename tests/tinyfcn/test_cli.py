@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fcnbase import lock_dir
-from fcnbase.outputs import PARTIAL, is_partial
+from fcnbase.outputs import PARTIAL, is_partial, temp_path
 from tests.cli_table import assert_refused
 from tests.tinyfcn.conftest import IMAGES, TINY, mnist_args
 from tinyfcn import TinyFCN, load_checkpoint
@@ -92,7 +92,10 @@ def test_interrupt_saves_a_checkpoint_that_resumes(
     assert load_checkpoint(checkpoint)[1]["train_state"]["step"] == 1
     assert not (tmp_path / "fcn2s.png").exists()
     monkeypatch.undo()
+    half = temp_path(checkpoint)  # a later save, killed outright half way
+    half.write_bytes(b"half")
     assert main([*argv, "--resume", str(checkpoint)]) == 0
+    assert not half.exists()
     _, saved = load_checkpoint(checkpoint)
     assert saved["train_state"]["step"] == 4  # continued to the 2-epoch budget
     assert (saved["config"]["train_images"], saved["config"]["test_images"]) == (16, 4)
