@@ -55,6 +55,23 @@ def test_valid_unofficial_idx_is_accepted_by_header(tmp_path, gz):
     assert {f["verified"] for f in split.source["files"].values()} == {"header"}
 
 
+def test_zlib_inflates_the_same_digits_where_isal_is_missing(tmp_path):
+    """ISA-L is only a faster inflate: without it (no wheel for the platform) zlib reads the
+    same gzipped IDX files to the same digits and checksums."""
+    folder = _small_idx(tmp_path)
+    code = (
+        "import sys; sys.modules['isal'] = None\n"
+        "from m2nist.mnist import load_idx_folder, zlib\n"
+        f"split = load_idx_folder({str(folder)!r}, train=True)\n"
+        "print(zlib.__name__, split.images.tobytes().hex(), split.source)"
+    )
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    name, pixels, source = got.stdout.split(" ", 2)
+    split = load_idx_folder(folder, train=True)
+    assert name == "zlib"
+    assert pixels == split.images.tobytes().hex() and source.strip() == str(split.source)
+
+
 def _break(path: Path, how: str) -> None:
     data = gzip.decompress(path.read_bytes())
     if how == "truncated-gzip":
