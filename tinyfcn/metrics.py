@@ -94,9 +94,8 @@ class ConfusionMatrix:
         predicted = n.sum(0)  # sum_j n_ji
         union = truth + predicted - hits
         total = truth.sum()
-        nan = torch.tensor(float("nan"), dtype=torch.float64)
-        acc = torch.where(truth > 0, hits / truth.clamp(min=1), nan)
-        iou = torch.where(union > 0, hits / union.clamp(min=1), nan)
+        acc = torch.where(truth > 0, hits / truth.clamp(min=1), math.nan)
+        iou = torch.where(union > 0, hits / union.clamp(min=1), math.nan)
         present = truth > 0
         metrics: dict[str, float | list] = {
             "pixel_accuracy": float(hits.sum() / total) if total > 0 else math.nan,
