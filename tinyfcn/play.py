@@ -125,7 +125,7 @@ class Playground:
     def segment(self, image: np.ndarray, truth: np.ndarray | None = None) -> dict[str, object]:
         """Each net's label map and the digits it found (scored when ``truth`` is given),
         and the converted classifier's class probabilities on its coarse grid."""
-        x = torch.tensor(image, dtype=torch.float32).div(255)[None, None]  # a copy: writable
+        x = torch.tensor(image, dtype=torch.float32).div(255)[None, None]  # a copy, as M2NIST
         with self.lock:
             trained = self.trained
         nets = self.nets if trained is None else {**self.nets, "trained": trained}
