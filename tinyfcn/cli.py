@@ -148,8 +148,7 @@ def _main(argv: Sequence[str] | None) -> int:
             if not str(stop):  # stopped while making the data or training the classifier
                 raise KeyboardInterrupt("no FCN step was made; nothing saved") from None
             if str(stop).startswith("checkpoint saved"):
-                # A picture there shows the previous model, not the one just saved.
-                picture.unlink(missing_ok=True)
+                picture.unlink(missing_ok=True)  # it would show the previous model
             raise
         try:
             figure = plot_predictions(result.model, result.test, picture)
