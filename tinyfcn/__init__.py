@@ -31,25 +31,18 @@ from tinyfcn.upsample import bilinear_kernel, upsample_layer
 #: that the machinery above -- what ``fullfcn`` builds VGG16 FCNs with -- loads without the
 #: M2NIST generator. Each name maps to the module of its concept (see :mod:`tinyfcn.train`).
 _TRAIN_API = {
-    "BACKGROUND": "tinyfcn.data",
-    "CLASS_NAMES": "tinyfcn.data",
-    "NUM_CLASSES": "tinyfcn.data",
-    "as_tensors": "tinyfcn.data",
-    "load_m2nist": "tinyfcn.data",
-    "TrainConfig": "tinyfcn.config",
-    "FitConfig": "tinyfcn.config",
-    "train_classifier": "tinyfcn.loop",
-    "train_fcn": "tinyfcn.loop",
-    "evaluate": "tinyfcn.evaluation",
-    "evaluate_classifier": "tinyfcn.evaluation",
-    "predict": "tinyfcn.evaluation",
-    "load_checkpoint": "tinyfcn.checkpoint",
-    "save_checkpoint": "tinyfcn.checkpoint",
-    "plot_predictions": "tinyfcn.plot",
-    "RunResult": "tinyfcn.train",
-    "run": "tinyfcn.train",
-    "fit": "tinyfcn.train",
-    "pretrained": "tinyfcn.bundled",
+    name: f"tinyfcn.{module}"
+    for module, names in {
+        "data": ("BACKGROUND", "CLASS_NAMES", "NUM_CLASSES", "as_tensors", "load_m2nist"),
+        "config": ("TrainConfig", "FitConfig"),
+        "loop": ("train_classifier", "train_fcn"),
+        "evaluation": ("evaluate", "evaluate_classifier", "predict"),
+        "checkpoint": ("load_checkpoint", "save_checkpoint"),
+        "plot": ("plot_predictions",),
+        "train": ("RunResult", "run", "fit"),
+        "bundled": ("pretrained",),
+    }.items()
+    for name in names
 }
 
 

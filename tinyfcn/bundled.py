@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from tinyfcn.model import VARIANTS, TinyFCN
+from tinyfcn.model import TinyFCN
 
 
 def weights_dir() -> Path:
@@ -37,14 +37,12 @@ def pretrained(variant: str = "fcn1s") -> TinyFCN:
     Its weights are opened with ``torch.load(weights_only=True)`` (no pickled code runs);
     ``model.train()`` and :func:`tinyfcn.fit` fine-tune it like any net.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    model = TinyFCN(variant, learnable_upsampling=True)  # an unknown variant: ValueError
     path = weights_dir() / f"{variant}.pt"
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no bundled weights (scripts/make_pretrained.py makes them)"
         )
     weights = torch.load(path, map_location="cpu", weights_only=True)
-    model = TinyFCN(variant, learnable_upsampling=True)
     model.load_state_dict({name: value.float() for name, value in weights.items()})
     return model.eval()

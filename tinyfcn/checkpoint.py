@@ -84,12 +84,11 @@ def _checked_model(path: Path, saved: dict) -> TinyFCN:
     missing = [k for k in ("config", "model", "state_dict", "train_state") if k not in saved]
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)} (a damaged checkpoint?)")
-    arch, weights = saved["model"], saved["state_dict"]
-    for key, kind in (("config", dict), ("model", dict), ("state_dict", dict)):
-        if not isinstance(saved[key], kind):
+    for key in ("config", "model", "state_dict", "train_state"):
+        if not isinstance(saved[key], dict):
             raise CheckpointError(f"{path}: {key} is a {type(saved[key]).__name__}, not a dict")
     variant, classes, learnable = (
-        arch.get(k) for k in ("variant", "num_classes", "learnable_upsampling")
+        saved["model"].get(k) for k in ("variant", "num_classes", "learnable_upsampling")
     )
     if variant not in VARIANTS:
         raise CheckpointError(f"{path}: model variant {variant!r} is not one of {VARIANTS}")
@@ -99,21 +98,19 @@ def _checked_model(path: Path, saved: dict) -> TinyFCN:
         raise CheckpointError(f"{path}: model learnable_upsampling {learnable!r} is not a bool")
     model = TinyFCN(variant, num_classes=classes, learnable_upsampling=learnable)
     try:
-        model.load_state_dict(weights)
+        model.load_state_dict(saved["state_dict"])
     except RuntimeError as exc:  # torch names the first weight missing, extra or misshapen
         raise CheckpointError(f"{path}: {str(exc).splitlines()[1].strip()}") from None
     return model
 
 
-def _check_train_state(path: Path, state: object, model: TinyFCN) -> None:
+def _check_train_state(path: Path, state: dict, model: TinyFCN) -> None:
     """Raise :class:`CheckpointError` unless ``state`` can resume ``model``'s training.
 
     ``{}`` (weights without a training state) is valid: training then starts afresh. The
     optimizer state must load into Adam over the model's trainable weights, with moments
     shaped like them: anything else would fail inside the first step.
     """
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: train_state is a {type(state).__name__}, not a dict")
     step, elapsed = state.get("step", 0), state.get("elapsed", 0.0)
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         raise CheckpointError(f"{path}: train_state step {step!r} is not a step count")

@@ -1,16 +1,10 @@
 """``tinyfcn-train``: classifier -> conversion -> FCN on M2NIST -> evaluation, in one command.
 
-A thin shell over :func:`tinyfcn.train.run`. It writes ``OUT/<variant>.pt`` (state dict
-plus config, loadable with ``weights_only=True``) and ``OUT/<variant>.png`` (predictions
-beside the truth), prints the paper's four metrics, and ends with the line
-``miou=<float> seconds=<float>``.
-
-It never replaces a result it did not make in this run: existing outputs are refused
-unless ``--force``, or ``--resume OUT/<variant>.pt`` (continuing a checkpoint replaces it
-by its continuation). Everything that can be checked -- arguments, checkpoint, output
-folder -- is checked before any data is made, and the output folder is locked for the run.
-Exit status: 0 done, 1 runtime error, 2 usage error, 130 interrupted (after saving the FCN
-trained so far). Every error is one line on stderr.
+A thin shell over :func:`tinyfcn.train.run`: it writes ``OUT/<variant>.pt`` (a checkpoint)
+and ``OUT/<variant>.png`` (predictions beside the truth), prints the paper's four metrics and
+ends with the line ``miou=<float> seconds=<float>``. It never replaces a result it did not
+make in this run (unless ``--force``, or ``--resume`` of that very checkpoint) and checks
+everything it can before any data is made (every case: docs/tinyfcn.md).
 """
 
 from __future__ import annotations
@@ -42,12 +36,6 @@ from tinyfcn.train import run
 
 PROG = "tinyfcn-train"
 
-#: Upper bounds of the numeric options: far above any sensible run, low enough that a typo
-#: is a usage error at once rather than an ``OverflowError`` or a 100 GB allocation later.
-MAX_IMAGES = 100_000
-MAX_EPOCHS = 10_000.0
-MAX_SECONDS = 30 * 24 * 3600.0
-
 
 #: The options that are TrainConfig fields of the same name and meaning.
 _SAME_NAMES = ("variant", "seed", "classifier_epochs", "classifier_shift", "epochs")
@@ -56,7 +44,10 @@ _SAME_NAMES += ("batch_size", "lr", "eval_every", "threads")
 
 def _parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
-    images = int_arg(1, MAX_IMAGES)
+    # Bounds far above any sensible run, low enough that a typo is a usage error at once
+    # rather than an OverflowError or a 100 GB allocation later.
+    images = int_arg(1, 100_000)
+    epochs, seconds = float_arg(0, 10_000.0), float_arg(0, 30 * 24 * 3600.0)  # 30 days
     p = Parser(
         prog=PROG,
         description="Train the MNIST classifier, convert it into a tiny FCN, train that on\n"
@@ -68,58 +59,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", choices=VARIANTS, help="which tiny FCN to train")
     p.add_argument("--out", type=Path, default=Path("out/tinyfcn"), help="output folder")
     p.add_argument(
-        "--resume",
-        type=Path,
-        help="continue training this checkpoint (OUT/<variant>.pt itself may be replaced)",
+        "--resume", type=Path, help="continue a checkpoint (OUT/<variant>.pt itself is replaced)"
     )
     p.add_argument("--force", action="store_true", help="replace existing outputs in OUT")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--mnist-dir", help="folder with the MNIST IDX files (else M2NIST_MNIST_DIR)")
     src.add_argument("--sample", action="store_true", help="use m2nist's bundled MNIST sample")
-    p.add_argument(
-        "--data",
-        type=Path,
-        help="train and score on the train/test splits of this m2nist-gen folder (instead of "
-        "generating --train-images and --test-images)",
-    )
-    p.add_argument(
-        "--train-images", type=images, help=f"M2NIST train images (default {defaults.train_images})"
-    )
-    p.add_argument(
-        "--test-images", type=images, help=f"M2NIST test images (default {defaults.test_images})"
-    )
+    p.add_argument("--data", type=Path, help="train and score on this m2nist-gen folder's splits")
+    for split in ("train", "test"):  # no argparse default: --data brings its own images
+        text = f"M2NIST {split} images (default {getattr(defaults, f'{split}_images')})"
+        p.add_argument(f"--{split}-images", type=images, help=text)
     p.add_argument("--seed", type=int_arg(0, 2**32 - 1), help="data and init seed")
-    p.add_argument(
-        "--classifier-epochs",
-        type=float_arg(0, MAX_EPOCHS),
-        help="epochs of the classifier before conversion",
-    )
+    p.add_argument("--classifier-epochs", type=epochs, help="classifier epochs, before conversion")
     p.add_argument(
         "--classifier-shift",
         type=int_arg(0, 14),
         help="random shifts (pixels) of the digits while training the classifier",
     )
-    p.add_argument("--epochs", type=float_arg(0, MAX_EPOCHS), help="FCN epochs (default: seconds)")
-    p.add_argument(
-        "--seconds",
-        type=float_arg(0, MAX_SECONDS),
-        help="wall-clock budget of the whole run (0: epochs only)",
-    )
+    p.add_argument("--epochs", type=epochs, help="FCN epochs (default: seconds)")
+    p.add_argument("--seconds", type=seconds, help="wall-clock budget of the run (0: epochs only)")
     p.add_argument("--batch-size", type=int_arg(1, 4096), help="FCN batch size")
     p.add_argument("--lr", type=float_arg(0, 10), help="FCN Adam learning rate (cosine)")
+    p.add_argument("--eval-every", type=seconds, help="seconds between evaluations")
+    p.add_argument("--frozen-upsampling", action="store_true", help="keep bilinear kernels fixed")
+    p.add_argument("--no-pretrained", action="store_true", help="skip the classifier (ablation)")
     p.add_argument(
-        "--eval-every", type=float_arg(0, MAX_SECONDS), help="seconds between evaluations"
-    )
-    p.add_argument(
-        "--frozen-upsampling", action="store_true", help="keep the bilinear kernels fixed"
-    )
-    p.add_argument(
-        "--no-pretrained", action="store_true", help="skip the classifier: random init (ablation)"
-    )
-    p.add_argument(
-        "--threads",
-        type=int_arg(1, 1024),
-        help="torch CPU threads (the tiny nets step fastest on one, busy machine or not)",
+        "--threads", type=int_arg(1, 1024), help="torch CPU threads (tiny nets: 1 is fastest)"
     )
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when present)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -183,8 +148,7 @@ def _main(argv: Sequence[str] | None) -> int:
             if not str(stop):  # stopped while making the data or training the classifier
                 raise KeyboardInterrupt("no FCN step was made; nothing saved") from None
             if str(stop).startswith("checkpoint saved"):
-                # A picture there shows the previous model, not the one just saved.
-                picture.unlink(missing_ok=True)
+                picture.unlink(missing_ok=True)  # it would show the previous model
             raise
         try:
             figure = plot_predictions(result.model, result.test, picture)
@@ -207,8 +171,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 1 runtime error, 2 usage error, 130
-    interrupted)."""
+    """Entry point; returns the exit status (0 ok, 1 runtime, 2 usage error, 130 interrupted)."""
     return run_cli(PROG, _main, argv)
 
 

@@ -1,6 +1,6 @@
 """What defines a training run, as dataclasses that a checkpoint can carry.
 
-:class:`TrainConfig` is the whole recipe (data, classifier, FCN); :class:`FitConfig` is
+:class:`TrainConfig`, the whole recipe (data, classifier, FCN), extends :class:`FitConfig`,
 only what the FCN stage's loop reads -- budget, batch size, learning rate, evaluation pace
 -- so that :func:`~tinyfcn.loop.train_fcn` can train any net, a student's own included,
 without a recipe naming a known variant. Both are plain Python (no tensors, no paths to
@@ -19,9 +19,7 @@ from fcnbase import UsageError
 from tinyfcn.model import VARIANTS
 
 
-def _check(
-    config: FitConfig | TrainConfig, counts: tuple[str, ...], numbers: tuple[str, ...]
-) -> None:
+def _check(config: FitConfig, counts: tuple[str, ...], numbers: tuple[str, ...]) -> None:
     """Refuse counts below 1, and numbers that are not finite and >= 0 (lr: > 0).
 
     UsageError is a ValueError: the API and the CLI refuse the same mistakes alike.
@@ -51,39 +49,12 @@ _FIT_NUMBERS = ("epochs", "seconds", "eval_every", "weight_decay", "lr")
 class FitConfig:
     """The FCN stage alone: what :func:`~tinyfcn.loop.train_fcn` needs to train any net.
 
-    Its fields are :class:`TrainConfig`'s of the same names, which ``train_fcn`` also
-    accepts (the recipe's FCN stage reads them from the whole recipe).
+    :class:`TrainConfig`, the whole recipe, extends it, so ``train_fcn`` reads the FCN
+    stage's settings the same way from either.
     """
 
     epochs: float | None = None  # None: seconds only
     seconds: float | None = 60.0  # wall-clock budget; None: epochs only
-    batch_size: int = 4  # as TrainConfig: see its batch_size
-    lr: float = 1e-2
-    weight_decay: float = 0.0
-    eval_every: float = 30.0  # seconds between history points (the clock pauses to evaluate)
-    seed: int = 0  # the order of the minibatches
-
-    def __post_init__(self) -> None:
-        _check(self, ("batch_size",), _FIT_NUMBERS)
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run; plain Python so it can live in a checkpoint."""
-
-    variant: str = "fcn1s"
-    pretrained: bool = True  # start from the trained classifier (False: the ablation)
-    learnable_upsampling: bool = True
-    train_images: int = 5000
-    test_images: int = 1000
-    seed: int = 0
-    source: str | None = None  # MNIST source for m2nist: None, "sample" or a folder
-    classifier_epochs: float = 3.0
-    classifier_batch_size: int = 128
-    classifier_lr: float = 3e-3
-    classifier_shift: int = 8  # random translations of up to +-shift pixels while training it
-    epochs: float | None = None  # FCN budget; None: seconds only
-    seconds: float | None = 290.0  # wall-clock budget of the whole run; None: epochs only
     # 4, not 16: this net is so small that a step's cost is nearly per image (a 2-core CPU
     # makes about as many images/s at 4 as at 16), so small batches buy 4x the updates.
     # 180 s on this 2-core sandbox: mIoU 0.93 at batch 4, 0.89 at 16 (docs/tinyfcn.md).
@@ -91,6 +62,27 @@ class TrainConfig:
     lr: float = 1e-2
     weight_decay: float = 0.0
     eval_every: float = 30.0  # seconds between history points (the clock pauses to evaluate)
+    seed: int = 0  # the order of the minibatches (a recipe's data and init too)
+
+    def __post_init__(self) -> None:
+        _check(self, ("batch_size",), _FIT_NUMBERS)
+
+
+@dataclass
+class TrainConfig(FitConfig):
+    """Everything that defines a run: data, classifier, and the FCN stage it extends."""
+
+    seconds: float | None = 290.0  # wall-clock budget of the whole run; None: epochs only
+    variant: str = "fcn1s"
+    pretrained: bool = True  # start from the trained classifier (False: the ablation)
+    learnable_upsampling: bool = True
+    train_images: int = 5000
+    test_images: int = 1000
+    source: str | None = None  # MNIST source for m2nist: None, "sample" or a folder
+    classifier_epochs: float = 3.0
+    classifier_batch_size: int = 128
+    classifier_lr: float = 3e-3
+    classifier_shift: int = 8  # random translations of up to +-shift pixels while training it
     # CPU threads for the run (None: torch's count as it is). One: the tiny nets step fastest
     # on one, idle or beside a busy process (docs/tinyfcn.md has the figures).
     threads: int | None = 1

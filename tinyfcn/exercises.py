@@ -100,16 +100,12 @@ def third_digit_chance(answer: Any, sources18: np.ndarray) -> None:
     replay's share of 3-digit images (3 digits are drawn in half the images)."""
     p = _number(answer, "answer is a probability: one number between 0 and 1")
     _require(0 <= p <= 1, f"{p} is not a probability: it lies between 0 and 1")
-    _require(
-        _close(p * 10, round(p * 10)),
-        f"{p:.4g} is not the chance that x + 28 <= 84: numpy's randint(56, 66) excludes 66, so "
-        "x takes ten equally likely values; the chance is how many of them fit, over ten",
-    )
     share = float(np.mean((sources18[:, :, 0] >= 0).sum(1) == 3))
     _require(
-        abs(share - p / 2) < 0.02,
-        f"{p:.4g} is not the chance that x + 28 <= 84: count the values of x that fit; "
-        "half of the chance should be the replay's share of 3-digit images, printed above",
+        _close(p * 10, round(p * 10)) and abs(share - p / 2) < 0.02,
+        f"{p:.4g} is not the chance that x + 28 <= 84: numpy's randint(56, 66) excludes 66, so "
+        "x takes ten equally likely values; the chance is how many of them fit, over ten "
+        "(half of it should be the replay's share of 3-digit images, printed above)",
     )
 
 
@@ -129,10 +125,9 @@ def background_share(answer: Any, train: Any) -> None:
 @exercise
 def one_hot(answer: Any, labels: np.ndarray) -> None:
     """Kaggle-style masks of ``labels``: uint8, one channel per class, one 1 per pixel."""
-    classes = NUM_CLASSES
     _require(isinstance(answer, np.ndarray), "answer is a NumPy array, as np.load gives")
     _require(
-        answer.shape == (*labels.shape, classes),
+        answer.shape == (*labels.shape, NUM_CLASSES),
         f"shape {answer.shape}: one channel per class on the last axis (the labels' shape "
         "plus the ten digits and the background, channel 10)",
     )
@@ -228,17 +223,14 @@ def heatmap_size(answer: Any) -> None:
     )
 
 
-def _cut_net() -> nn.Module:
-    """The converted classifier with dense32 as a 3x3 convolution."""
-    net = convolutionalize(MnistClassifier(), INPUT_SIZE)
-    return nn.Sequential(*net.features, nn.Conv2d(8, 32, 3), nn.ReLU(), nn.Conv2d(32, 10, 1))
-
-
 @exercise
 def cut_receptive_field(answer: Any) -> None:
-    """How many pixels one cell of the cut net sees, along one side."""
+    """How many pixels one cell of the cut net (dense32 as a 3x3 convolution) sees, along one
+    side."""
     answer = _whole(answer, "answer is a whole number: pixels along one side")
-    field = int(receptive_fields(_cut_net())[-1].receptive_field)
+    features = convolutionalize(MnistClassifier(), INPUT_SIZE).features
+    cut = [*features, nn.Conv2d(8, 32, 3), nn.ReLU(), nn.Conv2d(32, 10, 1)]
+    field = int(receptive_fields(cut)[-1].receptive_field)
     _require(answer != 28, "28 is what the 5x5 kernel sees; a 3x3 kernel reaches less far")
     _require(
         answer == field,

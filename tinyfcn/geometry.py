@@ -96,8 +96,7 @@ def _op(module: nn.Module) -> _Op | None:
             raise ValueError("transposed convs with dilation or output_padding are not supported")
         return _Op("deconv", _pair(module.kernel_size), _pair(module.stride), _pair(module.padding))
     if isinstance(module, nn.MaxPool2d | nn.AvgPool2d):
-        stride = module.stride if module.stride is not None else module.kernel_size
-        sizes = (module.kernel_size, stride, module.padding, getattr(module, "dilation", 1))
+        sizes = (module.kernel_size, module.stride, module.padding, getattr(module, "dilation", 1))
         return _Op("pool", *map(_pair, sizes), bool(module.ceil_mode))
     if isinstance(module, _POINTWISE):
         return None

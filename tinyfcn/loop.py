@@ -216,7 +216,7 @@ def train_fcn(
     model: nn.Module,
     train: Split,
     test: Split | None,
-    config: FitConfig | TrainConfig,
+    config: FitConfig,
     *,
     device: torch.device | None = None,
     progress: bool = True,
@@ -229,14 +229,14 @@ def train_fcn(
     ``model`` is any net mapping (N, 1, H, W) images to (N, 11, H, W) scores -- a
     :class:`~tinyfcn.model.TinyFCN` or a student's own; only its trainable parameters are
     optimised. ``train`` and ``test`` are splits in any form :func:`~tinyfcn.data.as_tensors`
-    takes. ``config`` is a :class:`FitConfig`, or a :class:`TrainConfig` (whose fields of the
-    same names are read). ``elapsed`` is wall time already spent by the run (data,
-    classifier) and counts against ``config.seconds``. ``state`` resumes from a checkpoint's
-    training state. Returns the new training state: optimizer state, step, elapsed seconds
-    and the history, a list of ``{"seconds", "step", "eval_seconds", **metrics}`` (the clock
-    is paused while evaluating; ``eval_seconds`` is the wall time those pauses added up
-    to, resumed runs included), one point per evaluation and none repeated: the final
-    evaluation is skipped when the last point already scored the final weights.
+    takes. ``config`` is a :class:`FitConfig` (a :class:`TrainConfig` is one). ``elapsed`` is
+    wall time already spent by the run (data, classifier) and counts against ``seconds``.
+    ``state`` resumes from a checkpoint's training state. Returns the new training state:
+    optimizer state, step, elapsed seconds and the history, a list of ``{"seconds", "step",
+    "eval_seconds", **metrics}`` (the clock is paused while evaluating; ``eval_seconds`` is the
+    wall time those pauses added up to, resumed runs included), one point per evaluation and
+    none repeated: the final evaluation is skipped when the last point already scored the
+    final weights.
 
     ``callback(model, step, history)``, when given, runs after every step: a live curve, or
     a stop button (a ``KeyboardInterrupt`` raised there stops the run as Ctrl-C does).

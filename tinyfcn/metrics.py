@@ -94,17 +94,14 @@ class ConfusionMatrix:
         predicted = n.sum(0)  # sum_j n_ji
         union = truth + predicted - hits
         total = truth.sum()
-        nan = torch.tensor(float("nan"), dtype=torch.float64)
-        acc = torch.where(truth > 0, hits / truth.clamp(min=1), nan)
-        iou = torch.where(union > 0, hits / union.clamp(min=1), nan)
+        acc = torch.where(truth > 0, hits / truth.clamp(min=1), math.nan)
+        iou = torch.where(union > 0, hits / union.clamp(min=1), math.nan)
         present = truth > 0
-        metrics: dict[str, float | list] = {
-            "pixel_accuracy": float(hits.sum() / total) if total > 0 else math.nan,
+        metrics: dict[str, float | list] = {  # an empty matrix: 0 / 0, nan everywhere
+            "pixel_accuracy": float(hits.sum() / total),
             "mean_accuracy": float(acc.nanmean()),
             "mean_iou": float(iou.nanmean()),
-            "fw_iou": float((truth[present] * iou[present]).sum() / total)
-            if total > 0
-            else math.nan,
+            "fw_iou": float((truth[present] * iou[present]).sum() / total),
             "iou": iou.tolist(),
         }
         if class_names is not None:

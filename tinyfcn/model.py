@@ -216,8 +216,4 @@ class TinyFCN(nn.Module):
 
     def config(self) -> dict[str, object]:
         """Plain-Python description that rebuilds this architecture (for checkpoints)."""
-        return {
-            "variant": self.variant,
-            "num_classes": self.num_classes,
-            "learnable_upsampling": self.learnable_upsampling,
-        }
+        return {k: getattr(self, k) for k in ("variant", "num_classes", "learnable_upsampling")}

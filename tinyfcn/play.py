@@ -1,23 +1,17 @@
 """``tinyfcn-play``: draw digits in a web page and watch the tiny FCNs segment them, live.
 
 A local web server (the standard library's ``http.server``: no framework) serves one page,
-``tinyfcn/play_static/`` (HTML, JS and CSS: no CDN, no web font, nothing leaves the
-machine), and the small JSON API that page calls (``docs/play.md``):
+``tinyfcn/play_static/`` (no CDN, no web font: nothing leaves the machine), and the JSON API
+that page calls (``docs/play.md``): ``POST /api/segment`` (each shipped net's label map and
+the digits it found, and the converted classifier's coarse scores: the paper's Fig. 2),
+``GET /api/sample`` (a real M2NIST test image, scored) and ``/api/train`` (one run of
+:func:`tinyfcn.run` at a time, in a background thread, its net in memory only: the shipped
+weights are never touched).
 
-* ``POST /api/segment``: a 64x84 grayscale image (JSON rows of 0-255 ints, or a PNG) ->
-  each shipped net's label map and the digits it found, and the coarse class scores of the
-  classifier converted inside ``fcn4s`` (the paper's Fig. 2 heatmaps);
-* ``GET /api/sample``: a real M2NIST test image, its true labels, and the same results
-  scored against them (pixel accuracy, mean IoU);
-* ``GET /api/train``, ``POST /api/train``, ``POST /api/train/stop``: one run of the default
-  recipe (:func:`tinyfcn.run`) at a time, in a background thread; the net it makes lives in
-  memory only, so the shipped weights are never touched.
-
-The nets take a drawing as they took M2NIST: white ink on black, scaled to [0, 1]; the page
-makes its strokes look like MNIST's before sending them. A request the server cannot answer
-gets a 4xx status and ``{"error": "<one line>"}``. A request whose ``Host`` is not an address
-of this server (a DNS-rebinding page) or whose ``Origin`` is another site is refused, and
-only the three page files are served: no path is ever looked up on disk.
+A request the server cannot answer gets a 4xx status and ``{"error": "<one line>"}``. A
+request whose ``Host`` is not an address of this server (a DNS-rebinding page) or whose
+``Origin`` is another site is refused, and only the three page files are served: no path is
+ever looked up on disk.
 """
 
 from __future__ import annotations
@@ -131,7 +125,7 @@ class Playground:
     def segment(self, image: np.ndarray, truth: np.ndarray | None = None) -> dict[str, object]:
         """Each net's label map and the digits it found (scored when ``truth`` is given),
         and the converted classifier's class probabilities on its coarse grid."""
-        x = torch.tensor(image, dtype=torch.float32).div(255)[None, None]  # a copy: writable
+        x = torch.tensor(image, dtype=torch.float32).div(255)[None, None]  # a copy, as M2NIST
         with self.lock:
             trained = self.trained
         nets = self.nets if trained is None else {**self.nets, "trained": trained}
@@ -232,12 +226,6 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body leave at once, not 40 ms apart
 
     def do_GET(self) -> None:
-        self._answer()
-
-    def do_POST(self) -> None:
-        self._answer()
-
-    def _answer(self) -> None:
         start = time.perf_counter()
         try:
             self._check_sender()
@@ -248,6 +236,8 @@ class Handler(BaseHTTPRequestHandler):
             body = json.dumps(body, separators=(",", ":")).encode()
         timing = f"app;dur={(time.perf_counter() - start) * 1000:.1f}"
         self._send(HTTPStatus.OK, body, kind, {"Server-Timing": timing})
+
+    do_POST = do_GET  # one router for both: a route names its method
 
     def _route(self, url: SplitResult) -> tuple[object, str]:
         play, route = self.server.play, (self.command, url.path)

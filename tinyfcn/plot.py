@@ -29,15 +29,10 @@ def plot_predictions(
     legend_in = 0.8  # room below the panels for two rows of the class legend
     # Rows taller than a 64x84 panel is at this width: a gap between images, not one strip.
     fig, axes = plt.subplots(count, 3, figsize=(7.5, 2.3 * count + legend_in), squeeze=False)
-    for row in range(count):
-        panels = (
-            images[row, 0].numpy(),
-            colorize(labels[row].numpy()),
-            colorize(pred[row].numpy()),
-        )
-        for ax, panel, title in zip(
-            axes[row], panels, ("image", "truth", "prediction"), strict=True
-        ):
+    titles = ("image", "truth", "prediction")
+    for row, row_axes in enumerate(axes):
+        panels = images[row, 0].numpy(), colorize(labels[row].numpy()), colorize(pred[row].numpy())
+        for ax, panel, title in zip(row_axes, panels, titles, strict=True):
             ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None)
             ax.set_axis_off()
             if row == 0:

@@ -8,11 +8,7 @@ well as a TinyFCN -- through the same loop, with plain keyword arguments. Each s
 also a function of its own, in the module of its concept (:mod:`tinyfcn.config`,
 :mod:`~tinyfcn.data`, :mod:`~tinyfcn.loop`, :mod:`~tinyfcn.evaluation`,
 :mod:`~tinyfcn.checkpoint`, :mod:`~tinyfcn.plot`), so coursework can swap one part and keep
-the rest.
-
-Every run records a history of ``(seconds, metrics)`` so curves can be plotted. Both
-recipes set torch's CPU thread count once, when they start (``threads``), and restore it
-when they end.
+the rest. Both set torch's CPU thread count when they start and restore it when they end.
 """
 
 from __future__ import annotations
