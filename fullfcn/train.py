@@ -18,9 +18,8 @@ augmentation are pure functions of (seed, epoch, index) -- so a resumed run cont
 bit for bit like one that was never stopped. An interrupt (Ctrl-C, SIGTERM) saves first,
 and so does a failure after the run has trained.
 
-What the loop keeps around itself (processes, random state, checkpoints, logs) is in
-:mod:`fullfcn.train_utils`, its data in :mod:`fullfcn.train_data`, the command line in
-:func:`fullfcn.cli.train_main`.
+What the loop keeps around itself (processes, random state, data, checkpoints, logs) is in
+:mod:`fullfcn.train_utils`, the command line in :func:`fullfcn.cli.train_main`.
 """
 
 from __future__ import annotations
@@ -46,12 +45,13 @@ from fullfcn.builders import build, check_stage, load_model
 from fullfcn.evaluate import autocast, confusion_matrix, eval_loader
 from fullfcn.model import FCN, VARIANTS
 from fullfcn.pairs import IGNORE_INDEX
-from fullfcn.train_data import batches, datasets, set_transforms
 from fullfcn.train_utils import (
     CHECKPOINT,
     TrainLog,
+    batches,
     check_inputs_apart,
     claim_out_dir,
+    datasets,
     gather,
     init_distributed,
     read_resume,
@@ -59,6 +59,7 @@ from fullfcn.train_utils import (
     rng_state,
     save_checkpoint,
 )
+from fullfcn.transforms import eval_transforms, train_transforms
 from fullfcn.voc import find_voc2012
 
 # -- the recipes and the configuration -------------------------------------------------------
@@ -287,7 +288,10 @@ def _train(
     net: nn.Module = DistributedDataParallel(model) if world > 1 else model
 
     train_set, val_set = data
-    set_transforms(config, model, train_set, val_set)
+    flip = config.recipe == "modern"
+    train_set.transforms = train_transforms(model.preprocess, config.crop_size, flip=flip)
+    if val_set is not None:
+        val_set.transforms = eval_transforms(model.preprocess)
     stream = batches(train_set, config, rank, world, start, pin=device.type == "cuda")
     log = TrainLog(out_dir, rank == 0, config.tensorboard, start)
     losses: list[float] = []
