@@ -282,9 +282,8 @@ def _train(
         optimizer, total_iters=config.iterations, power=RECIPES[config.recipe].poly_power
     )
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp and device.type == "cuda")
-    start = 0
-    if saved is not None:
-        start = resume(ckpt_path, saved, model, optimizer, scheduler, scaler, rank, world)
+    parts = {"optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+    start = 0 if saved is None else resume(ckpt_path, saved, model, parts, rank, world)
     net: nn.Module = DistributedDataParallel(model) if world > 1 else model
 
     train_set, val_set = data
@@ -309,17 +308,7 @@ def _train(
         # saves rank 0's generators alone (a resume with more ranks then re-seeds them).
         states = gather(rng, world) if collective else [rng]
         if rank == 0:
-            save_checkpoint(
-                ckpt_path,
-                model,
-                optimizer,
-                scheduler,
-                scaler,
-                iteration,
-                config,
-                states,
-                trained,
-            )
+            save_checkpoint(ckpt_path, model, parts, iteration, config, states, trained)
 
     rng = rng_state()  # as the last finished step left them, for an interrupt or a failure
     try:

@@ -50,7 +50,8 @@ if TYPE_CHECKING:
 
 #: What a run writes into ``--out-dir``: the only files ``--force`` ever removes there.
 CHECKPOINT, LOG, TENSORBOARD = "checkpoint.pt", "log.csv", "tensorboard"
-#: What a checkpoint must hold to be resumed, besides the model (:func:`read_stored`).
+#: What a checkpoint must hold to be resumed, besides the model (:func:`read_stored`); the
+#: first three are the ``parts`` that :func:`resume` and :func:`save_checkpoint` take by name.
 TRAIN_STATE = ("optimizer", "scheduler", "scaler", "iteration", "rng")
 
 
@@ -254,20 +255,17 @@ def resume(
     path: Path,
     saved: tuple[Mapping[str, Any], Stored],
     model: FCN,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: torch.amp.GradScaler,
+    parts: Mapping[str, Any],
     rank: int,
     world: int,
 ) -> int:
-    """Load every piece of what :func:`read_resume` read; returns the iteration to continue
-    from."""
+    """Load every piece of what :func:`read_resume` read into ``model`` and ``parts`` (the
+    optimizer, scheduler and scaler, by name); returns the iteration to continue from."""
     state, stored = saved
     load_into(model, stored, str(path))
     try:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        for key, part in parts.items():
+            part.load_state_dict(state[key])
         if len(state["rng"]) == world:  # put back what rng_state took
             rng = state["rng"][rank]
             torch.set_rng_state(rng["torch"])
@@ -282,9 +280,7 @@ def resume(
 def save_checkpoint(
     path: Path,
     model: FCN,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: torch.amp.GradScaler,
+    parts: Mapping[str, Any],
     iteration: int,
     config: TrainConfig,
     rng: list[dict[str, Any]],
@@ -302,9 +298,7 @@ def save_checkpoint(
         "mask_values": model.mask_values,
         **(trained or {}),
         "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
+        **{key: part.state_dict() for key, part in parts.items()},
         "iteration": iteration,
         "config": dataclasses.asdict(config),
         "rng": rng,
