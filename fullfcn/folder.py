@@ -44,7 +44,6 @@ from fullfcn.pairs import (
     SegmentationPairs,
     check_ids,
     check_palette,
-    check_size,
     decode_mask,
     read_list,
 )
@@ -264,8 +263,7 @@ class SegmentationFolder(SegmentationPairs, VisionDataset):
                     f"mask {path} is a {mask.mode} image, not a palette or index PNG: "
                     "save it with its class ids as palette indices (mode P) or grey values"
                 )
-            check_size(mask, size, f"mask {path}", FolderError)
-            values, counts = decode_mask(mask, f"mask {path}", FolderError)
+            values, counts = decode_mask(mask, size, f"mask {path}", FolderError)
             return values, counts, mask.getpalette() if mask.mode == "P" else None
 
     def _check(self, progress: bool) -> None:

@@ -37,21 +37,17 @@ class LabelError(ValueError):
 
 
 def decode_mask(
-    mask: Image.Image, what: str, error: type[LabelError] = LabelError
+    mask: Image.Image, size: tuple[int, int], what: str, error: type[LabelError] = LabelError
 ) -> tuple[np.ndarray, ...]:
-    """The distinct values of ``mask`` and how many pixels hold each (this decodes it)."""
+    """The distinct values of ``mask`` and how many pixels hold each (this decodes it), once
+    it is checked to have ``size``, its photo's: a mask resized apart from its photo would
+    train on wrong targets without an error."""
+    if mask.size != size:
+        raise error(f"{what} is {mask.width}x{mask.height}, its image {size[0]}x{size[1]}")
     try:
         return np.unique(np.asarray(mask), return_counts=True)
     except OSError as err:  # truncated or corrupt pixel data
         raise error(f"{what} is not an image PIL can read") from err
-
-
-def check_size(
-    mask: Image.Image, size: tuple[int, int], what: str, error: type[LabelError] = LabelError
-) -> None:
-    """A mask resized apart from its photo would train on wrong targets without an error."""
-    if mask.size != size:
-        raise error(f"{what} is {mask.width}x{mask.height}, its image {size[0]}x{size[1]}")
 
 
 def check_ids(

@@ -28,7 +28,6 @@ from fullfcn.pairs import (
     SegmentationPairs,
     check_ids,
     check_palette,
-    check_size,
     decode_mask,
     read_list,
 )
@@ -101,7 +100,7 @@ def check_label(image: Image.Image, label: Image.Image, label_path: str) -> None
     (void); a grey ("L") image of the same indices is accepted too. An RGB rendering of
     the colours or another palette (its index 3 not meaning "boat") would train and
     evaluate without any error, on wrong targets; so would a mask of another size
-    (:func:`fullfcn.pairs.check_size`).
+    (:func:`fullfcn.pairs.decode_mask`).
     """
     if label.mode not in ("P", "L"):
         raise LabelError(
@@ -109,8 +108,7 @@ def check_label(image: Image.Image, label: Image.Image, label_path: str) -> None
             "whose indices are the classes"
         )
     what = f"label {label_path}"
-    check_size(label, image.size, what)
-    values, _ = decode_mask(label, what)
+    values, _ = decode_mask(label, image.size, what)
     check_ids(values, what, NUM_CLASSES, "VOC")
     check_palette(label.getpalette(), values, voc_palette(), what, "VOC")
 
