@@ -20,10 +20,11 @@ from torch import Tensor
 
 from fullfcn.model import FCN, VARIANTS, WIDTH_DIVISORS
 from fullfcn.pytorch_fcn import (
+    PREPROCESS_METADATA,
     check_state_dict,
     guess_variant,
     load_pytorch_fcn,
-    stated_preprocess,
+    recorded,
     stated_variant,
 )
 from fullfcn.transforms import CAFFE, PREPROCESS, Preprocess
@@ -189,7 +190,7 @@ def read_stored(raw: Any, source: str) -> Stored:
     first = state.get("conv1_1.weight")
     channels = first.shape[0] if first is not None and first.ndim == 4 else 64
     width = 64 // channels if channels and 64 % channels == 0 else 1
-    preprocess = stated_preprocess(raw)
+    preprocess = recorded(raw).get(PREPROCESS_METADATA)
     if preprocess is not None and preprocess not in PREPROCESS:
         raise ValueError(f"{source}: preprocess {preprocess!r} is not one of {tuple(PREPROCESS)}")
     return Stored(

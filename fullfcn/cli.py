@@ -2,13 +2,9 @@
 
 As in ``m2nist/cli.py`` and ``tinyfcn/cli.py``, the library modules (:mod:`fullfcn.train`,
 :mod:`fullfcn.evaluate`, :mod:`fullfcn.predict`) hold what a program calls; this module
-turns command lines into those calls, behind fcnbase's one error path (``run_cli``: one
-line on stderr and an exit code, never a traceback). Several GPUs:
-``torchrun --nproc_per_node=N --no-python fullfcn-train ...`` (torchrun sets the rank and
-world size that :func:`fullfcn.train.train` reads).
-
-Each command is a section read top to bottom: its parser, then the function it drives. What
-they share: the data options (``_add_data``) and how a run uses the machine (``_add_run``).
+turns command lines into those calls, behind fcnbase's one error path (``run_cli``). Each
+command is a section: its parser, then the function it drives; the options they share
+come first. Several GPUs: ``torchrun --nproc_per_node=N --no-python fullfcn-train ...``.
 """
 
 from __future__ import annotations

@@ -7,10 +7,8 @@ be compared with ground truth directly, in the colours of the data the weights w
 trained on (stored in a ``fullfcn-train`` checkpoint; VOC's otherwise) -- plus
 ``OUT_overlay.png``, the mask blended over the photo.
 
-:func:`predict_folder` does the same for every image of a folder. The command
-(:func:`fullfcn.cli.predict_main`) loses nothing to a mistyped line: ``-o``
-and ``--overlay`` may not name the photo, the weights or each other, and an existing file
-is replaced only with ``--force``.
+:func:`predict_folder` does the same for every image of a folder, one refused file
+costing only itself.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
@@ -52,7 +53,6 @@ from fullfcn.train_utils import (
     check_inputs_apart,
     claim_out_dir,
     datasets,
-    gather,
     init_distributed,
     read_resume,
     resume,
@@ -304,9 +304,13 @@ def _train(
     )
 
     def save(rng: dict[str, Any], collective: bool = True) -> None:
-        # An interrupt may reach one rank only: it must not wait for the others, so it
-        # saves rank 0's generators alone (a resume with more ranks then re-seeds them).
-        states = gather(rng, world) if collective else [rng]
+        # Every rank's generators, in rank order. An interrupt may reach one rank only: it
+        # must not wait for the others, so it saves rank 0's alone (a resume with more
+        # ranks then re-seeds them).
+        states = [rng]
+        if collective and world > 1:
+            states = [None] * world
+            dist.all_gather_object(states, rng)
         if rank == 0:
             save_checkpoint(ckpt_path, model, parts, iteration, config, states, trained)
 

@@ -1,9 +1,10 @@
-"""What ``fullfcn-train`` keeps around its loop: processes, random state, checkpoints, logs.
+"""What ``fullfcn-train`` keeps around its loop: processes, random state, data, checkpoints,
+logs.
 
 As in torchvision's ``references/segmentation`` (``train.py`` beside ``utils.py``), the
 training loop in :mod:`fullfcn.train` stays short and these pieces live here:
 
-- *distributed*: rank, world size and device under ``torchrun``; gathering per-rank objects;
+- *distributed*: rank, world size and device under ``torchrun``;
 - *random state*: torch's generators (CPU and CUDA; nothing else draws), as tensors, so a
   checkpoint read with ``torch.load(weights_only=True)`` restores them -- the heart of the
   exact resume;
@@ -81,15 +82,6 @@ def rng_state() -> dict[str, Any]:
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state()
     return state
-
-
-def gather(obj: Any, world: int) -> list[Any]:
-    """``obj`` of every rank, in rank order (just ``[obj]`` without a process group)."""
-    if world == 1:
-        return [obj]
-    out: list[Any] = [None] * world
-    dist.all_gather_object(out, obj)
-    return out
 
 
 # -- data ----------------------------------------------------------------------------------
