@@ -9,10 +9,7 @@ training loop in :mod:`fullfcn.train` stays short and these pieces live here:
   checkpoint read with ``torch.load(weights_only=True)`` restores them -- the heart of the
   exact resume;
 - *data*: the data sets, listed and checked before VGG16 is built, and an endless stream of
-  batches whose order and augmentation are pure functions of (seed, epoch, index): the
-  sampler shuffles by (seed, epoch), each sample is augmented under its own seed
-  (:class:`SeededSamples`), and a run resumed at iteration ``k`` skips exactly the ``k``
-  batches already seen;
+  batches whose order and augmentation are pure functions of (seed, epoch, index);
 - *checkpoints*: what a run writes into ``--out-dir`` (and may replace there), writing one
   atomically, reading one back with every key checked, loading it into model, optimizer,
   scheduler and scaler;
@@ -109,7 +106,8 @@ class SeededSamples(Dataset):
 def batches(
     dataset: Dataset, config: TrainConfig, rank: int, world: int, start: int, pin: bool
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    """Endless batches from iteration ``start`` on, each rank its own shard of each epoch."""
+    """Endless batches from iteration ``start`` on (a resumed run skips exactly the batches
+    already seen), each rank its own shard of each epoch, shuffled by (seed, epoch)."""
     sampler = DistributedSampler(
         dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True
     )
