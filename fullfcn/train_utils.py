@@ -137,7 +137,7 @@ def batches(
 
 def datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
     """The training and validation sets, listed (and their files checked) *before* VGG16
-    is built or downloaded; :func:`set_transforms` adds the model's preprocessing.
+    is built or downloaded; :func:`fullfcn.train.train` adds the model's preprocessing.
 
     A ``data`` folder validates on its ``val`` split unless it has neither ``val.txt`` nor
     split folders and ``val_fraction`` is 0 (everything trains)."""
