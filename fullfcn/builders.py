@@ -20,10 +20,11 @@ from torch import Tensor
 
 from fullfcn.model import FCN, VARIANTS, WIDTH_DIVISORS
 from fullfcn.pytorch_fcn import (
+    PREPROCESS_METADATA,
     check_state_dict,
     guess_variant,
     load_pytorch_fcn,
-    stated_preprocess,
+    recorded,
     stated_variant,
 )
 from fullfcn.transforms import CAFFE, PREPROCESS, Preprocess
@@ -123,41 +124,30 @@ class Stored:
 
 def _labels(raw: Mapping[str, Any], num_classes: int, source: str) -> dict[str, Any]:
     """The class names, palette, mask values and training pairs a ``fullfcn-train``
-    checkpoint stores, checked."""
+    checkpoint stores, each checked to be what it must be (absent ones: the file does not
+    say)."""
+    lists = {  # key: (item type, length or None, what it must be)
+        "classes": (str, num_classes, f"{num_classes} class names, one a score channel"),
+        "palette": (int, 768, "768 values 0..255 (256 RGB colours)"),
+        "mask_values": (int, num_classes, f"{num_classes} mask values 0..255"),
+        "trained_on": (str, None, "a list of stems"),
+    }
     labels: dict[str, Any] = {}
-    classes, palette = raw.get("classes"), raw.get("palette")
-    if classes is not None:
-        if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
-            raise ValueError(f"{source}: 'classes' is not a list of class names")
-        if len(classes) != num_classes:
-            raise ValueError(f"{source} names {len(classes)} classes but scores {num_classes}")
-        labels["classes"] = tuple(classes)
-    if palette is not None:
+    for key, (kind, length, what) in lists.items():
+        value = raw.get(key)
+        if value is None:
+            continue
         if not (
-            isinstance(palette, list)
-            and len(palette) == 768
-            and all(isinstance(v, int) and 0 <= v <= 255 for v in palette)
+            isinstance(value, list | tuple)
+            and length in (None, len(value))
+            and all(isinstance(v, kind) and (kind is str or 0 <= v <= 255) for v in value)
         ):
-            raise ValueError(f"{source}: 'palette' is not 768 values 0..255 (256 RGB colours)")
-        labels["palette"] = palette
-    values, stems, folder = (raw.get(k) for k in ("mask_values", "trained_on", "trained_in"))
-    if values is not None:
-        if not (
-            isinstance(values, list | tuple)
-            and len(values) == num_classes
-            and all(isinstance(v, int) and 0 <= v <= 255 for v in values)
-        ):
-            raise ValueError(f"{source}: 'mask_values' is not {num_classes} mask values")
-        labels["mask_values"] = tuple(values)
-    if stems is not None:
-        if not (isinstance(stems, list | tuple) and all(isinstance(s, str) for s in stems)):
-            raise ValueError(f"{source}: 'trained_on' is not a list of stems")
-        labels["trained_on"] = tuple(stems)
-    if folder is not None:
-        if not isinstance(folder, str):
-            raise ValueError(f"{source}: 'trained_in' is not a folder")
-        labels["trained_in"] = folder
-    return labels
+            raise ValueError(f"{source}: {key!r} is not {what}")
+        labels[key] = list(value) if key == "palette" else tuple(value)
+    folder = raw.get("trained_in")
+    if folder is not None and not isinstance(folder, str):
+        raise ValueError(f"{source}: 'trained_in' is not a folder")
+    return {**labels, "trained_in": folder}
 
 
 def _num_classes(state: dict[str, Tensor], source: str) -> int:
@@ -200,7 +190,7 @@ def read_stored(raw: Any, source: str) -> Stored:
     first = state.get("conv1_1.weight")
     channels = first.shape[0] if first is not None and first.ndim == 4 else 64
     width = 64 // channels if channels and 64 % channels == 0 else 1
-    preprocess = stated_preprocess(raw)
+    preprocess = recorded(raw).get(PREPROCESS_METADATA)
     if preprocess is not None and preprocess not in PREPROCESS:
         raise ValueError(f"{source}: preprocess {preprocess!r} is not one of {tuple(PREPROCESS)}")
     return Stored(

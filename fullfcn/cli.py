@@ -2,13 +2,9 @@
 
 As in ``m2nist/cli.py`` and ``tinyfcn/cli.py``, the library modules (:mod:`fullfcn.train`,
 :mod:`fullfcn.evaluate`, :mod:`fullfcn.predict`) hold what a program calls; this module
-turns command lines into those calls, behind fcnbase's one error path (``run_cli``: one
-line on stderr and an exit code, never a traceback). Several GPUs:
-``torchrun --nproc_per_node=N --no-python fullfcn-train ...`` (torchrun sets the rank and
-world size that :func:`fullfcn.train.train` reads).
-
-Each command is a section read top to bottom: its parser, then the function it drives. What
-they share: the data options (``_add_data``) and how a run uses the machine (``_add_run``).
+turns command lines into those calls, behind fcnbase's one error path (``run_cli``). Each
+command is a section: its parser, then the function it drives; the options they share
+come first. Several GPUs: ``torchrun --nproc_per_node=N --no-python fullfcn-train ...``.
 """
 
 from __future__ import annotations
@@ -39,11 +35,11 @@ from fcnbase.device import available_cores
 from fullfcn.builders import build, load_checkpoint, load_model
 from fullfcn.evaluate import confusion_matrix, eval_loader
 from fullfcn.folder import CLASSES_FILE, SegmentationFolder
-from fullfcn.model import FCN, VARIANTS, WIDTH_DIVISORS
+from fullfcn.model import VARIANTS, WIDTH_DIVISORS
 from fullfcn.pairs import IGNORE_INDEX
 from fullfcn.predict import MAX_PIXELS, load_image, predict_folder, save_prediction
 from fullfcn.train import DEFAULT_WORKERS, RECIPES, TrainConfig, train
-from fullfcn.train_data import datasets
+from fullfcn.train_utils import datasets
 from fullfcn.transforms import eval_transforms
 from fullfcn.voc import VOCSegmentation, find_voc2012
 from tinyfcn.metrics import format_metrics
@@ -401,12 +397,41 @@ def _said(found: list[str], out: Path, over: Path) -> str:
     return f"fullfcn-predict: {out} and {over} ({', '.join(found) or 'background only'})"
 
 
-def _predict_folder(args: argparse.Namespace, model: FCN) -> int:
-    """Print a line per file of the folder, to stdout when segmented, to stderr when
-    refused (:func:`fullfcn.predict.predict_folder` goes on past it); exit 1 if any was."""
+def _predict_cli(argv: Sequence[str] | None) -> int:
+    args = _predict_parser().parse_args(argv)
+    output, folder = Path(args.output), Path(args.image).is_dir()
+    if folder:
+        if args.overlay or output.suffix.lower() == ".png":
+            raise UsageError("for a folder of images, -o names a folder; --overlay is not used")
+        if output.resolve() == Path(args.image).resolve():  # its masks would be read next time
+            raise UsageError(f"-o {output} is the folder of images; choose another folder")
+        check_writable(output)
+    else:
+        over = (
+            Path(args.overlay) if args.overlay else output.with_name(f"{output.stem}_overlay.png")
+        )
+        # Every output check comes before the image is decoded or the model read: the photo
+        # and the weights are inputs, and an existing file is replaced only with --force.
+        check_outputs([output, over], inputs=[args.image, args.weights], force=args.force)
+        for path in (output, over):
+            if path.suffix.lower() != ".png":
+                raise UsageError(f"output {path} must be a .png (the palette needs lossless PNG)")
+        image = load_image(args.image, args.max_pixels)
+    device = pick_device(args.device)
+    model = (
+        load_model(args.weights, args.variant) if args.weights else build(args.variant or "fcn8s")
+    )
+    if not folder:
+        found = save_prediction(
+            model, image, output, over, device=device, amp=args.amp, replace=args.force
+        )
+        print(_said(found, output, over))
+        return 0
+    # One line per file: to stdout when segmented, to stderr when refused (predict_folder
+    # goes on past it); exit 1 if any was.
     refused = done = 0
     for path, (out, over), result in predict_folder(
-        model, args.image, args.output, device=args.device, amp=args.amp,
+        model, args.image, output, device=device, amp=args.amp,
         max_pixels=args.max_pixels, replace=args.force, inputs=[args.weights],
     ):  # fmt: skip
         if isinstance(result, Exception):
@@ -417,41 +442,6 @@ def _predict_folder(args: argparse.Namespace, model: FCN) -> int:
             print(_said(result, out, over), flush=True)
     if refused:
         raise CliError(f"{refused} of {refused + done} files refused (listed above)")
-    return 0
-
-
-def _predict_cli(argv: Sequence[str] | None) -> int:
-    args = _predict_parser().parse_args(argv)
-    output = Path(args.output)
-    if Path(args.image).is_dir():
-        if args.overlay or output.suffix.lower() == ".png":
-            raise UsageError("for a folder of images, -o names a folder; --overlay is not used")
-        if output.resolve() == Path(args.image).resolve():  # its masks would be read next time
-            raise UsageError(f"-o {output} is the folder of images; choose another folder")
-        check_writable(output)
-        args.device = pick_device(args.device)
-        model = (
-            load_model(args.weights, args.variant)
-            if args.weights
-            else build(args.variant or "fcn8s")
-        )
-        return _predict_folder(args, model)
-    over = Path(args.overlay) if args.overlay else output.with_name(f"{output.stem}_overlay.png")
-    # Every output check comes before the image is decoded or the model read: the photo
-    # and the weights are inputs, and an existing file is replaced only with --force.
-    check_outputs([output, over], inputs=[args.image, args.weights], force=args.force)
-    for path in (output, over):
-        if path.suffix.lower() != ".png":
-            raise UsageError(f"output {path} must be a .png (the palette needs lossless PNG)")
-    image = load_image(args.image, args.max_pixels)
-    args.device = pick_device(args.device)
-    model = (
-        load_model(args.weights, args.variant) if args.weights else build(args.variant or "fcn8s")
-    )
-    found = save_prediction(
-        model, image, output, over, device=args.device, amp=args.amp, replace=args.force
-    )
-    print(_said(found, output, over))
     return 0
 
 

@@ -9,44 +9,19 @@
       train.txt, val.txt            optional: the stems of each split
 
 This is the layout people already keep (CamVid-style folders, labelme's PNG exports,
-``m2nist-gen --format png``). The other usual names of the two folders are found too
-(:data:`LAYOUTS`: ``image/`` + ``label/``, ``img/`` + ``mask/``, VOC's ``JPEGImages/`` +
-``SegmentationClass/``), or named (``images=``, ``masks=``: ``--images``, ``--masks``); and
-each may hold one folder a split (``images/train/``, ``images/val/``, the masks likewise),
-which then *is* the split. A mask's pixel values are the class ids, 255 meaning "ignore"
-(counted by neither the loss nor the metrics), unless ``mask_values`` says what they
-mean: value ``mask_values[i]`` is class ``i`` (``--mask-values 0,255`` for the usual
-binary masks, background 0 and object 255), and no value is ignored. Two kinds of mask
-PNG are read:
+``m2nist-gen --format png``); the other usual folder names (:data:`LAYOUTS`), named folders
+(``--images``, ``--masks``) and one folder a split (``images/train/`` ...) are found too.
+A mask's values are the class ids, 255 meaning "ignore", unless ``mask_values`` maps them
+(``--mask-values 0,255`` for binary masks). Masks are index PNGs or VOC-style palette PNGs
+(the indices are the classes); an RGB mask is refused, as its colours would have to be
+guessed back into classes. Without split lists, the split is seeded (:func:`split_stems`)
+so training and evaluation agree on it. Every rule, with its reasons: docs/fullfcn.md,
+"Train on your own data".
 
-- *index* PNGs: single-channel (PIL modes ``L``, ``I;16``, ``I``), pixel = class id;
-- *palette* PNGs in the VOC style (mode ``P``): the palette *indices* are the class ids,
-  the colours only how a viewer shows them. The first palette mask's colours become the
-  dataset's :attr:`SegmentationFolder.palette` (every other palette mask must draw its
-  indices the same way), which ``fullfcn-train`` stores in its checkpoint so
-  ``fullfcn-predict`` draws its masks in the same colours (VOC's colour map for index
-  masks; grey, value for value, for index masks with ``mask_values``).
-
-An RGB mask is refused: its colours would have to be guessed back into classes. Save it
-as a palette PNG (or an index PNG) instead.
-
-Without ``classes.txt`` the class count is ``num_classes`` (``--classes N``) or that of
-``mask_values``. Without ``train.txt``/``val.txt`` the split is seeded and documented: the
-sorted stems, permuted by ``numpy.random.default_rng(seed)``; the first
-``round(val_fraction * n)`` of them (at least one when there are two or more pairs) are
-``val``, the rest ``train``. The same folder, fraction and seed always give the same split,
-in training and in evaluation; :attr:`SegmentationFolder.ids` names the split's pairs, and
-a checkpoint records those it trained on.
-
-Every pair of the split is checked when the dataset is made, so nothing trains on a
-silently dropped or mislabelled pair: an image without a mask or the reverse, two files
-with one stem, an image that does not decode to its end (every photo is decoded, in
-parallel threads), a mask whose size differs from its upright image's, an RGB mask, a
-class id the folder does not have, palettes that disagree, an empty split, split lists that
-share a stem, masks holding only 0 and 255 while 255 means ignore (binary masks: give
-``mask_values``). Each is one :class:`FolderError` naming the file. What is legal but
-suspicious -- a class no mask holds, more ignored pixels than labelled -- is said by
-:meth:`SegmentationFolder.label_warnings`, which ``fullfcn-train`` prints before training.
+Every pair of the split is decoded and checked when the dataset is made, so nothing trains
+on a silently dropped or mislabelled pair, and a truncated photo fails now, not at the first
+validation hours later: each problem is one :class:`FolderError` naming the file. What is
+legal but suspicious is said by :meth:`SegmentationFolder.label_warnings`.
 """
 
 from __future__ import annotations
@@ -69,7 +44,6 @@ from fullfcn.pairs import (
     SegmentationPairs,
     check_ids,
     check_palette,
-    check_size,
     decode_mask,
     read_list,
 )
@@ -289,8 +263,7 @@ class SegmentationFolder(SegmentationPairs, VisionDataset):
                     f"mask {path} is a {mask.mode} image, not a palette or index PNG: "
                     "save it with its class ids as palette indices (mode P) or grey values"
                 )
-            check_size(mask, size, f"mask {path}", FolderError)
-            values, counts = decode_mask(mask, f"mask {path}", FolderError)
+            values, counts = decode_mask(mask, size, f"mask {path}", FolderError)
             return values, counts, mask.getpalette() if mask.mode == "P" else None
 
     def _check(self, progress: bool) -> None:

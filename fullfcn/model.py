@@ -43,13 +43,6 @@ from tinyfcn.upsample import upsample_layer
 VARIANTS = ("fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce")
 #: Channel divisors that keep every VGG width whole (64 channels in conv1 / 64 = 1).
 WIDTH_DIVISORS = (1, 2, 4, 8, 16, 32, 64)
-# FCN-8s "at-once" trains all streams together from VGG16; the reference net scales the
-# pool features so their scores start on the scale of the deep stream's (sec. 4.2 / PAMI).
-_ATONCE_SCALES = {"pool4": 0.01, "pool3": 0.0001}
-# The size the VGG16 classifier was trained on: it fixes fc6's kernel (7x7).
-_IMAGENET_SIZE = (224, 224)
-# Caffe VGG's conv1_1 padding in the FCN nets.
-_CONV1_PAD = 100
 
 
 def paper_named_layers(backbone: nn.Sequential) -> Iterator[tuple[str, nn.Module]]:
@@ -146,13 +139,14 @@ class FCN(nn.Module):
         self.classes = tuple(classes) if classes else tuple(map(str, range(num_classes)))
         self.palette = palette
         self.mask_values: tuple[int, ...] | None = None
-        backbone = convolutionalize(_vgg16(imagenet, width_divisor), _IMAGENET_SIZE)
+        # 224x224, the size the VGG16 classifier was trained on, fixes fc6's kernel (7x7)
+        backbone = convolutionalize(_vgg16(imagenet, width_divisor), (224, 224))
         layers = list(paper_named_layers(backbone))
         for name, module in layers:
             if isinstance(module, nn.MaxPool2d):
                 module.ceil_mode = True  # Caffe rounds up: border pixels keep a score
             self.add_module(name, module)
-        self.conv1_1.padding = (_CONV1_PAD, _CONV1_PAD)
+        self.conv1_1.padding = (100, 100)  # Caffe VGG's, in the FCN nets (step 2 above)
         self._trunk_names = tuple(name for name, _ in layers)
         # The forward's three stretches of the trunk, kept in a plain tuple: views of the
         # layers above, so they add no state dict keys.
@@ -160,9 +154,10 @@ class FCN(nn.Module):
         after_pool3 = self._trunk_names.index("pool3") + 1
         after_pool4 = self._trunk_names.index("pool4") + 1
         self._stages = (trunk[:after_pool3], trunk[after_pool3:after_pool4], trunk[after_pool4:])
+        # FCN-8s "at-once" trains all streams together from VGG16; the reference net scales
+        # the pool features so their scores start on the deep stream's scale (sec. 4.2 / PAMI).
         atonce = variant == "fcn8s_atonce"
-        self.pool4_scale = _ATONCE_SCALES["pool4"] if atonce else 1.0
-        self.pool3_scale = _ATONCE_SCALES["pool3"] if atonce else 1.0
+        self.pool4_scale, self.pool3_scale = (0.01, 0.0001) if atonce else (1.0, 1.0)
 
         # Zero scores: a new skip starts out adding nothing, so FCN-16s begins as exactly
         # its FCN-32s parent (the paper's staged training). Upsamplers are frozen bilinear.

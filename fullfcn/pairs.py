@@ -36,24 +36,26 @@ class LabelError(ValueError):
         super().__init__(message)
 
 
-def decode_mask(mask: Image.Image, what: str, error: type[LabelError]) -> tuple[np.ndarray, ...]:
-    """The distinct values of ``mask`` and how many pixels hold each (this decodes it)."""
+def decode_mask(
+    mask: Image.Image, size: tuple[int, int], what: str, error: type[LabelError] = LabelError
+) -> tuple[np.ndarray, ...]:
+    """The distinct values of ``mask`` and how many pixels hold each (this decodes it), once
+    it is checked to have ``size``, its photo's: a mask resized apart from its photo would
+    train on wrong targets without an error."""
+    if mask.size != size:
+        raise error(f"{what} is {mask.width}x{mask.height}, its image {size[0]}x{size[1]}")
     try:
         return np.unique(np.asarray(mask), return_counts=True)
     except OSError as err:  # truncated or corrupt pixel data
         raise error(f"{what} is not an image PIL can read") from err
 
 
-def check_size(
-    mask: Image.Image, size: tuple[int, int], what: str, error: type[LabelError]
-) -> None:
-    """A mask resized apart from its photo would train on wrong targets without an error."""
-    if mask.size != size:
-        raise error(f"{what} is {mask.width}x{mask.height}, its image {size[0]}x{size[1]}")
-
-
 def check_ids(
-    values: np.ndarray, what: str, num_classes: int, owner: str, error: type[LabelError]
+    values: np.ndarray,
+    what: str,
+    num_classes: int,
+    owner: str,
+    error: type[LabelError] = LabelError,
 ) -> None:
     """Refuse a class id that ``owner``'s ``num_classes`` classes (and ``IGNORE_INDEX``) lack."""
     bad = [int(v) for v in values if (v < 0 or v >= num_classes) and v != IGNORE_INDEX]
@@ -81,23 +83,6 @@ def check_palette(
             raise error(
                 f"{what} does not use the palette of {owner}: index {v} is {mine}, not {theirs}"
             )
-
-
-def check_mask(
-    mask: Image.Image,
-    image: Image.Image,
-    what: str,
-    num_classes: int,
-    owner: str,
-    error: type[LabelError] = LabelError,
-) -> np.ndarray:
-    """The class ids ``mask`` (``what``: its kind and path) holds; raises ``error`` unless it
-    has ``image``'s size and only ``owner``'s ids ``0 .. num_classes - 1`` and ``IGNORE_INDEX``.
-    """
-    check_size(mask, image.size, what, error)
-    values, _ = decode_mask(mask, what, error)
-    check_ids(values, what, num_classes, owner, error)
-    return values
 
 
 def read_list(path: Path, *, blank_lines: bool = True) -> list[str]:

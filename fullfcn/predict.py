@@ -7,10 +7,8 @@ be compared with ground truth directly, in the colours of the data the weights w
 trained on (stored in a ``fullfcn-train`` checkpoint; VOC's otherwise) -- plus
 ``OUT_overlay.png``, the mask blended over the photo.
 
-:func:`predict_folder` does the same for every image of a folder. The command
-(:func:`fullfcn.cli.predict_main`) loses nothing to a mistyped line: ``-o``
-and ``--overlay`` may not name the photo, the weights or each other, and an existing file
-is replaced only with ``--force``.
+:func:`predict_folder` does the same for every image of a folder, one refused file
+costing only itself.
 """
 
 from __future__ import annotations
@@ -33,8 +31,6 @@ from fullfcn.voc import colorize
 #: 100), about 0.5 GB per megapixel together, so 16 MP needs some 8 GB before the rest of
 #: VGG16. ``--max-pixels`` raises (or lowers) the limit.
 MAX_PIXELS = 16_000_000
-#: 16-bit images (PIL modes ``I;16*``) are scaled to 8 bits by 255 / 65535.
-_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -66,7 +62,7 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
                 "--max-pixels raises it)"
             )
         try:
-            if image.mode in _SIXTEEN_BIT or (image.mode == "I" and image.format == "PNG"):
+            if image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PNG"):
                 # PNG stores at most 16 bits a sample; PIL reads 16-bit grey as mode I.
                 grey = np.asarray(image, dtype=np.float64) * (255 / 65535)
                 return Image.fromarray(np.rint(grey).astype(np.uint8), mode="L").convert("RGB")

@@ -59,20 +59,14 @@ def guess_variant(keys: Any) -> str:
     return "fcn16s" if "score_pool4.weight" in keys else "fcn32s"
 
 
-def _recorded(raw: Any) -> Mapping[str, Any]:
-    """What :func:`to_pytorch_fcn` recorded in a state dict's root metadata (or nothing)."""
+def recorded(raw: Any) -> Mapping[str, Any]:
+    """What :func:`to_pytorch_fcn` recorded in a state dict's root metadata (or nothing):
+    the variant and the input normalisation (``"caffe"``, ``"torchvision"``). pytorch-fcn's
+    own files record none: they are the Caffe models, so Caffe's it is; but an export of a
+    net trained on torchvision's normalisation must not come back as Caffe's."""
     state = raw.get("model_state_dict", raw) if isinstance(raw, Mapping) else raw
     root = (getattr(state, "_metadata", None) or {}).get("", {})
     return root if isinstance(root, Mapping) else {}
-
-
-def stated_preprocess(raw: Any) -> str | None:
-    """The input normalisation our export recorded (``"caffe"``, ``"torchvision"``), if any.
-
-    pytorch-fcn's own files record none: they are the Caffe models, so Caffe's it is. An
-    export of a net trained on torchvision's normalisation must not come back as Caffe's.
-    """
-    return _recorded(raw).get(PREPROCESS_METADATA)
 
 
 def stated_variant(raw: Any, source: str | os.PathLike[str]) -> str | None:
@@ -89,9 +83,9 @@ def stated_variant(raw: Any, source: str | os.PathLike[str]) -> str | None:
         if raw["arch"] not in ARCHS:
             raise ValueError(f"{source}: arch {raw['arch']!r} is not one of {tuple(ARCHS)}")
         return ARCHS[raw["arch"]]
-    recorded = _recorded(raw).get(VARIANT_METADATA)
-    if recorded in ARCHS.values():
-        return recorded
+    recorded_variant = recorded(raw).get(VARIANT_METADATA)
+    if recorded_variant in ARCHS.values():
+        return recorded_variant
     name = Path(source).name.lower()
     if "atonce" in name.replace("-", "").replace("_", ""):
         return "fcn8s_atonce"

@@ -18,9 +18,8 @@ augmentation are pure functions of (seed, epoch, index) -- so a resumed run cont
 bit for bit like one that was never stopped. An interrupt (Ctrl-C, SIGTERM) saves first,
 and so does a failure after the run has trained.
 
-What the loop keeps around itself (processes, random state, checkpoints, logs) is in
-:mod:`fullfcn.train_utils`, its data in :mod:`fullfcn.train_data`, the command line in
-:func:`fullfcn.cli.train_main`.
+What the loop keeps around itself (processes, random state, data, checkpoints, logs) is in
+:mod:`fullfcn.train_utils`, the command line in :func:`fullfcn.cli.train_main`.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
@@ -46,19 +46,20 @@ from fullfcn.builders import build, check_stage, load_model
 from fullfcn.evaluate import autocast, confusion_matrix, eval_loader
 from fullfcn.model import FCN, VARIANTS
 from fullfcn.pairs import IGNORE_INDEX
-from fullfcn.train_data import batches, datasets, set_transforms
 from fullfcn.train_utils import (
     CHECKPOINT,
     TrainLog,
+    batches,
     check_inputs_apart,
     claim_out_dir,
-    gather,
+    datasets,
     init_distributed,
     read_resume,
     resume,
     rng_state,
     save_checkpoint,
 )
+from fullfcn.transforms import eval_transforms, train_transforms
 from fullfcn.voc import find_voc2012
 
 # -- the recipes and the configuration -------------------------------------------------------
@@ -281,13 +282,15 @@ def _train(
         optimizer, total_iters=config.iterations, power=RECIPES[config.recipe].poly_power
     )
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp and device.type == "cuda")
-    start = 0
-    if saved is not None:
-        start = resume(ckpt_path, saved, model, optimizer, scheduler, scaler, rank, world)
+    parts = {"optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+    start = 0 if saved is None else resume(ckpt_path, saved, model, parts, rank, world)
     net: nn.Module = DistributedDataParallel(model) if world > 1 else model
 
     train_set, val_set = data
-    set_transforms(config, model, train_set, val_set)
+    flip = config.recipe == "modern"
+    train_set.transforms = train_transforms(model.preprocess, config.crop_size, flip=flip)
+    if val_set is not None:
+        val_set.transforms = eval_transforms(model.preprocess)
     stream = batches(train_set, config, rank, world, start, pin=device.type == "cuda")
     log = TrainLog(out_dir, rank == 0, config.tensorboard, start)
     losses: list[float] = []
@@ -301,21 +304,15 @@ def _train(
     )
 
     def save(rng: dict[str, Any], collective: bool = True) -> None:
-        # An interrupt may reach one rank only: it must not wait for the others, so it
-        # saves rank 0's generators alone (a resume with more ranks then re-seeds them).
-        states = gather(rng, world) if collective else [rng]
+        # Every rank's generators, in rank order. An interrupt may reach one rank only: it
+        # must not wait for the others, so it saves rank 0's alone (a resume with more
+        # ranks then re-seeds them).
+        states = [rng]
+        if collective and world > 1:
+            states = [None] * world
+            dist.all_gather_object(states, rng)
         if rank == 0:
-            save_checkpoint(
-                ckpt_path,
-                model,
-                optimizer,
-                scheduler,
-                scaler,
-                iteration,
-                config,
-                states,
-                trained,
-            )
+            save_checkpoint(ckpt_path, model, parts, iteration, config, states, trained)
 
     rng = rng_state()  # as the last finished step left them, for an interrupt or a failure
     try:

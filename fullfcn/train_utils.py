@@ -1,12 +1,15 @@
-"""What ``fullfcn-train`` keeps around its loop: processes, random state, checkpoints, logs.
+"""What ``fullfcn-train`` keeps around its loop: processes, random state, data, checkpoints,
+logs.
 
 As in torchvision's ``references/segmentation`` (``train.py`` beside ``utils.py``), the
 training loop in :mod:`fullfcn.train` stays short and these pieces live here:
 
-- *distributed*: rank, world size and device under ``torchrun``; gathering per-rank objects;
+- *distributed*: rank, world size and device under ``torchrun``;
 - *random state*: torch's generators (CPU and CUDA; nothing else draws), as tensors, so a
   checkpoint read with ``torch.load(weights_only=True)`` restores them -- the heart of the
   exact resume;
+- *data*: the data sets, listed and checked before VGG16 is built, and an endless stream of
+  batches whose order and augmentation are pure functions of (seed, epoch, index);
 - *checkpoints*: what a run writes into ``--out-dir`` (and may replace there), writing one
   atomically, reading one back with every key checked, loading it into model, optimizer,
   scheduler and scaler;
@@ -19,12 +22,14 @@ import csv
 import dataclasses
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from fcnbase import (
     OutputExistsError,
@@ -34,14 +39,17 @@ from fcnbase import (
     remove_leftovers,
 )
 from fullfcn.builders import Stored, load_into, read_stored, read_weights
+from fullfcn.folder import SegmentationFolder
 from fullfcn.model import FCN
+from fullfcn.voc import SBDSegmentation, VOCSegmentation
 
 if TYPE_CHECKING:
     from fullfcn.train import TrainConfig
 
 #: What a run writes into ``--out-dir``: the only files ``--force`` ever removes there.
 CHECKPOINT, LOG, TENSORBOARD = "checkpoint.pt", "log.csv", "tensorboard"
-#: What a checkpoint must hold to be resumed, besides the model (:func:`read_stored`).
+#: What a checkpoint must hold to be resumed, besides the model (:func:`read_stored`); the
+#: first three are the ``parts`` that :func:`resume` and :func:`save_checkpoint` take by name.
 TRAIN_STATE = ("optimizer", "scheduler", "scaler", "iteration", "rng")
 
 
@@ -66,20 +74,97 @@ def init_distributed(device_name: str) -> tuple[int, int, torch.device]:
 
 def rng_state() -> dict[str, Any]:
     """torch's generators, CPU and (when present) CUDA: dropout draws from them, and the data
-    pipeline seeds its own per sample (:class:`fullfcn.train_data.SeededSamples`)."""
+    pipeline seeds its own per sample (:class:`SeededSamples`)."""
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
-def gather(obj: Any, world: int) -> list[Any]:
-    """``obj`` of every rank, in rank order (just ``[obj]`` without a process group)."""
-    if world == 1:
-        return [obj]
-    out: list[Any] = [None] * world
-    dist.all_gather_object(out, obj)
-    return out
+# -- data ----------------------------------------------------------------------------------
+
+
+class SeededSamples(Dataset):
+    """Sample ``i`` of epoch ``e`` is augmented under its own seed.
+
+    Random flips, scales and crops then depend only on (seed, epoch, index): not on the
+    worker that loads the sample, nor on whether the run was resumed in between.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int, epoch: int) -> None:
+        self.dataset, self.seed, self.epoch = dataset, seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
+            return self.dataset[index]
+
+
+def batches(
+    dataset: Dataset, config: TrainConfig, rank: int, world: int, start: int, pin: bool
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Endless batches from iteration ``start`` on (a resumed run skips exactly the batches
+    already seen), each rank its own shard of each epoch, shuffled by (seed, epoch)."""
+    sampler = DistributedSampler(
+        dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True
+    )
+    per_epoch = len(sampler) // config.batch_size
+    if per_epoch == 0:
+        raise ValueError(
+            f"{len(dataset)} training images cannot fill one batch of "  # type: ignore[arg-type]
+            f"{config.batch_size} on each of {world} processes"
+        )
+    epoch, skip = divmod(start, per_epoch)
+    while True:
+        sampler.set_epoch(epoch)
+        indices = list(sampler)[skip * config.batch_size : per_epoch * config.batch_size]
+        loader = DataLoader(
+            SeededSamples(dataset, config.seed, epoch),
+            batch_size=config.batch_size,
+            sampler=indices,
+            num_workers=config.workers,
+            pin_memory=pin,
+            # its own generator: workers' seeds must not draw from (and
+            # so shift) the global one that drives dropout
+            generator=torch.Generator().manual_seed(config.seed + epoch),
+        )
+        yield from loader
+        epoch, skip = epoch + 1, 0
+
+
+def datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
+    """The training and validation sets, listed (and their files checked) *before* VGG16
+    is built or downloaded; :func:`fullfcn.train.train` adds the model's preprocessing.
+
+    A ``data`` folder validates on its ``val`` split unless it has neither ``val.txt`` nor
+    split folders and ``val_fraction`` is 0 (everything trains)."""
+    if config.data:
+        folder: dict[str, Any] = dict(
+            num_classes=config.classes,
+            val_fraction=config.val_fraction,
+            mask_values=config.mask_values,
+            images=config.images,
+            masks=config.masks,
+            progress=config.progress,
+        )
+        train_set = SegmentationFolder(config.data, "train", **folder)
+        validate = (  # a split folder (train/<stem>) or list says, else the fraction
+            "/" in train_set.ids[0]
+            or (Path(config.data) / "val.txt").is_file()
+            or config.val_fraction > 0
+        )
+        return train_set, SegmentationFolder(config.data, "val", **folder) if validate else None
+    if config.sbd_root:
+        train_set: Dataset = SBDSegmentation(config.sbd_root, "train", download=config.download)
+    else:
+        train_set = VOCSegmentation(config.voc_root, config.train_split, download=config.download)
+    val_set = None
+    if config.val_split:
+        val_set = VOCSegmentation(config.voc_root, config.val_split, download=config.download)
+    return train_set, val_set
 
 
 # -- checkpoints ---------------------------------------------------------------------------
@@ -160,20 +245,17 @@ def resume(
     path: Path,
     saved: tuple[Mapping[str, Any], Stored],
     model: FCN,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: torch.amp.GradScaler,
+    parts: Mapping[str, Any],
     rank: int,
     world: int,
 ) -> int:
-    """Load every piece of what :func:`read_resume` read; returns the iteration to continue
-    from."""
+    """Load every piece of what :func:`read_resume` read into ``model`` and ``parts`` (the
+    optimizer, scheduler and scaler, by name); returns the iteration to continue from."""
     state, stored = saved
     load_into(model, stored, str(path))
     try:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        for key, part in parts.items():
+            part.load_state_dict(state[key])
         if len(state["rng"]) == world:  # put back what rng_state took
             rng = state["rng"][rank]
             torch.set_rng_state(rng["torch"])
@@ -188,9 +270,7 @@ def resume(
 def save_checkpoint(
     path: Path,
     model: FCN,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: torch.amp.GradScaler,
+    parts: Mapping[str, Any],
     iteration: int,
     config: TrainConfig,
     rng: list[dict[str, Any]],
@@ -208,9 +288,7 @@ def save_checkpoint(
         "mask_values": model.mask_values,
         **(trained or {}),
         "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
+        **{key: part.state_dict() for key, part in parts.items()},
         "iteration": iteration,
         "config": dataclasses.asdict(config),
         "rng": rng,

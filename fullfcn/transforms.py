@@ -73,14 +73,18 @@ PREPROCESS = {p.name: p for p in (CAFFE, TORCHVISION)}
 
 
 class _ToTensors:
-    """The image normalised as ``preprocess`` says; the label as a ``LongTensor`` of class
-    indices (palette indices, never colours)."""
+    """The image normalised as ``preprocess`` says, as a ``tv_tensors.Image``; the label as a
+    ``tv_tensors.Mask`` of class indices (palette indices, never colours): the types tell
+    ``v2``'s transforms to move both together, and to resize the mask with nearest neighbour."""
 
     def __init__(self, preprocess: Preprocess) -> None:
         self.preprocess = preprocess
 
     def __call__(self, image: Image.Image, label: Image.Image) -> tuple[Tensor, Tensor]:
-        return self.preprocess(image), torch.from_numpy(np.array(label, dtype=np.int64))
+        return (
+            tv_tensors.Image(self.preprocess(image)),
+            tv_tensors.Mask(torch.from_numpy(np.array(label, dtype=np.int64))),
+        )
 
 
 class RandomScale:
@@ -95,30 +99,16 @@ class RandomScale:
 
     def __call__(self, image: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
         factor = float(torch.empty(()).uniform_(*self.scale))
-        h, w = image.shape[-2:]
-        size = [max(1, round(h * factor)), max(1, round(w * factor))]
-        return (
-            F.resize_image(image, size, antialias=True),  # bilinear
-            F.resize_mask(label, size),
-        )  # nearest: labels are never blended
-
-
-class _Joint:
-    """Apply a ``v2`` transform to image and label together (the label as a ``Mask``)."""
-
-    def __init__(self, transform: v2.Transform) -> None:
-        self.transform = transform
-
-    def __call__(self, image: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
-        image, label = self.transform(tv_tensors.Image(image), tv_tensors.Mask(label))
-        return image.as_subclass(Tensor), label.as_subclass(Tensor)
+        size = [max(1, round(n * factor)) for n in image.shape[-2:]]
+        return F.resize(image, size, antialias=True), F.resize(label, size)  # bilinear, nearest
 
 
 def eval_transforms(preprocess: Preprocess) -> v2.Compose:
     """Full image, normalised; label as class indices. The paper's input, train and test.
 
     Like every transform here it takes and returns ``(image, label)`` (``v2.Compose`` hands
-    both to each step)."""
+    both to each step); they come out as ``tv_tensors`` (tensors to anything else), and a
+    ``DataLoader`` batches them into plain tensors."""
     return v2.Compose([_ToTensors(preprocess)])
 
 
@@ -136,9 +126,9 @@ def train_transforms(
     """
     steps: list[object] = [_ToTensors(preprocess)]
     if flip:
-        steps.append(_Joint(v2.RandomHorizontalFlip()))
+        steps.append(v2.RandomHorizontalFlip())
     if crop_size is not None:
         steps.append(RandomScale(scale))
         fill = {tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE_INDEX}
-        steps.append(_Joint(v2.RandomCrop(crop_size, pad_if_needed=True, fill=fill)))
+        steps.append(v2.RandomCrop(crop_size, pad_if_needed=True, fill=fill))
     return v2.Compose(steps)

@@ -23,7 +23,14 @@ from PIL import Image
 from torchvision import datasets
 from torchvision.datasets.utils import download_url
 
-from fullfcn.pairs import LabelError, SegmentationPairs, check_mask, check_palette, read_list
+from fullfcn.pairs import (
+    LabelError,
+    SegmentationPairs,
+    check_ids,
+    check_palette,
+    decode_mask,
+    read_list,
+)
 
 VOC_CLASSES: tuple[str, ...] = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -93,34 +100,34 @@ def check_label(image: Image.Image, label: Image.Image, label_path: str) -> None
     (void); a grey ("L") image of the same indices is accepted too. An RGB rendering of
     the colours or another palette (its index 3 not meaning "boat") would train and
     evaluate without any error, on wrong targets; so would a mask of another size
-    (:func:`fullfcn.pairs.check_mask`).
+    (:func:`fullfcn.pairs.decode_mask`).
     """
     if label.mode not in ("P", "L"):
         raise LabelError(
             f"label {label_path} is a {label.mode} image; VOC labels are palette images "
             "whose indices are the classes"
         )
-    values = check_mask(label, image, f"label {label_path}", NUM_CLASSES, "VOC")
-    check_palette(label.getpalette(), values, voc_palette(), f"label {label_path}", "VOC")
+    what = f"label {label_path}"
+    values, _ = decode_mask(label, image.size, what)
+    check_ids(values, what, NUM_CLASSES, "VOC")
+    check_palette(label.getpalette(), values, voc_palette(), what, "VOC")
 
 
 class _VOCPairs(SegmentationPairs):
     """VOC's and SBD's pairs: what their labels mean, as every fullfcn dataset says, and
-    each label checked against its image when read (:func:`check_label`)."""
+    each label (read by torchvision's ``_get_target``) checked against its image."""
 
     classes: tuple[str, ...] = VOC_CLASSES
     num_classes: int = NUM_CLASSES
     palette: list[int] = voc_palette()
     images: list[str]
-
-    def label(self, index: int) -> tuple[Image.Image, str]:
-        """The label of pair ``index`` and the file it comes from."""
-        raise NotImplementedError
+    masks: list[str]
+    _get_target: Callable[[str], Image.Image]
 
     def load_pair(self, index: int) -> tuple[Image.Image, Image.Image]:
         image = Image.open(self.images[index]).convert("RGB")
-        label, path = self.label(index)
-        check_label(image, label, path)
+        label = self._get_target(self.masks[index])
+        check_label(image, label, self.masks[index])
         return image, label
 
 
@@ -163,8 +170,7 @@ class VOCSegmentation(_VOCPairs, datasets.VOCSegmentation):
                 f"{len(missing)} files of split {image_set!r} are missing, e.g. {missing[0]}"
             )
 
-    def label(self, index: int) -> tuple[Image.Image, str]:
-        return Image.open(self.targets[index]), self.targets[index]
+    _get_target = staticmethod(Image.open)
 
 
 class SBDSegmentation(_VOCPairs, datasets.SBDataset):
@@ -194,6 +200,3 @@ class SBDSegmentation(_VOCPairs, datasets.SBDataset):
             download=download,
             transforms=transforms,
         )
-
-    def label(self, index: int) -> tuple[Image.Image, str]:
-        return self._get_target(self.masks[index]), self.masks[index]
