@@ -129,15 +129,6 @@ def classes_text() -> bytes:
     return "".join(f"{name}\n" for name in CLASS_NAMES).encode()
 
 
-def encode_png(array: np.ndarray) -> bytes:
-    """One uint8 (H, W) array as an 8-bit greyscale PNG (PIL writes no timestamp)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def run_files(folder: Path) -> list[Path]:
     """The files in ``folder`` that a run writes (:data:`PNG_NAME`), symlinks not followed."""
     if not folder.is_dir() or folder.is_symlink():
@@ -285,25 +276,28 @@ class Run:
         pool = digit_pool(split, params, source) if stop > start else None
         sinks = self._kaggle(self.out / split, stop - start) if "kaggle" in self.formats else []
         shape, boxes, spans = (stop - start, *params.size), [], block_spans(start, stop)
+        streams = sinks + self.flat  # what the first pass writes each block into
         if "npz" in self.formats:
             file = staging.file(self.out / f"{split}.npz")
             npz = zipfile.ZipFile(file, "w")
             images = npz_member(npz, "images", np.uint8, shape)
+            streams.append((images, lambda a: a.images))
+
+        if self.png:
+            from PIL import Image  # 8-bit greyscale PNGs, no timestamp: equal arrays, equal bytes
 
         def run(span: tuple[int, int], png: bool = True) -> M2NISTArrays:
             arrays = compose(pool, params, seed, split, *span)
             for kind, folder in self.png.items() if png else ():  # plain writes: the folder
                 for i, image in enumerate(getattr(arrays, kind)):  # is a temporary one
-                    (folder / f"{stem(split, span[0] + i)}.png").write_bytes(encode_png(image))
+                    Image.fromarray(image).save(folder / f"{stem(split, span[0] + i)}.png")
             return arrays
 
         kept = [] if len(spans) <= 2 * workers else None
         for arrays in _ordered(spans, run, workers):
             if kept is not None:
                 kept.append(arrays)
-            if "npz" in self.formats:
-                images.write(arrays.images)
-            for sink, what in sinks + self.flat:
+            for sink, what in streams:
                 sink.write(what(arrays))
             boxes.append(arrays.boxes)
             progress(len(arrays))

@@ -197,17 +197,17 @@ def test_png_force_rules(tmp_path, capsys):
 
 
 def test_png_interrupted_leaves_nothing_under_final_names(tmp_path, capsys, monkeypatch):
-    from m2nist import save
+    from PIL import Image
 
-    real, calls = save.encode_png, []
+    real, calls = Image.Image.save, []
 
-    def interrupted(array):  # Ctrl-C while the PNG files are being written
+    def interrupted(image, *args, **kwargs):  # Ctrl-C while the PNG files are being written
         calls.append(1)
         if len(calls) == 30:
             raise KeyboardInterrupt
-        return real(array)
+        return real(image, *args, **kwargs)
 
-    monkeypatch.setattr(save, "encode_png", interrupted)
+    monkeypatch.setattr(Image.Image, "save", interrupted)
     argv = [str(tmp_path / "o"), *SMALL, "--format", "png", "--workers", "1", "--quiet"]
     line = assert_refused(
         capsys, main, argv, 130, "interrupted", root=tmp_path, fresh=[tmp_path / "o"]
