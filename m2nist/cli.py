@@ -41,12 +41,6 @@ cache in $M2NIST_HOME (default ~/.cache/m2nist); --sample uses the bundled sampl
 """
 
 
-#: Bounds of the counts: far beyond any real run, but small enough that no arithmetic on
-#: them overflows (``--train 10**30`` is a usage error, not an ``OverflowError``).
-MAX_IMAGES = 10**10
-MAX_SEED = 2**63 - 1
-
-
 def _pair_arg(what: str, sep: str) -> Callable[[str], tuple[int, int]]:
     """An argparse type reading a pair with the same parser as the Python API."""
 
@@ -95,10 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
         "compare bytes (needs the recorded MNIST: --mnist-dir, --sample, $M2NIST_MNIST_DIR "
         "or the recorded folder)",
     )
-    count = int_arg(0, MAX_IMAGES)
+    count = int_arg(0, 10**10)  # far beyond any run; no arithmetic on it overflows
     p.add_argument("--train", type=count, default=5000, help="train images (default 5000)")
     p.add_argument("--test", type=count, default=1000, help="test images (default 1000)")
-    p.add_argument("--seed", type=int_arg(0, MAX_SEED), default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int_arg(0, 2**63 - 1), default=0, help="random seed (default 0)")
     digits, per_image = _pair_arg("--digits", "-"), "digits per image, uniform (default 1-3)"
     p.add_argument("--digits", type=digits, default=(1, 3), metavar="MIN-MAX", help=per_image)
     p.add_argument(

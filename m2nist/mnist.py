@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fcnbase.cli import one_line
+
 try:  # ISA-L inflates gzip about twice as fast as zlib: most of a course set's first run
     from isal import isal_zlib as zlib
 except ImportError:  # no ISA-L wheel for this platform: zlib, the same bytes a little later
@@ -219,12 +221,11 @@ def resolve_source(source: str | os.PathLike | None) -> str | Path:
     try:
         return download_raw_dir()
     except Exception as exc:  # any network/IO failure: explain the alternatives
-        reason = " ".join(str(exc).split())  # torchvision's message spans lines
-        raise MnistSourceError(
-            f"no MNIST source available (download failed: {reason}); options: --mnist-dir DIR "
-            "with the four IDX files (or env M2NIST_MNIST_DIR=DIR), --sample for the bundled "
-            f"real-MNIST sample, or network access to download into {cache_dir()} (env "
-            "M2NIST_HOME)"
+        raise MnistSourceError(  # one_line: torchvision's message spans lines
+            f"no MNIST source available (download failed: {one_line(exc)}); options: "
+            "--mnist-dir DIR with the four IDX files (or env M2NIST_MNIST_DIR=DIR), --sample for "
+            "the bundled real-MNIST sample, or network access to download into "
+            f"{cache_dir()} (env M2NIST_HOME)"
         ) from None
 
 

@@ -33,6 +33,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from fcnbase.cli import one_line
 from fcnbase.outputs import is_partial
 from m2nist.generator import M2NISTArrays, block_spans, compose, digit_pool
 from m2nist.mnist import SAMPLE, MnistSourceError, load_split, sample_path
@@ -185,7 +186,7 @@ def verify(
     except FileNotFoundError:
         return [*problems, f"{out / METADATA}: missing (incomplete or not an m2nist output)"]
     except (OSError, ValueError) as exc:  # a bad field and JSONDecodeError are ValueErrors
-        return [*problems, f"{out / METADATA}: invalid ({' '.join(str(exc).split())})"]
+        return [*problems, f"{out / METADATA}: invalid ({one_line(exc)})"]
     listed = {*meta.files, *temporary, METADATA}
     for folder in (name for name in meta.files if name.endswith("/")):
         listed |= {
@@ -216,7 +217,7 @@ def verify(
         try:
             problem, note = _check_split(out, split, meta, regenerate, source)
         except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
-            problem, note = [f"{out}: {split}: cannot read ({' '.join(str(exc).split())})"], None
+            problem, note = [f"{out}: {split}: cannot read ({one_line(exc)})"], None
         problems += problem
         notes += [note] if note else []
         if problems:
@@ -249,7 +250,7 @@ def matching_source(recorded: dict, split: str, source: object) -> tuple[object,
         try:
             found = load_split(train, folder).source["files"].values()
         except MnistSourceError as exc:
-            reasons.append(" ".join(str(exc).split()))
+            reasons.append(one_line(exc))
             continue
         if sorted(f["md5_uncompressed"] for f in found) == want:
             return Path(folder), str(folder)
