@@ -120,13 +120,14 @@ def stem(split: str, row: int) -> str:
     return f"{split}-{row:06d}"
 
 
-def split_list(split: str, start: int, stop: int) -> bytes:
-    """The text of ``train.txt``/``val.txt`` for rows ``[start, stop)``."""
-    return "".join(f"{stem(split, row)}\n" for row in range(start, stop)).encode()
-
-
-def classes_text() -> bytes:
-    return "".join(f"{name}\n" for name in CLASS_NAMES).encode()
+def png_texts(rows: dict[str, tuple[int, int]]) -> dict[str, bytes]:
+    """The text files of a PNG run with these rows of each split: ``classes.txt``, and the
+    stems of ``train.txt`` and ``val.txt`` (empty for a split the run does not have)."""
+    texts = {CLASSES_TXT: "".join(f"{name}\n" for name in CLASS_NAMES).encode()}
+    for split, name in SPLIT_LISTS.items():
+        start, stop = rows.get(split, (0, 0))
+        texts[name] = "".join(f"{stem(split, row)}\n" for row in range(start, stop)).encode()
+    return texts
 
 
 def run_files(folder: Path) -> list[Path]:
@@ -322,10 +323,8 @@ class Run:
         """After every split: finish the files that span the splits."""
         self.staging.done(*(sink for sink, _ in self.flat))
         if self.png:
-            texts = {CLASSES_TXT: classes_text()}
-            for split, name in SPLIT_LISTS.items():
-                texts[name] = split_list(split, *self.rows.get(split, (0, 0)))
-            self.staging.done(*(self.staging.file(self.out / n, t) for n, t in texts.items()))
+            texts = png_texts(self.rows).items()
+            self.staging.done(*(self.staging.file(self.out / n, t) for n, t in texts))
             self.staging.done(*self.png.values())
 
 

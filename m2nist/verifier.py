@@ -40,18 +40,15 @@ from m2nist.mnist import SAMPLE, MnistSourceError, load_split, sample_path
 from m2nist.params import make_params
 from m2nist.save import (
     ARRAY_NAMES,
-    CLASSES_TXT,
     FORMATS,
     METADATA,
     PNG_FOLDERS,
-    SPLIT_LISTS,
-    classes_text,
     entry_of,
     new_metadata,
     one_hot,
     output_names,
+    png_texts,
     shard_rows,
-    split_list,
     stem,
     tally,
 )
@@ -207,12 +204,10 @@ def verify(
             differ = ", ".join(f"{k} {entry[k]}" for k in entry if entry[k] != info.get(k))
             problems.append(f"{path}: {differ} differs from {METADATA} (a file changed)")
     if not problems and "png" in meta.formats:
-        for split, name in SPLIT_LISTS.items():
-            info = meta.splits.get(split, {"start": 0, "stop": 0})
-            if (out / name).read_bytes() != split_list(split, info["start"], info["stop"]):
-                problems.append(f"{out / name}: not the stems of the run")
-        if (out / CLASSES_TXT).read_bytes() != classes_text():
-            problems.append(f"{out / CLASSES_TXT}: not the class names of the run")
+        rows = {split: (info["start"], info["stop"]) for split, info in meta.splits.items()}
+        for name, text in png_texts(rows).items():
+            if (out / name).read_bytes() != text:
+                problems.append(f"{out / name}: not the text of the recorded run")
     for split in meta.splits if not problems else ():
         try:
             problem, note = _check_split(out, split, meta, regenerate, source)
