@@ -88,9 +88,7 @@ class M2NIST(Dataset):
             raise FileNotFoundError(
                 f"{npz} not found: run m2nist-gen {root} (the npz format) or pass generate=True"
             )
-        arrays = load_arrays(self.root, split)
-        self.images, self.labels = arrays.images, arrays.labels
-        self.instances, self.boxes = arrays.instances, arrays.boxes
+        self.images, self.labels, self.instances, self.boxes = load_arrays(root, split).arrays()
 
     def __len__(self) -> int:
         return len(self.images)

@@ -182,8 +182,8 @@ class Staging:
         for item in done:
             if not isinstance(item, Path):
                 item.close()
-            tmp = item if isinstance(item, Path) else self.temp_of[item]
-            self.entries[tmp] = self.hasher.submit(entry_of, tmp)
+                item = self.temp_of[item]
+            self.entries[item] = self.hasher.submit(entry_of, item)
 
     def commit(self) -> None:
         """Rename every temporary into place; a folder replaces the previous run's (which

@@ -126,10 +126,9 @@ def readers(out: Path, split: str, meta: SimpleNamespace) -> dict[str, Callable[
     at = meta.splits["train"]["images"] if split == "test" and "train" in meta.splits else 0
     for fmt, folder, first in (("kaggle", out / split, 0), ("kaggle-flat", out, at)):
         if fmt in meta.formats:
-            combined, segmented = (np.load(folder / f, mmap_mode="r") for f in KAGGLE_FILES)
-            read[fmt] = lambda a, b, c=combined, s=segmented, f=first: {
-                "combined.npy": c[f + a : f + b],
-                "segmented.npy": s[f + a : f + b],
+            files = {name: np.load(folder / name, mmap_mode="r") for name in KAGGLE_FILES}
+            read[fmt] = lambda a, b, files=files, f=first: {
+                name: rows[f + a : f + b] for name, rows in files.items()
             }
     if "png" in meta.formats:
         from PIL import Image  # PIL closes a PNG's file once its pixels are read
@@ -153,14 +152,13 @@ def expected(fresh: M2NISTArrays, fmt: str) -> dict[str, np.ndarray]:
 
 def verify(
     out: str | Path,
-    max_errors: int = 20,
     *,
     regenerate: str = "sample",
     source: str | os.PathLike | None = None,
     notes: list[str] | None = None,
 ) -> list[str]:
-    """The problems found in ``out`` (the three steps of the module docstring); empty: it
-    is what its metadata says. Any problem means ``--verify`` exits 1.
+    """The first 20 problems found in ``out`` (the three steps of the module docstring);
+    empty: it is what its metadata says. Any problem means ``--verify`` exits 1.
 
     ``regenerate``: ``"sample"`` (a few blocks per split), ``"all"`` or ``"none"``.
     ``source``: where to find the recorded MNIST (default: ``$M2NIST_MNIST_DIR``, then
@@ -217,7 +215,7 @@ def verify(
         notes += [note] if note else []
         if problems:
             break
-    return problems[:max_errors]
+    return problems[:20]
 
 
 def matching_source(recorded: dict, split: str, source: object) -> tuple[object, str]:

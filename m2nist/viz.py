@@ -88,8 +88,7 @@ def plot_grid(images: np.ndarray, labels: np.ndarray, ncols: int = 4, title: str
         gridspec_kw={"wspace": gap, "hspace": gap},
     )
     for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
     for ax in axes.flat[n:]:
         ax.axis("off")
     for ax, image, label in zip(axes.flat, images, labels, strict=False):
