@@ -39,10 +39,9 @@ from itertools import combinations
 
 import numpy as np
 
-from m2nist.params import MNIST_SIDE
+from m2nist.params import MNIST_SIDE as SIDE  # of a digit's frame
 
 CANVAS = (64, 84)
-SIDE = MNIST_SIDE  # of a digit's frame
 MAX_DIGITS = 3
 #: Digit ``i``'s frame starts in ``[SLOT * i, SLOT * i + JITTER)``.
 SLOT, JITTER = 28, 10
@@ -63,7 +62,7 @@ def replay_2018(
     is the first 42,000 MNIST training digits (:func:`stand_in_digits`).
     """
     digits, labels = np.asarray(digits), np.asarray(labels)
-    if digits.ndim != 3 or digits.shape[1:] != (MNIST_SIDE, MNIST_SIDE):
+    if digits.ndim != 3 or digits.shape[1:] != (SIDE, SIDE):
         raise ValueError(f"digits must be (N, 28, 28), got {digits.shape}")
     if len(labels) != len(digits) or len(digits) == 0:
         raise ValueError(f"need as many labels as digits (>0): {len(labels)} vs {len(digits)}")
@@ -118,7 +117,7 @@ def _boxes_overlap(sources: np.ndarray, boxes: np.ndarray) -> float:
 def frame_overlap(sources: np.ndarray) -> float:
     """Fraction of images in which two placed digits' 28x28 frames share a pixel."""
     corner = sources[..., [Y0, X0]]
-    return _boxes_overlap(sources, np.concatenate([corner, corner + MNIST_SIDE], -1))
+    return _boxes_overlap(sources, np.concatenate([corner, corner + SIDE], -1))
 
 
 def ink_boxes(sources: np.ndarray, digits: np.ndarray) -> np.ndarray:

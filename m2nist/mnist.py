@@ -36,7 +36,6 @@ except ImportError:  # no ISA-L wheel for this platform: zlib, the same bytes a 
     import zlib
 
 SAMPLE = "sample"
-SAMPLE_RESOURCE = "data/mnist_sample.npz"
 
 #: md5 of the *uncompressed* original IDX files, by base name.
 KNOWN_MD5 = {
@@ -45,7 +44,6 @@ KNOWN_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
-IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 #: Compressed bytes inflated at a time (about 5 MB of digits each).
 GZIP_PIECE = 1 << 20
 
@@ -116,8 +114,7 @@ def parse_idx(path: Path, base: str) -> tuple[np.ndarray, str, str]:
     """
     raw, md5 = _read_raw(path)
     is_images = "images" in base
-    want_magic, header = (IMAGES_MAGIC, 16) if is_images else (LABELS_MAGIC, 8)
-    kind = "images" if is_images else "labels"
+    kind, want_magic, header = ("images", 2051, 16) if is_images else ("labels", 2049, 8)
     if len(raw) < header:
         raise MnistSourceError(f"{path}: truncated, only {len(raw)} bytes (no IDX header)")
     magic, count, *frame = (int(v) for v in np.frombuffer(raw[:header], ">u4"))
@@ -170,7 +167,7 @@ def load_idx_folder(folder: str | os.PathLike, train: bool) -> MnistSplit:
 
 def sample_path() -> Path:
     """Location of the bundled sample inside the installed package."""
-    return Path(str(resources.files("m2nist").joinpath(SAMPLE_RESOURCE)))
+    return Path(str(resources.files("m2nist").joinpath("data/mnist_sample.npz")))
 
 
 def load_sample(train: bool) -> MnistSplit:

@@ -75,7 +75,6 @@ SPLIT_LISTS = {"train": "train.txt", "test": "val.txt"}
 CLASSES_TXT = "classes.txt"
 #: The names a run writes inside a PNG folder: the only ones ``--force`` may delete there.
 PNG_NAME = re.compile(r"(train|test)-\d{6,}\.png")
-PREVIEW_IMAGES = 16
 #: Fixed time and permissions of every zip member: equal arrays give equal bytes.
 ZIP_EPOCH, FILE_ATTR = (1980, 1, 1, 0, 0, 0), 0o100644 << 16
 Source = str | os.PathLike | None
@@ -506,7 +505,7 @@ def _save_preview(
     splits = metadata["splits"]
     split = next((s for s, info in splits.items() if info["images"]), list(splits)[-1])
     start = splits[split]["start"]
-    stop = min(splits[split]["stop"], start + PREVIEW_IMAGES)
+    stop = min(splits[split]["stop"], start + 16)
     arrays = compose(digit_pool(split, params, source), params, seed, split, start, stop)
     title = f"M2NIST {split}: first {stop - start} images"
     fig = plot_grid(arrays.images, arrays.labels, title=title)
