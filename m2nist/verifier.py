@@ -183,12 +183,9 @@ def verify(
     except (OSError, ValueError) as exc:  # a bad field and JSONDecodeError are ValueErrors
         return [*problems, f"{out / METADATA}: invalid ({one_line(exc)})"]
     listed = {*meta.files, *temporary, METADATA}
+    rows = {split: (info["start"], info["stop"]) for split, info in meta.splits.items()}
     for folder in (name for name in meta.files if name.endswith("/")):
-        listed |= {
-            f"{folder}{stem(s, r)}.png"
-            for s, i in meta.splits.items()
-            for r in range(i["start"], i["stop"])
-        }
+        listed |= {f"{folder}{stem(s, r)}.png" for s, (a, b) in rows.items() for r in range(a, b)}
     problems += [
         f"{out / p}: not listed in {METADATA} (not written by the run it describes)"
         for p in present
@@ -202,7 +199,6 @@ def verify(
             differ = ", ".join(f"{k} {entry[k]}" for k in entry if entry[k] != info.get(k))
             problems.append(f"{path}: {differ} differs from {METADATA} (a file changed)")
     if not problems and "png" in meta.formats:
-        rows = {split: (info["start"], info["stop"]) for split, info in meta.splits.items()}
         for name, text in png_texts(rows).items():
             if (out / name).read_bytes() != text:
                 problems.append(f"{out / name}: not the text of the recorded run")
