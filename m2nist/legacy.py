@@ -58,8 +58,7 @@ def replay_2018(
     Returns ``images`` uint8 (n, 64, 84), ``masks10`` uint8 (n, 64, 84, 10) in {0, 1},
     and ``sources`` int64 (n, 3, 4): for each slot ``i`` of an image, the placed digit's
     ``[source row, class, y0, x0]`` (its 28x28 frame's corner), or -1 when slot ``i``
-    was not drawn or did not fit. The original used Kaggle's ``train.csv``; the stand-in
-    is the first 42,000 MNIST training digits (:func:`stand_in_digits`).
+    was not drawn or did not fit. For Kaggle's ``train.csv``, see :func:`stand_in_digits`.
     """
     digits, labels = np.asarray(digits), np.asarray(labels)
     if digits.ndim != 3 or digits.shape[1:] != (SIDE, SIDE):

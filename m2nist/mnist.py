@@ -242,11 +242,7 @@ def _load_cached(resolved: str | Path, train: bool) -> MnistSplit:
 def load_mnist(
     train: bool, source: str | os.PathLike | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST images uint8 (N, 28, 28) and labels uint8 (N,) of the train or test split.
-
-    ``source``: None resolves automatically (``$M2NIST_MNIST_DIR``, else the
-    torchvision cache/download), ``"sample"`` is the bundled sample, a path is a
-    folder with the IDX files. The arrays are read-only and shared between calls.
-    """
+    """MNIST images uint8 (N, 28, 28) and labels uint8 (N,) of the train or test split, from
+    ``source`` as :func:`resolve_source` reads it; read-only and shared between calls."""
     split = load_split(train, source)
     return split.images, split.labels

@@ -245,9 +245,8 @@ class Run:
         self.staging = staging
         total = sum(b - a for a, b in rows.values())
         self.flat = self._kaggle(out, total) if "kaggle-flat" in formats else []
-        self.png = {}  # array -> its temporary folder
-        if "png" in formats:
-            self.png = {kind: self.staging.folder(out / f) for f, kind in PNG_FOLDERS.items()}
+        folders = PNG_FOLDERS.items() if "png" in formats else ()
+        self.png = {kind: staging.folder(out / f) for f, kind in folders}  # kind: temporary folder
 
     def _kaggle(self, folder: Path, n: int) -> list[tuple[BinaryIO, Callable]]:
         """The two Kaggle files of ``n`` rows in ``folder``, each with what a block gives it."""
