@@ -17,18 +17,12 @@ its flaws can be *measured* instead of described: per image it draws
 
 then the image is the maximum over the channels and the mask is clipped to 0/1. The code
 has no background channel (a background pixel is all-zero); the files released on Kaggle,
-which courses load, have 11 channels, channel 10 = background, one-hot (as reported by
-the issue that re-ran this code; the release was made outside the stored notebook).
+which courses load, have 11 channels, channel 10 = background, one-hot.
 
 The random calls are the original's, in its order, on numpy's legacy generator
 (``np.random.seed`` then ``np.random.randint`` is :class:`numpy.random.RandomState`): fed
-the same digit table, the replay's images and masks equal, value for value, those of the
-original code run as written (checked once by hand, not by a test: the original is not
-ours to copy). The notebook as stored on GitHub (commit 5b944be) makes 2,000 images and
-does not clip the mask; a later copy of the same code makes 5,000 and clips, which is what
-this replay does (clipping changes no random draw). The only differences are of storage:
-the original's arrays are int64 (the CSV's dtype, 8x the bytes); here they are uint8.
-
+the same digit table, the replay gives the original's values, as uint8 instead of its int64.
+How that was checked, and which copy of the notebook it follows: ``docs/m2nist-2018.md``.
 Its FCN notebook split the rows 70/30 after an unseeded shuffle; the row split
 :func:`split_leak` measures has the same expected leakage.
 """

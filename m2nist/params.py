@@ -21,8 +21,7 @@ BACKGROUND = 10
 NUM_CLASSES = 11
 CLASS_NAMES = [*(str(d) for d in range(10)), "background"]
 #: Images are made in blocks of BLOCK, each with its own random stream seeded by
-#: (seed, SPLIT_IDS[split], block): the unit of work and of randomness (see
-#: :mod:`m2nist.compose`). Defined here because the largest canvas depends on it.
+#: (seed, SPLIT_IDS[split], block) (:mod:`m2nist.generator`); defined here for MAX_PIXELS.
 BLOCK = 4096
 SPLIT_IDS = {"train": 0, "test": 1}
 #: Rows a block is painted in at a time: a speed setting, not part of the output. The
