@@ -101,18 +101,14 @@ def parse_metadata(meta: object) -> SimpleNamespace:
     return SimpleNamespace(**{**meta, "params": params, "shard": shard})
 
 
-class NpzRows:
-    """A ``.npz`` member read front to back, rows at a time: flat memory, every byte read
-    through :mod:`zipfile`, which checks the member's CRC-32 once its last byte is read."""
-
-    def __init__(self, zf: zipfile.ZipFile, name: str) -> None:
-        self.file = zf.open(f"{name}.npy")
-        np.lib.format.read_magic(self.file)
-        self.shape, _, self.dtype = np.lib.format.read_array_header_1_0(self.file)
-
-    def __call__(self, a: int, b: int) -> np.ndarray:
-        data = self.file.read((b - a) * self.dtype.itemsize * int(np.prod(self.shape[1:])))
-        return np.frombuffer(data, self.dtype).reshape(-1, *self.shape[1:])
+def npz_rows(zf: zipfile.ZipFile, name: str) -> Callable[[int, int], np.ndarray]:
+    """Rows ``a:b`` of member ``name`` of ``zf``, read front to back: flat memory, every byte
+    read through :mod:`zipfile`, which checks the member's CRC-32 once its last is read."""
+    file = zf.open(f"{name}.npy")
+    np.lib.format.read_magic(file)
+    shape, _, dtype = np.lib.format.read_array_header_1_0(file)
+    row = dtype.itemsize * int(np.prod(shape[1:]))
+    return lambda a, b: np.frombuffer(file.read((b - a) * row), dtype).reshape(-1, *shape[1:])
 
 
 def readers(out: Path, split: str, meta: SimpleNamespace) -> dict[str, Callable[[int, int], dict]]:
@@ -121,7 +117,7 @@ def readers(out: Path, split: str, meta: SimpleNamespace) -> dict[str, Callable[
     read: dict[str, Callable[[int, int], dict]] = {}
     if "npz" in meta.formats:
         zf = zipfile.ZipFile(out / f"{split}.npz")
-        npz = {name: NpzRows(zf, name) for name in ARRAY_NAMES}
+        npz = {name: npz_rows(zf, name) for name in ARRAY_NAMES}
         read["npz"] = lambda a, b: {name: rows(a, b) for name, rows in npz.items()}
     at = meta.splits["train"]["images"] if split == "test" and "train" in meta.splits else 0
     for fmt, folder, first in (("kaggle", out / split, 0), ("kaggle-flat", out, at)):
