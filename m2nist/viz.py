@@ -35,13 +35,10 @@ def colorize(labels: np.ndarray) -> np.ndarray:
 
 
 def legend_handles():
-    """One legend patch per class, named by :data:`~m2nist.params.CLASS_NAMES`.
-
-    Colours are :func:`label_palette`'s, so the legend matches every picture drawn
-    through this module. Background is drawn black with a grey edge: that is how it
-    looks both in :func:`colorize` (black) and in an overlay (transparent over the
-    image, whose background pixels are black).
-    """
+    """One legend patch per class, named by :data:`~m2nist.params.CLASS_NAMES`, in
+    :func:`label_palette`'s colours. Background is drawn black with a grey edge: that is how
+    it looks both in :func:`colorize` (black) and in an overlay (transparent over the image,
+    whose background pixels are black)."""
     from matplotlib.patches import Patch
 
     colours = label_palette()
