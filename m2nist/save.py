@@ -373,9 +373,7 @@ def check_destination(
     folders = [p for p in finals if f"{p.relative_to(out).as_posix()}/" in ALL_OUTPUTS]
     files = [p for p in finals if p not in folders] + ([preview] if preview else [])
     check_outputs(files, inputs=[src], force=force)
-    for folder in folders:
-        if not (folder.exists() or folder.is_symlink()):
-            continue
+    for folder in (f for f in folders if f.exists() or f.is_symlink()):  # the previous run's
         if folder.is_symlink() or not folder.is_dir():
             raise CliError(f"{folder} exists and is not a folder; move it away")
         if not force:
