@@ -490,7 +490,7 @@ def write_dataset(
 def _save_preview(
     out: Path, png: Path, metadata: dict, params: Params, source: Source, seed: int
 ) -> None:
-    """The first rows as a picture (composed again: the same pixels as the files, whatever
+    """The first 16 rows as a picture (composed again: the same pixels as the files, whatever
     the format), written atomically, recorded in ``files`` when it lies directly in OUT."""
     import matplotlib
 
