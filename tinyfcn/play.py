@@ -16,12 +16,14 @@ ever looked up on disk.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import ipaddress
 import json
 import os
 import random
+import socket
 import sys
 import threading
 import time
@@ -55,6 +57,7 @@ SHOWN = ("fcn4s", "fcn2s", "fcn1s")  # the paper's FCN-32s, -16s and -8s, side b
 SIZE = (64, 84)  # M2NIST's canvas, rows x columns
 MIN_PIXELS = 20  # a digit counts as found when its class covers at least this many pixels
 MAX_BODY = 256 * 1024  # a 64x84 image is 30 kB as JSON at most
+LINGER = 2.0  # seconds a closing connection drops what its client still sends
 SAMPLES = 200  # M2NIST test images composed at start, for GET /api/sample
 EVAL_IMAGES, EVAL_EVERY = 200, 5.0  # a training run's test split and pace: a live curve
 BUDGET = (5, 900)  # seconds a training run may be given
@@ -212,6 +215,20 @@ class Server(ThreadingHTTPServer):
         }
         self.play, self.name = play, address[0]
         super().__init__(address, Handler)
+
+    def shutdown_request(self, request: socket.socket) -> None:
+        """Close as HTTP asks of a server that answers before it has read the request (RFC
+        9112, 9.6): stop sending, then drop what the client still sends, for a while. A
+        socket closed with unread bytes is answered by a reset, and a client still sending
+        its body (one over MAX_BODY) would lose the refusal it was sent."""
+        deadline = time.monotonic() + LINGER
+        with contextlib.suppress(OSError):
+            request.shutdown(socket.SHUT_WR)
+            while (left := deadline - time.monotonic()) > 0:
+                request.settimeout(left)
+                if not request.recv(1 << 16):
+                    break
+        request.close()
 
     def handle_error(self, request: object, client_address: object) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):

@@ -217,6 +217,22 @@ def test_bad_request_is_refused_in_one_line(
     assert "Traceback" not in capfd.readouterr().err
 
 
+def test_refusal_reaches_a_client_still_sending_its_body(server: str) -> None:
+    """A body over MAX_BODY is refused before it is read; a client still sending it gets the
+    413, not a reset: the server drops the rest of the body before it closes."""
+    host, port = server.split("/")[2].split(":")
+    size = 32 * MAX_BODY
+    head = (
+        f"POST /api/segment HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=60) as client:
+        client.sendall(head.encode() + b"x" * size)
+        answer = client.makefile("rb").read()
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:80]
+    assert answer.endswith(b'{"error": "a body of 8388608 bytes is over the 262144 limit"}')
+
+
 def test_a_body_without_length_is_refused(server: str) -> None:
     assert _chunked(server) == (411, {"error": "send the body with a Content-Length"})
 
