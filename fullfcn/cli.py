@@ -431,9 +431,15 @@ def _predict_cli(argv: Sequence[str] | None) -> int:
     # goes on past it); exit 1 if any was.
     refused = done = 0
     for path, (out, over), result in predict_folder(
-        model, args.image, output, device=device, amp=args.amp,
-        max_pixels=args.max_pixels, replace=args.force, inputs=[args.weights],
-    ):  # fmt: skip
+        model,
+        args.image,
+        output,
+        device=device,
+        amp=args.amp,
+        max_pixels=args.max_pixels,
+        replace=args.force,
+        inputs=[args.weights],
+    ):
         if isinstance(result, Exception):
             refused += 1
             print(f"fullfcn-predict: refused {path}: {one_line(result)}", file=sys.stderr)

@@ -250,8 +250,9 @@ def train_fcn(
     state = state or {}
     optimizer = torch.optim.Adam(
         [p for p in model.parameters() if p.requires_grad],
-        lr=config.lr, weight_decay=config.weight_decay,
-    )  # fmt: skip
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+    )
     if "optimizer" in state:
         optimizer.load_state_dict(state["optimizer"])
     first = step = int(state.get("step", 0))

@@ -162,9 +162,13 @@ class Playground:
         if variant not in VARIANTS:
             raise RequestError(400, f"unknown variant {variant!r}; choose one of {VARIANTS}")
         config = TrainConfig(
-            variant=variant, seconds=seconds, source=self.source, test_images=EVAL_IMAGES,
-            eval_every=EVAL_EVERY, threads=None,  # the server's thread count, set by main
-        )  # fmt: skip
+            variant=variant,
+            seconds=seconds,
+            source=self.source,
+            test_images=EVAL_IMAGES,
+            eval_every=EVAL_EVERY,
+            threads=None,  # the server's thread count, set by main
+        )
         with self.lock:
             if self.thread is not None and self.thread.is_alive():
                 raise RequestError(409, "a training run is going; stop it before starting one")
@@ -347,10 +351,11 @@ def build_parser() -> Parser:
     p.add_argument("--port", type=int_arg(0, 65535), default=0, help="0: any free port")
     p.add_argument("--no-browser", action="store_true", help="only print the page's address")
     p.add_argument(
-        "--mnist-dir", type=Path,
+        "--mnist-dir",
+        type=Path,
         help="MNIST IDX folder for the sample images and training (default: $M2NIST_MNIST_DIR, "
         "else torchvision's download when there is one, else the bundled real-MNIST sample)",
-    )  # fmt: skip
+    )
     p.add_argument("--threads", type=int_arg(1, 1024), default=TrainConfig().threads)
     return p
 

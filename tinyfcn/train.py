@@ -96,9 +96,16 @@ def run(
             )
         try:
             state = train_fcn(
-                model, train, test, config, device=device, progress=progress, state=state,
-                elapsed=time.perf_counter() - start, callback=callback,
-            )  # fmt: skip
+                model,
+                train,
+                test,
+                config,
+                device=device,
+                progress=progress,
+                state=state,
+                elapsed=time.perf_counter() - start,
+                callback=callback,
+            )
         except TrainingInterrupted as stop:
             if not stop.new_steps:
                 raise KeyboardInterrupt("no FCN step was made; nothing saved") from None
