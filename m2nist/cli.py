@@ -160,20 +160,13 @@ def _main(argv: Sequence[str] | None) -> int:
         )
     counts = {"train": args.train, "test": args.test}
     total = sum(b - a for a, b in (shard_rows(n, args.shard) for n in counts.values()))
-    bar, started = None, time.perf_counter()
+    from tqdm import tqdm
 
-    def progress(n: int) -> None:
-        """A bar that appears with the first image written, after every check and the lock:
-        a refusal is then the only line on stderr."""
-        nonlocal bar
-        if bar is None and not args.quiet:
-            from tqdm import tqdm
-
-            rows = total * (3 if "npz" in args.format else 1)  # see m2nist.save.Run.split
-            bar = tqdm(total=rows, unit="row", file=sys.stderr, leave=False)
-        if bar is not None:
-            bar.update(n)
-
+    # delay: the bar appears with the first rows written, after every check and the lock, so
+    # that a refusal is the only line on stderr; npz rows are written in 3 passes (Run.split)
+    rows = total * (3 if "npz" in args.format else 1)
+    bar = tqdm(total=rows, unit="row", file=sys.stderr, leave=False, disable=args.quiet, delay=0.1)
+    started = time.perf_counter()
     try:
         metadata = write_dataset(
             args.out,
@@ -185,14 +178,13 @@ def _main(argv: Sequence[str] | None) -> int:
             workers=min(args.workers, available_cores()),
             shard=args.shard,
             force=args.force,
-            progress=progress,
+            progress=bar.update,
             preview=args.preview,
         )
     except KeyboardInterrupt:  # what fcnbase.cli.run_cli says after "interrupted"
         raise KeyboardInterrupt("temporary files removed") from None
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if not args.quiet:
         seconds = time.perf_counter() - started
         size = sum(f["bytes"] for f in metadata["files"].values())
