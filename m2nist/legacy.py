@@ -90,20 +90,13 @@ def stand_in_digits(source: object = None, count: int = 42_000) -> tuple[np.ndar
     return images[:count], labels[:count]
 
 
-def _placed_pairs(sources: np.ndarray):
-    """(image, earlier slot, later slot) for every pair of placed digits in an image."""
-    for a, b in combinations(range(sources.shape[1]), 2):
-        both = (sources[:, a, SOURCE] >= 0) & (sources[:, b, SOURCE] >= 0)
-        for k in np.flatnonzero(both):
-            yield k, a, b
-
-
 def _boxes_overlap(sources: np.ndarray, boxes: np.ndarray) -> float:
     """Fraction of images in which the boxes ``[y0, x0, y1, x1]`` of two placed digits meet."""
-    hit = np.zeros(len(sources), bool)
-    for k, a, b in _placed_pairs(sources):
-        p, q = boxes[k, a], boxes[k, b]
-        hit[k] |= bool(p[0] < q[2] and q[0] < p[2] and p[1] < q[3] and q[1] < p[3])
+    placed, hit = sources[..., SOURCE] >= 0, np.zeros(len(sources), bool)
+    for a, b in combinations(range(sources.shape[1]), 2):
+        p, q = boxes[:, a].T, boxes[:, b].T  # each: rows y0, x0, y1, x1
+        meet = (p[0] < q[2]) & (q[0] < p[2]) & (p[1] < q[3]) & (q[1] < p[3])
+        hit |= placed[:, a] & placed[:, b] & meet
     return float(hit.mean())
 
 
@@ -134,14 +127,11 @@ def ink_box_overlap(sources: np.ndarray, digits: np.ndarray) -> float:
 def ink_pixel_overlap(sources: np.ndarray, digits: np.ndarray) -> float:
     """Fraction of images in which two placed digits put ink on the same canvas pixel."""
     hit = np.zeros(len(sources), bool)
-    for k, a, b in _placed_pairs(sources):
-        p, q = sources[k, a], sources[k, b]
-        if hit[k]:  # already counted
-            continue
+    for k, slots in enumerate(sources):
         canvas = np.zeros((CANVAS[0] + SIDE, CANVAS[1] + SIDE), np.uint8)
-        canvas[p[Y0] : p[Y0] + SIDE, p[X0] : p[X0] + SIDE] += digits[p[SOURCE]] > 0
-        canvas[q[Y0] : q[Y0] + SIDE, q[X0] : q[X0] + SIDE] += digits[q[SOURCE]] > 0
-        hit[k] = bool((canvas > 1).any())
+        for src, _, y, x in slots[slots[:, SOURCE] >= 0]:
+            canvas[y : y + SIDE, x : x + SIDE] += digits[src] > 0
+        hit[k] = (canvas > 1).any()
     return float(hit.mean())
 
 
