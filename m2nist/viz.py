@@ -82,10 +82,9 @@ def plot_grid(images: np.ndarray, labels: np.ndarray, ncols: int = 4, title: str
         ncols,
         figsize=(ncols * panel * (1 + gap), grid_h + legend_in + title_in),
         squeeze=False,
+        subplot_kw={"xticks": [], "yticks": []},
         gridspec_kw={"wspace": gap, "hspace": gap},
     )
-    for ax in axes.flat:
-        ax.set(xticks=[], yticks=[])
     for ax in axes.flat[n:]:
         ax.axis("off")
     for ax, image, label in zip(axes.flat, images, labels, strict=False):
