@@ -160,12 +160,14 @@ def _main(argv: Sequence[str] | None) -> int:
         )
     counts = {"train": args.train, "test": args.test}
     total = sum(b - a for a, b in (shard_rows(n, args.shard) for n in counts.values()))
-    from tqdm import tqdm
+    bar = None  # tqdm costs 0.02 s to import: a --quiet run (a script's) does without it
+    if not args.quiet:
+        from tqdm import tqdm
 
-    # delay: the bar appears with the first rows written, after every check and the lock, so
-    # that a refusal is the only line on stderr; npz rows are written in 3 passes (Run.split)
-    rows = total * (3 if "npz" in args.format else 1)
-    bar = tqdm(total=rows, unit="row", file=sys.stderr, leave=False, disable=args.quiet, delay=0.1)
+        # delay: the bar appears with the first rows written, after every check and the lock,
+        # so that a refusal is the only line on stderr; npz rows are written in 3 passes
+        rows = total * (3 if "npz" in args.format else 1)
+        bar = tqdm(total=rows, unit="row", file=sys.stderr, leave=False, delay=0.1)
     started = time.perf_counter()
     try:
         metadata = write_dataset(
@@ -178,13 +180,14 @@ def _main(argv: Sequence[str] | None) -> int:
             workers=min(args.workers, available_cores()),
             shard=args.shard,
             force=args.force,
-            progress=bar.update,
+            progress=bar.update if bar else None,
             preview=args.preview,
         )
     except KeyboardInterrupt:  # what fcnbase.cli.run_cli says after "interrupted"
         raise KeyboardInterrupt("temporary files removed") from None
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     if not args.quiet:
         seconds = time.perf_counter() - started
         size = sum(f["bytes"] for f in metadata["files"].values())
