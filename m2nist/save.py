@@ -395,7 +395,7 @@ def stale_outputs(out: Path, keep: list[Path]) -> list[Path]:
     """
     try:
         names = list(json.loads((out / METADATA).read_text())["files"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return []
     kept, stale = {p.resolve() for p in keep}, []
     for name in names:

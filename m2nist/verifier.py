@@ -176,7 +176,7 @@ def verify(
         meta = parse_metadata(json.loads((out / METADATA).read_text()))
     except FileNotFoundError:
         return [*problems, f"{out / METADATA}: missing (incomplete or not an m2nist output)"]
-    except (OSError, ValueError) as exc:  # a bad field and JSONDecodeError are ValueErrors
+    except (OSError, ValueError, RecursionError) as exc:  # bad JSON, a bad field, [[[[...
         return [*problems, f"{out / METADATA}: invalid ({one_line(exc)})"]
     listed = {*meta.files, *temporary, METADATA}
     rows = {split: (info["start"], info["stop"]) for split, info in meta.splits.items()}

@@ -95,6 +95,14 @@ def test_force_with_a_narrower_format_removes_the_stale_files(tmp_path):
     ]
 
 
+def test_force_replaces_a_run_whose_metadata_is_too_deep_to_read(tmp_path):
+    """An unreadable old metadata.json names no stale files: --force replaces the run."""
+    out = generate_dir(tmp_path / "o", *SMALL)
+    (out / "metadata.json").write_text("[" * 100_000 + "]" * 100_000)
+    generate_dir(out, *SMALL, "--force")
+    assert verify(out) == []
+
+
 def test_preview_in_out_is_recorded_and_verified(tmp_path):
     out = generate_dir(
         tmp_path / "o", *SMALL, "--format", "kaggle", "--preview", str(tmp_path / "o" / "p.png")

@@ -66,6 +66,8 @@ def test_verify_reports_extra_files_and_malformed_json(tmp_path):
     assert "metadata.json: invalid" in verify(out)[0]
     (out / "metadata.json").write_text("[]")
     assert "expected an object" in verify(out)[0]
+    (out / "metadata.json").write_text("[" * 100_000 + "]" * 100_000)  # deeper than Python goes
+    assert "metadata.json: invalid (maximum recursion depth" in verify(out)[0]
 
 
 def _edit(out: Path, change) -> None:
