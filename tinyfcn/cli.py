@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from torch import Tensor
+
 from fcnbase import (
     Parser,
     UsageError,
@@ -29,6 +31,7 @@ from fcnbase import (
 from fcnbase.cli import float_arg, int_arg
 from m2nist import M2NIST
 from tinyfcn.config import TrainConfig
+from tinyfcn.data import as_tensors
 from tinyfcn.metrics import format_metrics
 from tinyfcn.model import VARIANTS
 from tinyfcn.plot import plot_predictions
@@ -108,16 +111,26 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+def _folder_split(folder: Path, split: str) -> tuple[Tensor, Tensor]:
+    """A split of an m2nist-gen folder as the net takes it, read and checked now, before the
+    classifier trains for minutes: what is wrong with its arrays names the file."""
+    dataset = M2NIST(folder, split)
+    try:
+        return as_tensors(dataset)
+    except ValueError as exc:
+        raise ValueError(f"{folder / f'{split}.npz'}: {exc}") from None
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     config = _config(args)
     device = pick_device(args.device)
     if args.resume is not None and not args.resume.is_file():
         raise FileNotFoundError(f"checkpoint {args.resume} does not exist")
-    data = None  # --data: the splits of an m2nist-gen folder, as m2nist reads them
+    data = None  # --data: the splits of an m2nist-gen folder, checked before any training
     if args.data is not None:
-        data = M2NIST(args.data, "train"), M2NIST(args.data, "test")
-        config = replace(config, train_images=len(data[0]), test_images=len(data[1]))
+        data = _folder_split(args.data, "train"), _folder_split(args.data, "test")
+        config = replace(config, train_images=len(data[0][0]), test_images=len(data[1][0]))
     checkpoint = args.out / f"{config.variant}.pt"
     picture = args.out / f"{config.variant}.png"
     outputs = [checkpoint, picture]

@@ -12,6 +12,7 @@ import pathlib
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -65,6 +66,10 @@ def _bad_inputs(root: Path, m2nist_out: Path) -> None:
     for name in ("train.npz", "test.npz"):
         (root / "bare" / name).write_bytes(b"not an npz file")
     (root / "m2nist").symlink_to(m2nist_out)
+    (root / "wrong").mkdir()  # m2nist's files, but labels that are no class (255: "ignore")
+    for name in ("train.npz", "test.npz"):
+        with np.load(m2nist_out / name) as npz:
+            np.savez(root / "wrong" / name, **{**npz, "labels": np.full_like(npz["labels"], 255)})
 
 
 # (argv, exit code, message): "{root}" is the test's folder, "{data}" the MNIST options.
@@ -109,6 +114,8 @@ BAD_INPUTS = [
     (["--data", "{root}/done"], 1, "done/train.npz not found"),
     (["--data", "{root}/half"], 1, "half/test.npz not found"),
     (["--data", "{root}/bare"], 1, "bare/train.npz"),
+    # Refused before the classifier trains (it would need MNIST, which this test hides).
+    (["--data", "{root}/wrong", "--pretrained"], 1, "wrong/train.npz: expected labels 0-10"),
     (["--data", "{root}/m2nist", "--train-images", "8"], 2, "--data brings its own images"),
 ]
 
@@ -138,6 +145,8 @@ def test_bad_input_is_refused(
         elif arg == "--pretrained-budget":  # the classifier cannot fit in 1 ms
             args.remove("--no-pretrained")
             args += ["--seconds", "0.001"]
+        elif arg == "--pretrained":
+            args.remove("--no-pretrained")
         else:
             args.append(arg.format(root=tmp_path))
     fresh = [tmp_path / "out", tmp_path / "empty-cache"]
