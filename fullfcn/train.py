@@ -39,7 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from fcnbase import CliError, UsageError, check_writable, deferred_interrupts, lock_dir
+from fcnbase import CliError, UsageError, deferred_interrupts, lock_dir
 from fcnbase.cli import one_line
 from fcnbase.device import available_cores
 from fullfcn.builders import build, check_stage, load_model
@@ -222,7 +222,7 @@ def train(config: TrainConfig, data: tuple[Dataset, Dataset | None] | None = Non
     """Train (or resume) as ``config`` says; returns the model and what happened.
 
     Everything that can be checked is checked before VGG16 is built: the data lists, the
-    weights files, and (on rank 0, which alone writes) that ``out_dir`` is writable, not
+    weights files, that ``out_dir`` is writable and (on rank 0, which alone writes) not
     held by another run, and holds no previous run unless ``resume`` or ``force``.
     ``data`` is ``datasets(config)`` when the caller has made it already (the command
     prints how many pairs it holds).
@@ -232,15 +232,13 @@ def train(config: TrainConfig, data: tuple[Dataset, Dataset | None] | None = Non
         raise UsageError("give --voc-root (PASCAL VOC) or --data (your own folder)")
     if config.voc_root and not config.download:
         find_voc2012(config.voc_root)  # fail before building (or downloading) VGG16
-    check_inputs_apart(config, Path(config.out_dir))  # the weights, before the data is listed
+    out_dir = Path(config.out_dir)
+    check_inputs_apart(config, out_dir)  # the weights and out_dir, before the data is listed
     data = data or datasets(config)
     parent = load_model(config.init_from) if config.init_from else None  # staged training
     if parent is not None:
         check_stage(parent, config.variant, data[0].num_classes)  # type: ignore[attr-defined]
     rank, world, device = init_distributed(config.device)
-    out_dir = Path(config.out_dir)
-    if rank == 0:
-        check_writable(out_dir)
     with lock_dir(out_dir) if rank == 0 else nullcontext():
         if rank == 0:
             claim_out_dir(config, out_dir)

@@ -172,7 +172,7 @@ def datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
 
 def check_inputs_apart(config: TrainConfig, out_dir: Path) -> None:
     """Refuse weights files that are missing, or that this run would replace (a usage
-    error)."""
+    error), and an ``out_dir`` that cannot be written."""
     inputs = [config.init_from, None if config.weights == "imagenet" else config.weights]
     for path in inputs:
         if path is not None and not os.path.isfile(path):

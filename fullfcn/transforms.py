@@ -29,19 +29,13 @@ from fullfcn.pairs import IGNORE_INDEX
 
 @dataclass(frozen=True)
 class Preprocess:
-    """``(pixel - mean) / std`` on 0..255 pixels, in ``channel_order``; and its inverse."""
+    """``(pixel - mean) / std`` on 0..255 pixels, in ``channel_order`` (torchvision's
+    ``normalize``); and its inverse."""
 
     name: str
     channel_order: str  # "RGB" or "BGR"
     mean: tuple[float, float, float]  # in the channel order, on 0..255
     std: tuple[float, float, float]
-
-    def _stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        shape = (3, 1, 1)
-        return (
-            torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape),
-            torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape),
-        )
 
     def __call__(self, image: Image.Image | Tensor) -> Tensor:
         """An RGB PIL image (or uint8 ``3xHxW`` tensor) as the network's float input."""
@@ -49,13 +43,11 @@ class Preprocess:
         x = x.float()
         if self.channel_order == "BGR":
             x = x.flip(-3)
-        mean, std = self._stats(x)
-        return (x - mean) / std
+        return F.normalize(x, list(self.mean), list(self.std))
 
     def denormalize(self, x: Tensor) -> Tensor:
         """Back to a uint8 RGB ``3xHxW`` tensor, e.g. to draw an overlay."""
-        mean, std = self._stats(x)
-        x = x * std + mean
+        x = x * x.new_tensor(self.std).view(3, 1, 1) + x.new_tensor(self.mean).view(3, 1, 1)
         if self.channel_order == "BGR":
             x = x.flip(-3)
         return x.round().clamp(0, 255).to(torch.uint8)
