@@ -39,7 +39,7 @@ from fullfcn.model import VARIANTS, WIDTH_DIVISORS
 from fullfcn.pairs import IGNORE_INDEX
 from fullfcn.predict import MAX_PIXELS, load_image, predict_folder, save_prediction
 from fullfcn.train import DEFAULT_WORKERS, RECIPES, TrainConfig, train
-from fullfcn.train_utils import datasets
+from fullfcn.train_utils import check_inputs_apart, datasets
 from fullfcn.transforms import eval_transforms
 from fullfcn.voc import VOCSegmentation, find_voc2012
 from tinyfcn.metrics import format_metrics
@@ -204,6 +204,8 @@ def _train(argv: Sequence[str] | None) -> int:
         args["weights"] = None
     config = TrainConfig(**args).resolved()
     main_rank = int(os.environ.get("RANK", "0")) == 0
+    pick_device(config.device)  # these refusals come before the pairs are listed and counted
+    check_inputs_apart(config, Path(config.out_dir))
     train_set, val_set = data = datasets(config)  # every pair checked, none dropped
     if main_rank:
         held_out = f"validation on {_pairs(val_set)}" if val_set else "no validation"

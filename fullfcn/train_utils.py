@@ -172,24 +172,19 @@ def datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
 
 def check_inputs_apart(config: TrainConfig, out_dir: Path) -> None:
     """Refuse weights files that are missing, or that this run would replace (a usage
-    error), and an ``out_dir`` that cannot be written."""
+    error), an ``out_dir`` that cannot be written, and one that holds a previous run which
+    neither ``resume`` nor ``force`` claims: all before the data is listed."""
     inputs = [config.init_from, None if config.weights == "imagenet" else config.weights]
     for path in inputs:
         if path is not None and not os.path.isfile(path):
             raise FileNotFoundError(f"weights file {path} not found")
     check_outputs([out_dir / CHECKPOINT, out_dir / LOG], inputs=inputs, force=True)
+    previous_run(config, out_dir)
 
 
-def claim_out_dir(config: TrainConfig, out_dir: Path) -> None:
-    """Decide, under the directory's lock, what this run may do with ``out_dir``.
-
-    A trained checkpoint is hours of GPU time: a fresh run into a directory holding a
-    previous one is refused unless ``--resume`` (continue it) or ``--force`` (start over,
-    removing exactly the files a run writes: checkpoint.pt, log.csv, tensorboard/'s event
-    files; anything else there is the user's). :func:`check_inputs_apart` came first:
-    the weights the run reads are never among the files it would replace. Either way, the
-    half-written temporaries of a run killed outright (``kill -9``) go: the lock is ours.
-    """
+def previous_run(config: TrainConfig, out_dir: Path) -> list[Path]:
+    """The files of a previous run in ``out_dir``: refused unless ``--resume`` continues it
+    (then it needs its checkpoint) or ``--force`` starts over."""
     ckpt, log, board = out_dir / CHECKPOINT, out_dir / LOG, out_dir / TENSORBOARD
     previous = [p for p in (ckpt, log, board) if p.exists() or p.is_symlink()]
     names = ", ".join(p.name for p in previous)
@@ -204,6 +199,21 @@ def claim_out_dir(config: TrainConfig, out_dir: Path) -> None:
             f"{out_dir} holds a previous run ({names}); use --resume to continue it or "
             "--force to start over"
         )
+    return previous
+
+
+def claim_out_dir(config: TrainConfig, out_dir: Path) -> None:
+    """Decide, under the directory's lock, what this run may do with ``out_dir``.
+
+    A trained checkpoint is hours of GPU time: a fresh run into a directory holding a
+    previous one is refused unless ``--resume`` (continue it) or ``--force`` (start over,
+    removing exactly the files a run writes: checkpoint.pt, log.csv, tensorboard/'s event
+    files; anything else there is the user's). :func:`check_inputs_apart` came first:
+    the weights the run reads are never among the files it would replace. Either way, the
+    half-written temporaries of a run killed outright (``kill -9``) go: the lock is ours.
+    """
+    ckpt, log, board = out_dir / CHECKPOINT, out_dir / LOG, out_dir / TENSORBOARD
+    previous = previous_run(config, out_dir)  # again, now that the lock is ours
     for path in (ckpt, log):
         remove_leftovers(path)
     if config.resume:

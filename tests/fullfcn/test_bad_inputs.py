@@ -450,13 +450,37 @@ def test_bad_input_is_refused(
     folder (the photo, the weights, a previous run) or in the genuine VOC pairs."""
     paths = {**bad, "voc": voc_root, "new": tmp_path / "new"}
     voc_before = tree_state(voc_root)
-
-    def fill(text: str) -> str:
-        for name, path in paths.items():
-            text = text.replace("{" + name + "}", str(path))
-        return text
-
-    assert_refused(capsys, cli, [fill(a) for a in argv], code, message, root=bad["root"],
-                   fresh=[Path(fill(f)) for f in fresh])  # fmt: skip
+    assert_refused(capsys, cli, [_fill(a, paths) for a in argv], code, message, root=bad["root"],
+                   fresh=[Path(_fill(f, paths)) for f in fresh])  # fmt: skip
     assert not (tmp_path / "new").exists() or fresh, "a refused run left an output behind"
     assert tree_state(voc_root) == voc_before
+
+
+def _fill(text: str, paths: dict[str, Path]) -> str:
+    """``text`` with each "{name}" replaced by the path of that name."""
+    for name, path in paths.items():
+        text = text.replace("{" + name + "}", str(path))
+    return text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--out-dir", "{prevrun}"],
+        ["--out-dir", "{logonly}", "--resume"],
+        ["--out-dir", "{prevrun}", "--force", "--init-from", "{prevrun}/checkpoint.pt"],
+        ["--out-dir", "{new}", "--device", "nosuch"],
+    ],
+)
+def test_train_refuses_its_outputs_before_listing_the_pairs(
+    argv: list[str],
+    bad: dict[str, Path],
+    voc_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Listing and counting the pairs takes a while on a big folder: what is wrong with the
+    run's outputs (or its device) is said before, with nothing printed first."""
+    paths = {**bad, "voc": voc_root, "new": tmp_path / "new"}
+    assert cli.train_main([_fill(a, paths) for a in [*_VOC, *argv, *_FAST]]) != 0
+    assert "training on" not in capsys.readouterr().out
