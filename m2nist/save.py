@@ -359,8 +359,8 @@ def check_destination(
 ) -> None:
     """Everything about OUT and ``--preview`` that can fail, checked before any work:
     OUT a writable directory that neither is nor holds the MNIST source, outputs new unless
-    ``force``, a ``.png`` preview, and a PNG folder replaced only when it holds nothing but
-    a run's files (``--force`` never deletes a user's file)."""
+    ``force``, a ``.png`` preview in OUT itself or outside it, and a PNG folder replaced only
+    when it holds nothing but a run's files (``--force`` never deletes a user's file)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a directory")
     src = sample_path() if resolve_source(source) == SAMPLE else Path(resolve_source(source))
@@ -370,6 +370,11 @@ def check_destination(
     check_writable(out)
     if preview is not None and preview.suffix.lower() != ".png":
         raise UsageError(f"--preview {preview}: must be a .png file")
+    if preview is not None and out.resolve() in preview.resolve().parent.parents:
+        # In a run's folder (images/) or another inside OUT, --verify would find it unlisted.
+        raise UsageError(
+            f"--preview {preview}: in a folder inside {out}; put it in {out} itself or elsewhere"
+        )
     folders = [p for p in finals if f"{p.relative_to(out).as_posix()}/" in ALL_OUTPUTS]
     files = [p for p in finals if p not in folders] + ([preview] if preview else [])
     check_outputs(files, inputs=[src], force=force)

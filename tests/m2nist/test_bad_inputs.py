@@ -58,6 +58,12 @@ BAD_INPUTS = [
     ([OUT, "--sample", "--preview", "{tmp}/small"], 2, "must be a .png"),
     ([OUT, "--sample", "--preview", "{tmp}/done/p.png"], 1, "exists (use --force"),
     ([OUT, "--sample", "--preview", "{tmp}/file/p.png"], 1, "not a directory"),
+    (
+        [OUT, "--sample", "--format", "png", "--preview", OUT + "/images/train-000000.png"],
+        2,
+        "in a",
+    ),
+    ([OUT, "--sample", "--preview", OUT + "/notes/p.png"], 2, "itself or elsewhere"),
     ([OUT, "--sample", "--mnist-dir", "x"], 2, "not allowed with"),
     ([OUT, "--sample", "--bogus"], 2, "unrecognized arguments"),
     ([OUT, "--mnist-dir", "{tmp}/nowhere"], 1, "does not exist"),
