@@ -96,11 +96,18 @@ def remove_leftovers(final: str | os.PathLike[str]) -> list[Path]:
     final = Path(final)
     found = sorted(final.parent.glob(f"{glob.escape(_temp_prefix(final))}*{PARTIAL}"))
     for path in found:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+        remove_temp(path)
     return found
+
+
+def remove_temp(path: Path, *, ignore_errors: bool = False) -> None:
+    """Remove a temporary: a file, or a folder with all it holds; a symlink is removed, never
+    followed. ``ignore_errors``, as a cleanup after a failure wants it: a folder is removed as
+    far as it goes, and a file already gone is no error."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=ignore_errors)
+    else:
+        path.unlink(missing_ok=ignore_errors)
 
 
 @contextmanager

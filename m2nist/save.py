@@ -52,6 +52,7 @@ from fcnbase.outputs import (
     create_temp,
     lock_dir,
     remove_leftovers,
+    remove_temp,
     temp_path,
 )
 from m2nist.generator import (
@@ -196,10 +197,7 @@ class Staging:
     def cleanup(self) -> None:
         self.hasher.shutdown(wait=True, cancel_futures=True)
         for tmp, _ in self.pending:
-            if tmp.is_dir() and not tmp.is_symlink():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink(missing_ok=True)
+            remove_temp(tmp, ignore_errors=True)
 
 
 def entry_of(path: Path) -> dict:
